@@ -1,0 +1,1 @@
+"""Prefect flows: evaluation of (model, test set) pairs."""

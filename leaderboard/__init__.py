@@ -1,0 +1,1 @@
+"""The Streamlit leaderboard and the robustness maths it shows."""

@@ -1,0 +1,1 @@
+"""Long-running processes: the gateway (the only writer of the catalog), the embedded stack supervisor, and adapters for object storage and Triton."""

@@ -1,0 +1,1 @@
+"""The gateway: the gRPC API of shiftboard and the only owner of the catalog."""

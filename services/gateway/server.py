@@ -1,0 +1,106 @@
+"""Start the gateway: the gRPC server with the API, grpc.health.v1 and server reflection.
+
+``create_server(settings)`` returns ``(server, port)`` so tests bind port 0; ``serve(settings)`` is the
+blocking entry point behind ``shiftboard serve gateway``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shiftboard import credentials
+from shiftboard.errors import Unavailable
+from shiftboard.services.gateway.auth import hash_token
+from shiftboard.services.gateway.catalog import Catalog
+from shiftboard.services.gateway.servicer import ShiftboardServicer
+from shiftboard.services.objectstore import ObjectStore
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Shiftboard"].full_name
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Gateway:
+    server: grpc.Server
+    port: int
+    catalog: Catalog
+    health: health.HealthServicer
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace).wait()
+        self.catalog.close()
+
+
+def _wait_for_store(store: ObjectStore, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            store.ensure_bucket()
+            return
+        except Unavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def create_server(settings: Settings, *, port: int | None = None, store_timeout_s: float = 60.0) -> Gateway:
+    """Open the catalog, reach the object store, and start serving on ``port`` (default from settings)."""
+    catalog = Catalog(settings.catalog_file)
+    try:
+        admin = credentials.admin_token(settings, create=True)
+        assert admin is not None
+        catalog.put_token("admin", hash_token(admin), admin=True, replace=True)
+        store = ObjectStore.from_settings(settings)
+        _wait_for_store(store, store_timeout_s)
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.gateway_workers),
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+        )
+        pb_grpc.add_ShiftboardServicer_to_server(ShiftboardServicer(settings, catalog, store), server)
+        health_servicer = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            server,
+        )
+        bound = server.add_insecure_port(f"{settings.host}:{settings.gateway_port if port is None else port}")
+        if bound == 0:
+            raise Unavailable(f"the gateway could not bind {settings.host}:{settings.gateway_port}: "
+                              "set SHIFTBOARD_GATEWAY_PORT to a free port")
+        server.start()
+    except BaseException:
+        catalog.close()
+        raise
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("gateway serving on %s:%d (catalog %s, bucket %s at %s)", settings.host, bound,
+             settings.catalog_file, settings.s3_bucket, settings.s3_target)
+    return Gateway(server, bound, catalog, health_servicer)
+
+
+def serve(settings: Settings) -> int:
+    """Run the gateway until SIGTERM or SIGINT."""
+    gateway = create_server(settings)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("gateway stopping")
+    gateway.stop()
+    return 0

@@ -1,0 +1,400 @@
+"""The ``shiftboard.v1.Shiftboard`` service: validation, auth, and the all-or-nothing writes.
+
+Every RPC goes through :func:`rpc`, the one place where errors meet gRPC: a
+:class:`~shiftboard.errors.ShiftboardError` becomes its status code and message; anything else is
+logged with its traceback and becomes INTERNAL with a generic message.
+
+Writes are all or nothing. A model's bytes go to a unique object key and are deleted if the catalog
+insert fails; a test set's shards are verified in staging, copied to unique keys, and entered into
+the catalog in one transaction; on any failure the copies and the staging area are removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import logging
+import math
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from shiftboard import __version__, testsets
+from shiftboard.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ShiftboardError,
+    Unimplemented,
+)
+from shiftboard.names import validate_name
+from shiftboard.services.gateway import probe
+from shiftboard.services.gateway.auth import Authenticator, hash_token, new_token
+from shiftboard.services.gateway.catalog import Catalog, Token, Upload
+from shiftboard.services.objectstore import ObjectStore
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_SHARDS = 100_000
+MAX_CLASSES = 1_000_000
+MAX_SIDE = 4096
+STAGING = "staging/"
+
+
+def rpc(*, mutating: bool, admin: bool = False) -> Callable[[F], F]:
+    """Authorise the call, then translate errors to gRPC statuses (the only place that does)."""
+
+    def decorate(method: F) -> F:
+        @functools.wraps(method)
+        def wrapper(self: ShiftboardServicer, request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                caller = self.authorize(context, mutating=mutating, admin=admin)
+                return method(self, request, context, caller)
+            except ShiftboardError as exc:
+                log.info("%s refused: %s: %s", method.__name__, exc.code.name, exc.message)
+                context.abort(exc.code, exc.message)
+            except Exception:
+                log.exception("unexpected error in %s", method.__name__)
+                context.abort(grpc.StatusCode.INTERNAL,
+                              f"internal error in the gateway during {method.__name__}; see the gateway log")
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+class ShiftboardServicer(pb_grpc.ShiftboardServicer):
+    """Implements the API over the catalog and the object store."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.auth = Authenticator(catalog)
+        self.tmp_dir = settings.state_path / "tmp"
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    def authorize(self, context: grpc.ServicerContext, *, mutating: bool, admin: bool) -> Token | None:
+        if not mutating and not admin and self.settings.open_reads:
+            return None
+        return self.auth.authenticate(context.invocation_metadata() or (), admin=admin)
+
+    # ------------------------------------------------------------------------------------ models
+
+    @rpc(mutating=True)
+    def SubmitModel(self, request_iterator: Iterator[pb.SubmitModelRequest], context: grpc.ServicerContext,
+                    caller: Token) -> pb.Model:
+        """Receive metadata then chunks, validate, store the artifact, enter the model in the catalog."""
+        first = next(request_iterator, None)
+        if first is None or first.WhichOneof("payload") != "metadata":
+            raise InvalidArgument("the first SubmitModel message must carry the model's metadata")
+        metadata = self._validated_model_metadata(first.metadata)
+        if self.catalog.model_exists(metadata.name, metadata.version):
+            raise AlreadyExists(f"model {metadata.name} version {metadata.version} exists: submit under a "
+                                "new --version, or delete the old one first")
+        limit = self.settings.max_model_bytes
+        digest = hashlib.sha256()
+        size = 0
+        with tempfile.NamedTemporaryFile(dir=self.tmp_dir, suffix=".pt") as tmp:
+            for message in request_iterator:
+                if message.WhichOneof("payload") != "chunk":
+                    raise InvalidArgument("SubmitModel got metadata twice: send it once, then only chunks")
+                size += len(message.chunk)
+                if size > limit:
+                    raise ResourceExhausted(
+                        f"the model is larger than the limit of {limit} bytes: shrink it, or raise "
+                        "SHIFTBOARD_MAX_MODEL_BYTES on the gateway")
+                digest.update(message.chunk)
+                tmp.write(message.chunk)
+            tmp.flush()
+            if size == 0:
+                raise InvalidArgument("the model file is empty: nothing was uploaded")
+            spec = metadata.input
+            probe.probe(Path(tmp.name), channels=spec.channels, height=spec.height, width=spec.width,
+                        num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s)
+            key = f"models/{metadata.name}/{metadata.version}/{uuid.uuid4().hex}.pt"
+            tmp.seek(0)
+            self.store.put_stream(key, tmp, size)  # type: ignore[arg-type]
+        model = pb.Model(metadata=metadata, size_bytes=size, sha256=digest.hexdigest(),
+                         artifact_uri=self.store.uri_prefix + key, created_by=caller.name)
+        model.created_at.GetCurrentTime()
+        try:
+            self.catalog.add_model(model, key)
+        except BaseException:
+            self.store.delete(key)
+            raise
+        log.info("model %s version %s stored (%d bytes) by %s", metadata.name, metadata.version, size,
+                 caller.name)
+        return model
+
+    def _validated_model_metadata(self, md: pb.ModelMetadata) -> pb.ModelMetadata:
+        out = pb.ModelMetadata()
+        out.CopyFrom(md)
+        validate_name(md.name, "model name")
+        validate_name(md.version, "model version")
+        if md.format == pb.MODEL_FORMAT_ONNX:
+            raise Unimplemented("ONNX models are not served by this gateway yet: submit TorchScript "
+                                "(torch.jit.script / torch.jit.trace, then torch.jit.save)")
+        if md.format != pb.MODEL_FORMAT_TORCHSCRIPT:
+            raise InvalidArgument("the model format is not set: use torchscript")
+        if md.category not in pb.ModelCategory.values() or md.category == pb.MODEL_CATEGORY_UNSPECIFIED:
+            raise InvalidArgument("the model category is not set: use standard, robustness-intervention, "
+                                  "more-data, zero-shot or other")
+        if not 2 <= md.num_classes <= MAX_CLASSES:
+            raise InvalidArgument(f"num_classes is {md.num_classes}: a classifier needs 2 to {MAX_CLASSES}")
+        spec = out.input
+        if spec.channels not in (1, 3, 4):
+            raise InvalidArgument(f"input channels is {spec.channels}: use 1 (grayscale), 3 (RGB) or 4")
+        for side, value in (("height", spec.height), ("width", spec.width)):
+            if not 1 <= value <= MAX_SIDE:
+                raise InvalidArgument(f"input {side} is {value}: use 1 to {MAX_SIDE} pixels")
+        if spec.value_min == 0 and spec.value_max == 0:
+            spec.value_max = 1.0
+        if not (math.isfinite(spec.value_min) and math.isfinite(spec.value_max)
+                and spec.value_max > spec.value_min):
+            raise InvalidArgument(f"input value range [{spec.value_min}, {spec.value_max}] is empty: give "
+                                  "min < max, e.g. 0,1 or 0,255")
+        for name, values, fill in (("mean", spec.mean, 0.0), ("std", spec.std, 1.0)):
+            if len(values) == 0:
+                values.extend([fill] * spec.channels)
+            elif len(values) == 1 and spec.channels > 1:
+                values.extend([values[0]] * (spec.channels - 1))
+            if len(values) != spec.channels:
+                raise InvalidArgument(f"input {name} has {len(values)} values for {spec.channels} channels: "
+                                      "give one per channel")
+            if not all(math.isfinite(v) for v in values):
+                raise InvalidArgument(f"input {name} must be finite numbers")
+        if any(v <= 0 for v in spec.std):
+            raise InvalidArgument("input std must be positive in every channel")
+        for tag in md.tags:
+            validate_name(tag, "tag")
+        if len(md.description) > 10_000:
+            raise InvalidArgument("the description is longer than 10,000 characters")
+        return out
+
+    @rpc(mutating=False)
+    def GetModel(self, request: pb.GetModelRequest, context: grpc.ServicerContext, caller: Any) -> pb.Model:
+        """One model by name (and version)."""
+        model, key = self.catalog.get_model(request.name, request.version)
+        model.artifact_uri = self.store.uri_prefix + key
+        return model
+
+    @rpc(mutating=False)
+    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext,
+                   caller: Any) -> pb.ListModelsResponse:
+        """Every model, optionally of one category."""
+        category = None
+        if request.category != pb.MODEL_CATEGORY_UNSPECIFIED:
+            from shiftboard import vocab
+
+            category = vocab.category_word(request.category)
+        return pb.ListModelsResponse(models=self.catalog.list_models(category))
+
+    @rpc(mutating=True)
+    def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.ServicerContext,
+                    caller: Token) -> pb.DeleteModelResponse:
+        """Remove a model from the catalog, then its artifact."""
+        if not request.version:
+            raise InvalidArgument("give the version to delete (deleting every version needs one call each)")
+        key = self.catalog.delete_model(request.name, request.version)
+        self.store.delete(key)
+        log.info("model %s version %s deleted by %s", request.name, request.version, caller.name)
+        return pb.DeleteModelResponse()
+
+    # ------------------------------------------------------------------------------------ test sets
+
+    @rpc(mutating=True)
+    def CreateTestSetUpload(self, request: pb.CreateTestSetUploadRequest, context: grpc.ServicerContext,
+                            caller: Token) -> pb.TestSetUpload:
+        """Presigned PUT URLs for each shard, into a staging prefix of its own."""
+        validate_name(request.name, "test set name")
+        if not 1 <= request.num_shards <= MAX_SHARDS:
+            raise InvalidArgument(f"num_shards is {request.num_shards}: use 1 to {MAX_SHARDS}")
+        if self.catalog.testset_exists(request.name):
+            raise AlreadyExists(f"test set {request.name} exists: choose another --name")
+        self._sweep_expired_uploads()
+        ttl = self.settings.upload_url_ttl_s
+        upload_id = uuid.uuid4().hex
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
+        self.catalog.add_upload(Upload(upload_id, request.name, request.num_shards, caller.name, expires))
+        out = pb.TestSetUpload(upload_id=upload_id)
+        out.expires_at.FromDatetime(expires.replace(tzinfo=None))
+        for index in range(request.num_shards):
+            url = self.store.presigned_put(self._staging_key(upload_id, index), ttl)
+            out.shards.append(pb.ShardUpload(index=index, url=url))
+        return out
+
+    @rpc(mutating=True)
+    def RegisterTestSet(self, request: pb.RegisterTestSetRequest, context: grpc.ServicerContext,
+                        caller: Token) -> pb.TestSet:
+        """Verify every uploaded shard, move them in place and enter the test set, all or nothing."""
+        upload = self.catalog.get_upload(request.upload_id)
+        if upload is None:
+            raise FailedPrecondition(f"upload {request.upload_id!r} is unknown or expired: start again with "
+                                     "CreateTestSetUpload (`shiftboard testset add` does it)")
+        if upload.created_by != caller.name and not caller.admin:
+            raise FailedPrecondition("this upload was started with another token: register it with that one")
+        moved: list[str] = []
+        try:
+            spec = self._validated_testset_spec(request.spec, upload)
+            self._verify_shards(spec, upload)
+            for shard in spec.shards:
+                key = f"testsets/{spec.name}/{upload.upload_id}/shard-{shard.index:05d}.npz"
+                self.store.copy(self._staging_key(upload.upload_id, shard.index), key)
+                moved.append(key)
+                shard.key = key
+            testset = pb.TestSet(spec=spec, size_bytes=sum(s.size_bytes for s in spec.shards),
+                                 created_by=caller.name)
+            testset.created_at.GetCurrentTime()
+            self.catalog.add_testset(testset, upload.upload_id)
+        except BaseException:
+            self._discard(upload.upload_id, moved)
+            raise
+        self.store.delete_prefix(self._staging_prefix(upload.upload_id))
+        log.info("test set %s registered: %d samples in %d shards by %s", spec.name, spec.num_samples,
+                 len(spec.shards), caller.name)
+        return testset
+
+    def _validated_testset_spec(self, raw: pb.TestSetSpec, upload: Upload) -> pb.TestSetSpec:
+        spec = pb.TestSetSpec()
+        spec.CopyFrom(raw)
+        validate_name(spec.name, "test set name")
+        if spec.name != upload.testset:
+            raise InvalidArgument(f"the upload was made for test set {upload.testset!r}, not {spec.name!r}")
+        if spec.kind == pb.TEST_SET_KIND_UNSPECIFIED or spec.kind not in pb.TestSetKind.values():
+            raise InvalidArgument("the test-set kind is not set: use reference, natural, synthetic or adversarial")
+        if spec.group:
+            validate_name(spec.group, "group")
+        if not 2 <= spec.num_classes <= MAX_CLASSES:
+            raise InvalidArgument(f"num_classes is {spec.num_classes}: use 2 to {MAX_CLASSES}")
+        if spec.kind == pb.TEST_SET_KIND_REFERENCE:
+            if spec.reference and spec.reference != spec.name:
+                raise InvalidArgument("a reference test set does not shift from another: leave --reference empty")
+            spec.reference = ""
+        else:
+            if not spec.reference:
+                raise InvalidArgument("a shifted test set needs --reference: the name of the reference "
+                                      "(in-distribution) test set it shifts from")
+            validate_name(spec.reference, "reference test set name")
+            try:
+                reference = self.catalog.get_testset(spec.reference)
+            except NotFound:
+                raise NotFound(f"reference test set {spec.reference!r} does not exist: register it first "
+                               "(`shiftboard testset add PATH --kind reference`)") from None
+            if reference.spec.kind != pb.TEST_SET_KIND_REFERENCE:
+                raise InvalidArgument(f"test set {spec.reference!r} is not of kind reference: name a "
+                                      "reference test set")
+            if reference.spec.num_classes != spec.num_classes:
+                raise InvalidArgument(f"the reference {spec.reference!r} has {reference.spec.num_classes} "
+                                      f"classes, this set {spec.num_classes}: they must share one label space")
+        subset = list(spec.class_subset)
+        if len(set(subset)) != len(subset) or any(c >= spec.num_classes for c in subset):
+            raise InvalidArgument(f"the class sub-list must hold distinct classes in [0, {spec.num_classes})")
+        if spec.class_names and len(spec.class_names) != spec.num_classes:
+            raise InvalidArgument(f"{len(spec.class_names)} class names for {spec.num_classes} classes")
+        for side, value in (("channels", spec.channels), ("height", spec.height), ("width", spec.width)):
+            if not 1 <= value <= MAX_SIDE:
+                raise InvalidArgument(f"{side} is {value}: out of range")
+        if len(spec.shards) != upload.num_shards:
+            raise InvalidArgument(f"the manifest lists {len(spec.shards)} shards, the upload reserved "
+                                  f"{upload.num_shards}")
+        expected_first = 0
+        for i, shard in enumerate(spec.shards):
+            if shard.index != i or shard.first_sample != expected_first or shard.num_samples == 0:
+                raise InvalidArgument(f"shard {i} of the manifest is out of order or empty: shards must be "
+                                      "numbered from 0 and cover consecutive samples")
+            expected_first += shard.num_samples
+        if expected_first != spec.num_samples or spec.num_samples == 0:
+            raise InvalidArgument(f"the shards hold {expected_first} samples, the manifest says "
+                                  f"{spec.num_samples}")
+        return spec
+
+    def _verify_shards(self, spec: pb.TestSetSpec, upload: Upload) -> None:
+        def verify(shard: pb.Shard) -> None:
+            key = self._staging_key(upload.upload_id, shard.index)
+            size = self.store.size(key)
+            if size is None:
+                raise FailedPrecondition(f"shard {shard.index} was not uploaded: upload every shard before "
+                                         "registering (re-run `shiftboard testset add`)")
+            if size != shard.size_bytes:
+                raise InvalidArgument(f"shard {shard.index} has {size} bytes in storage, the manifest says "
+                                      f"{shard.size_bytes}: the upload was corrupted, re-run the command")
+            try:
+                testsets.verify_shard(self.store.get_bytes(key), sha256=shard.sha256,
+                                      num_samples=shard.num_samples, channels=spec.channels,
+                                      height=spec.height, width=spec.width, num_classes=spec.num_classes)
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"shard {shard.index}: {exc.message}") from None
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for future in [pool.submit(verify, s) for s in spec.shards]:
+                future.result()
+
+    def _discard(self, upload_id: str, moved: list[str]) -> None:
+        try:
+            self.store.delete(*moved)
+            self.store.delete_prefix(self._staging_prefix(upload_id))
+        finally:
+            self.catalog.delete_upload(upload_id)
+
+    def _sweep_expired_uploads(self) -> None:
+        for upload_id in self.catalog.expired_uploads():
+            log.info("discarding expired upload %s", upload_id)
+            self._discard(upload_id, [])
+
+    @staticmethod
+    def _staging_prefix(upload_id: str) -> str:
+        return f"{STAGING}{upload_id}/"
+
+    def _staging_key(self, upload_id: str, index: int) -> str:
+        return f"{self._staging_prefix(upload_id)}shard-{index:05d}.npz"
+
+    @rpc(mutating=False)
+    def GetTestSet(self, request: pb.GetTestSetRequest, context: grpc.ServicerContext,
+                   caller: Any) -> pb.TestSet:
+        """One test set with its shards."""
+        return self.catalog.get_testset(request.name)
+
+    @rpc(mutating=False)
+    def ListTestSets(self, request: pb.ListTestSetsRequest, context: grpc.ServicerContext,
+                     caller: Any) -> pb.ListTestSetsResponse:
+        """Every test set, optionally of one kind or group."""
+        from shiftboard import vocab
+
+        kind = vocab.kind_word(request.kind) if request.kind != pb.TEST_SET_KIND_UNSPECIFIED else None
+        return pb.ListTestSetsResponse(test_sets=self.catalog.list_testsets(kind, request.group or None))
+
+    # ------------------------------------------------------------------------------------ tokens, info
+
+    @rpc(mutating=True, admin=True)
+    def CreateToken(self, request: pb.CreateTokenRequest, context: grpc.ServicerContext,
+                    caller: Token) -> pb.CreateTokenResponse:
+        """A new token, returned once; the catalog keeps only its hash."""
+        validate_name(request.name, "token name")
+        token = new_token()
+        self.catalog.put_token(request.name, hash_token(token), admin=request.admin)
+        log.info("token %s created by %s (admin=%s)", request.name, caller.name, request.admin)
+        return pb.CreateTokenResponse(name=request.name, token=token)
+
+    @rpc(mutating=False)
+    def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext,
+                      caller: Any) -> pb.ServerInfo:
+        """Versions and the addresses of the platform's parts."""
+        s = self.settings
+        return pb.ServerInfo(version=__version__, bucket=s.s3_bucket, s3_endpoint=s.s3_public_target,
+                             triton_url=s.triton_target, prefect_api_url=s.prefect_api,
+                             leaderboard_url=s.leaderboard_url, open_reads=s.open_reads,
+                             catalog_schema_version=self.catalog.schema_version)

@@ -1,0 +1,5 @@
+"""`python -m shiftboard.cli`: the same as the `shiftboard` command."""
+
+from shiftboard.cli import main
+
+main()

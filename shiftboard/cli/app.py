@@ -1,0 +1,210 @@
+"""The `shiftboard` command: the root app, stack control, settings, tokens and `serve` entry points."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from shiftboard import __version__, credentials
+from shiftboard.cli import models, testsets
+from shiftboard.cli._common import (
+    cli_errors,
+    client_for,
+    console,
+    err_console,
+    fail,
+    print_json,
+    settings_of,
+    setup_logging,
+)
+from shiftboard.settings import Settings
+
+app = typer.Typer(
+    help="shiftboard: rank image classifiers by effective robustness under distribution shift.\n\n"
+    "Start the embedded stack with `shiftboard up`; every setting is a SHIFTBOARD_* environment "
+    "variable (`shiftboard config` lists them).",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+app.add_typer(models.app, name="model")
+app.add_typer(testsets.app, name="testset")
+token_app = typer.Typer(help="Manage API tokens (mutating calls need one).", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+serve_app = typer.Typer(help="Run one service in the foreground (what `up` and the containers run).",
+                        no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"shiftboard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    state_dir: Path | None = typer.Option(None, "--state-dir", envvar="SHIFTBOARD_STATE_DIR",
+                                          help="State directory (data, logs, secrets)."),
+    verbose: bool = typer.Option(False, "--verbose", help="Log debug messages."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    setup_logging(verbose)
+    try:
+        ctx.obj = Settings.from_env(state_dir=str(state_dir) if state_dir else None)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+# ------------------------------------------------------------------------------------------ stack
+
+
+@app.command()
+@cli_errors
+def up(
+    ctx: typer.Context,
+    foreground: bool = typer.Option(False, "--foreground", help="Supervise in this process until Ctrl-C."),
+) -> None:
+    """Start the embedded stack (object store, Triton, Prefect, gateway, leaderboard) and wait until healthy."""
+    from shiftboard.services.stack import control
+
+    settings = settings_of(ctx)
+    result = control.up(settings, foreground=foreground,
+                        on_progress=lambda message: err_console.print(f"  {message}", highlight=False))
+    if result.already_running:
+        console.print(f"shiftboard is already running (supervisor pid {result.pid}); nothing changed. "
+                      "`shiftboard status` shows it.")
+        return
+    _print_services(control.status(settings))
+    console.print(f"\nstate in {settings.state_dir}; admin token in "
+                  f"{credentials.admin_token_file(settings)}; stop with `shiftboard down`")
+
+
+@app.command()
+@cli_errors
+def down(ctx: typer.Context) -> None:
+    """Stop the embedded stack cleanly."""
+    from shiftboard.services.stack import control
+
+    if control.down(settings_of(ctx)):
+        console.print("stopped")
+    else:
+        console.print("shiftboard is not running")
+
+
+@app.command()
+@cli_errors
+def status(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show each service's health; exits 1 when any is unhealthy."""
+    from shiftboard.services.stack import control
+
+    services = control.status(settings_of(ctx))
+    if as_json:
+        print_json([{"name": s.name, "address": s.address, "healthy": s.healthy, "detail": s.detail,
+                     "pid": s.pid} for s in services])
+    else:
+        _print_services(services)
+    if not all(s.healthy for s in services):
+        raise typer.Exit(1)
+
+
+def _print_services(services: list) -> None:  # type: ignore[type-arg]
+    table = Table("service", "address", "health", "pid", "detail")
+    for s in services:
+        table.add_row(s.name, s.address, "[green]healthy[/]" if s.healthy else "[red]unhealthy[/]",
+                      str(s.pid or ""), s.detail)
+    console.print(table)
+
+
+@app.command()
+@cli_errors
+def config(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print the effective settings (secrets masked) and their environment variables."""
+    rows = settings_of(ctx).describe()
+    if as_json:
+        print_json({name: value for name, value, _ in rows})
+        return
+    table = Table("variable", "value", "meaning")
+    for name, value, description in rows:
+        table.add_row(name, value, description)
+    console.print(table)
+
+
+# ------------------------------------------------------------------------------------------ tokens
+
+
+@token_app.command("create")
+@cli_errors
+def token_create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Token name (who or what uses it)."),
+    admin: bool = typer.Option(False, "--admin", help="May create tokens too."),
+) -> None:
+    """Make an API token (needs the admin token). It is printed once; only its hash is stored."""
+    with client_for(ctx) as client:
+        reply = client.create_token(name, admin=admin)
+    err_console.print(f"token {reply.name!r} created; store it now, it is not shown again. Use it as "
+                      "SHIFTBOARD_TOKEN:")
+    typer.echo(reply.token)
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+@serve_app.command("gateway")
+@cli_errors
+def serve_gateway(ctx: typer.Context) -> None:
+    """The gRPC gateway (API, health, reflection; the only owner of the catalog)."""
+    from shiftboard.services.gateway.server import serve
+
+    setup_logging_info()
+    raise typer.Exit(serve(settings_of(ctx)))
+
+
+@serve_app.command("leaderboard")
+@cli_errors
+def serve_leaderboard(ctx: typer.Context) -> None:
+    """The Streamlit leaderboard (reads through the gateway)."""
+    settings = settings_of(ctx)
+    app_path = Path(__file__).resolve().parents[2] / "leaderboard" / "app.py"
+    if not app_path.exists():  # installed, not editable
+        import shiftboard.leaderboard
+
+        app_path = Path(shiftboard.leaderboard.__file__).with_name("app.py")
+    env = {**os.environ, **settings.as_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    argv = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port",
+            str(settings.leaderboard_port), "--server.address", settings.host, "--server.headless", "true",
+            "--browser.gatherUsageStats", "false"]
+    os.execve(sys.executable, argv, env)
+
+
+@serve_app.command("stack")
+@cli_errors
+def serve_stack(ctx: typer.Context) -> None:
+    """The supervisor of the embedded stack (what `up` starts in the background)."""
+    from shiftboard.services.stack.supervisor import run_supervisor
+
+    setup_logging_info()
+    raise typer.Exit(run_supervisor(settings_of(ctx)))
+
+
+def setup_logging_info() -> None:
+    import logging
+
+    logging.getLogger().setLevel(logging.INFO)
+    for handler in logging.getLogger().handlers:
+        handler.setLevel(logging.INFO)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,131 @@
+"""`shiftboard model ...`: submit, list, show and delete models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from shiftboard import vocab
+from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, print_json
+from shiftboard.errors import InvalidArgument
+from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.views import model_view
+
+app = typer.Typer(help="Submit and inspect models (TorchScript classifiers).", no_args_is_help=True)
+
+
+def _floats(text: str | None, what: str) -> list[float]:
+    if not text:
+        return []
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidArgument(f"--{what} {text!r}: give comma-separated numbers, e.g. 0.5,0.5,0.5") from None
+
+
+def _shape(text: str) -> tuple[int, int, int]:
+    try:
+        parts = [int(v) for v in text.replace("x", ",").split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3:
+        raise InvalidArgument(f"--input-shape {text!r}: give C,H,W, e.g. 3,32,32")
+    return parts[0], parts[1], parts[2]
+
+
+@app.command("submit")
+@cli_errors
+def submit(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="TorchScript file (torch.jit.save) of the classifier."),
+    name: str = typer.Option(..., "--name", "-n", help="Model name: letters, digits, . _ -"),
+    version: str = typer.Option("1", "--version", "-v", help="Version; name+version must be new."),
+    num_classes: int = typer.Option(..., "--num-classes", "-k", help="Number of output classes (logits)."),
+    input_shape: str = typer.Option(..., "--input-shape", help="C,H,W of the input images, e.g. 3,32,32."),
+    value_range: str = typer.Option("0,1", "--value-range",
+                                    help="MIN,MAX that uint8 pixels 0..255 are mapped to before mean/std."),
+    mean: str = typer.Option("", "--mean", help="Per-channel mean subtracted after scaling (default 0)."),
+    std: str = typer.Option("", "--std", help="Per-channel std divided by after scaling (default 1)."),
+    category: str = typer.Option("standard", "--category", "-c",
+                                 help="standard, robustness-intervention, more-data, zero-shot or other."),
+    description: str = typer.Option("", "--description", "-d", help="Free text shown on the leaderboard."),
+    tag: list[str] = typer.Option([], "--tag", "-t", help="A tag (repeatable)."),
+    model_format: str = typer.Option("torchscript", "--format", help="Artifact format: torchscript."),
+    as_json: bool = typer.Option(False, "--json", help="Print the stored model as JSON."),
+) -> None:
+    """Upload a model: it is validated (TorchScript, probe batch) before anything is stored."""
+    c, h, w = _shape(input_shape)
+    low_high = _floats(value_range, "value-range")
+    if len(low_high) != 2:
+        raise InvalidArgument(f"--value-range {value_range!r}: give MIN,MAX, e.g. 0,1")
+    metadata = pb.ModelMetadata(
+        name=name, version=version, format=vocab.format_value(model_format),
+        input=pb.InputSpec(channels=c, height=h, width=w, value_min=low_high[0], value_max=low_high[1],
+                           mean=_floats(mean, "mean"), std=_floats(std, "std")),
+        num_classes=num_classes, category=vocab.category_value(category), description=description, tags=tag,
+    )
+    if not path.is_file():
+        raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
+    with client_for(ctx) as client, byte_progress(f"upload {path.name}", path.stat().st_size,
+                                                  enabled=not as_json) as progress:
+        task = progress.task_ids[0]
+        model = client.submit_model(path, metadata, on_progress=lambda n: progress.advance(task, n))
+    if as_json:
+        print_json(model_view(model))
+    else:
+        console.print(f"[green]stored[/] model {model.metadata.name} version {model.metadata.version} "
+                      f"({model.size_bytes:,} bytes, sha256 {model.sha256[:12]}…)")
+
+
+@app.command("list")
+@cli_errors
+def list_models(
+    ctx: typer.Context,
+    category: str = typer.Option("", "--category", "-c", help="Only models of this category."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (stable keys)."),
+) -> None:
+    """List the models."""
+    value = vocab.category_value(category) if category else pb.MODEL_CATEGORY_UNSPECIFIED
+    with client_for(ctx) as client:
+        models = [model_view(m) for m in client.list_models(value)]
+    if as_json:
+        print_json(models)
+        return
+    table = Table("name", "version", "category", "classes", "input", "size", "created")
+    for m in models:
+        table.add_row(m["name"], m["version"], m["category"], str(m["num_classes"]),
+                      "x".join(map(str, m["input_shape"])), f"{m['size_bytes']:,}", m["created_at"])
+    console.print(table if models else "no models yet: `shiftboard model submit PATH ...` adds one")
+
+
+@app.command("show")
+@cli_errors
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Option("", "--version", "-v", help="Version (default: the newest)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one model."""
+    with client_for(ctx) as client:
+        view = model_view(client.get_model(name, version))
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        console.print(f"[bold]{key:>13}[/]  {value}", highlight=False)
+
+
+@app.command("delete")
+@cli_errors
+def delete(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Model name."),
+    version: str = typer.Option(..., "--version", "-v", help="Version to delete."),
+) -> None:
+    """Delete one version of a model and its artifact."""
+    with client_for(ctx) as client:
+        client.delete_model(name, version)
+    console.print(f"deleted model {name} version {version}")

@@ -1,0 +1,162 @@
+"""`shiftboard testset ...`: add (read, shard, upload, register), list and show test sets.
+
+Shard bytes go from the CLI straight to object storage through presigned URLs the gateway hands
+out; the gateway then verifies every checksum and registers the manifest in one step. Nothing is
+registered unless every shard arrived intact.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from shiftboard import testsets as ts
+from shiftboard import vocab
+from shiftboard.cli._common import (
+    byte_progress,
+    cli_errors,
+    client_for,
+    console,
+    err_console,
+    print_json,
+    settings_of,
+)
+from shiftboard.errors import InvalidArgument, NotFound
+from shiftboard.names import validate_name
+from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.views import testset_view
+
+app = typer.Typer(help="Add and inspect test sets (reference sets and their shifts).", no_args_is_help=True)
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise InvalidArgument(f"--{what} {text!r}: give comma-separated class indices, e.g. 1,4,7") from None
+
+
+@app.command("add")
+@cli_errors
+def add(
+    ctx: typer.Context,
+    path: Path = typer.Argument(..., help="An .npz (images uint8 NxHxW[xC], labels) or an ImageFolder "
+                                          "directory (one sub-folder per class, JPEG/PNG)."),
+    name: str = typer.Option(..., "--name", "-n", help="Test-set name: letters, digits, . _ -"),
+    kind: str = typer.Option(..., "--kind", help="reference, natural, synthetic or adversarial."),
+    reference: str = typer.Option("", "--reference", "-r",
+                                  help="The reference test set this one shifts from (not for a reference)."),
+    group: str = typer.Option("", "--group", "-g", help="Optional group, e.g. corruptions."),
+    num_classes: int | None = typer.Option(None, "--num-classes", "-k",
+                                           help="Size of the label space (default: from the data)."),
+    classes: str = typer.Option("", "--classes",
+                                help="Class sub-list, e.g. 1,4,7: only these classes are scored."),
+    size: str = typer.Option("", "--size", help="Resize images to HxW (default: keep the source size)."),
+    channels: int | None = typer.Option(None, "--channels", help="1 (gray) or 3 (RGB); default: the source's."),
+    shard_samples: int | None = typer.Option(None, "--shard-samples",
+                                             help="Samples per shard (default: ~SHIFTBOARD_SHARD_BYTES)."),
+    description: str = typer.Option("", "--description", "-d", help="Free text."),
+    as_json: bool = typer.Option(False, "--json", help="Print the registered test set as JSON."),
+) -> None:
+    """Cut a test set into shards, upload them, and register it (all or nothing)."""
+    settings = settings_of(ctx)
+    validate_name(name, "test set name")
+    kind_value = vocab.kind_value(kind)
+    if group:
+        validate_name(group, "group")
+    with client_for(ctx) as client:
+        # Fail fast, before reading and uploading anything, on what the gateway would refuse anyway.
+        try:
+            client.get_testset(name)
+            raise InvalidArgument(f"test set {name} exists: choose another --name")
+        except NotFound:
+            pass
+        if kind_value != pb.TEST_SET_KIND_REFERENCE:
+            if not reference:
+                raise InvalidArgument("a shifted test set needs --reference: the name of the reference "
+                                      "(in-distribution) test set it shifts from")
+            try:
+                client.get_testset(reference)
+            except NotFound:
+                raise NotFound(f"reference test set {reference!r} does not exist: register it first "
+                               "(`shiftboard testset add PATH --kind reference`)") from None
+        with tempfile.TemporaryDirectory(prefix="shiftboard-shards-") as tmp:
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeRemainingColumn(), console=err_console, disable=as_json) as progress:
+                task = progress.add_task(f"shard {path.name}", total=None)
+                prepared = ts.prepare_testset(
+                    path, out_dir=tmp, shard_samples=shard_samples, shard_bytes=settings.shard_bytes,
+                    size=ts.parse_size(size) if size else None, channels=channels, num_classes=num_classes,
+                    class_subset=_int_list(classes, "classes") if classes else None,
+                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+                )
+            for warning in prepared.warnings:
+                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            spec = pb.TestSetSpec(
+                name=name, kind=kind_value, reference=reference, group=group,
+                num_classes=prepared.num_classes, class_subset=list(prepared.class_subset or ()),
+                channels=prepared.channels, height=prepared.height, width=prepared.width,
+                num_samples=prepared.num_samples, description=description,
+                class_names=list(prepared.class_names),
+                shards=[pb.Shard(index=s.index, first_sample=s.first_sample, num_samples=s.num_samples,
+                                 size_bytes=s.size_bytes, sha256=s.sha256) for s in prepared.shards],
+            )
+            with byte_progress(f"upload {len(prepared.shards)} shards", prepared.size_bytes,
+                               enabled=not as_json) as bar:
+                upload_task = bar.task_ids[0]
+                testset = client.add_testset(spec, [s.path for s in prepared.shards],
+                                             on_progress=lambda n: bar.advance(upload_task, n))
+    if as_json:
+        print_json(testset_view(testset, shards=True))
+    else:
+        console.print(f"[green]registered[/] test set {name}: {prepared.num_samples:,} samples, "
+                      f"{prepared.num_classes} classes, {len(prepared.shards)} shards")
+
+
+@app.command("list")
+@cli_errors
+def list_testsets(
+    ctx: typer.Context,
+    kind: str = typer.Option("", "--kind", help="Only test sets of this kind."),
+    group: str = typer.Option("", "--group", "-g", help="Only test sets of this group."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list (stable keys)."),
+) -> None:
+    """List the test sets."""
+    with client_for(ctx) as client:
+        views = [testset_view(t) for t in client.list_testsets(
+            vocab.kind_value(kind) if kind else pb.TEST_SET_KIND_UNSPECIFIED, group)]
+    if as_json:
+        print_json(views)
+        return
+    table = Table("name", "kind", "reference", "group", "classes", "samples", "shards", "input")
+    for v in views:
+        table.add_row(v["name"], v["kind"], v["reference"], v["group"], str(v["num_classes"]),
+                      f"{v['num_samples']:,}", str(v["num_shards"]), "x".join(map(str, v["input_shape"])))
+    console.print(table if views else "no test sets yet: `shiftboard testset add PATH ...` adds one")
+
+
+@app.command("show")
+@cli_errors
+def show(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Test-set name."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON, shards included."),
+) -> None:
+    """Show one test set and its shards."""
+    with client_for(ctx) as client:
+        view = testset_view(client.get_testset(name), shards=True)
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        if key != "shards":
+            console.print(f"[bold]{key:>13}[/]  {value}", highlight=False)
+    table = Table("shard", "samples", "bytes", "sha256", "key")
+    for s in view["shards"]:
+        table.add_row(str(s["index"]), f"{s['num_samples']:,}", f"{s['size_bytes']:,}", s["sha256"][:16] + "…",
+                      s["key"])
+    console.print(table)

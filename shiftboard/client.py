@@ -1,0 +1,172 @@
+"""Python client of the gateway: what the CLI, the flows and the leaderboard use.
+
+gRPC status codes come back as the same :mod:`shiftboard.errors` classes the gateway raised.
+Shard bytes go straight to object storage through presigned URLs, never through the gateway.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import httpx
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shiftboard import credentials
+from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable, from_status
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+
+CHUNK_BYTES = 1024 * 1024
+Progress = Callable[[int], None]  # called with the number of bytes just sent
+
+T = TypeVar("T")
+
+
+def _translate(method: Callable[..., T]) -> Callable[..., T]:
+    @functools.wraps(method)
+    def wrapper(self: Client, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            details = exc.details() or ""  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.UNAVAILABLE and "failed to connect" in details.lower():
+                raise Unavailable(f"the gateway at {self.target} is not reachable: start the stack with "
+                                  "`shiftboard up`, or set SHIFTBOARD_GATEWAY_ADDRESS") from None
+            raise from_status(code, details) from None
+
+    return wrapper
+
+
+class Client:
+    """A connection to the gateway, with the caller's token."""
+
+    def __init__(self, target: str, token: str | None = None, *, timeout_s: float = 600.0) -> None:
+        self.target = target
+        self.timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channel = grpc.insecure_channel(target, options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+        ])
+        self._stub = pb_grpc.ShiftboardStub(self._channel)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Client:
+        return cls(settings.gateway_target, credentials.client_token(settings))
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., T], request: Any) -> T:
+        return method(request, metadata=self._metadata, timeout=self.timeout_s)
+
+    # ---------------------------------------------------------------- health, info
+
+    def health(self, service: str = "", timeout_s: float = 2.0) -> bool:
+        try:
+            reply = health_pb2_grpc.HealthStub(self._channel).Check(
+                health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+        except grpc.RpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    @_translate
+    def server_info(self) -> pb.ServerInfo:
+        return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
+
+    @_translate
+    def create_token(self, name: str, *, admin: bool = False) -> pb.CreateTokenResponse:
+        return self._call(self._stub.CreateToken, pb.CreateTokenRequest(name=name, admin=admin))
+
+    # ---------------------------------------------------------------- models
+
+    @_translate
+    def submit_model(self, path: str | os.PathLike[str], metadata: pb.ModelMetadata,
+                     on_progress: Progress | None = None) -> pb.Model:
+        path = Path(path)
+        if not path.is_file():
+            raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
+
+        def requests() -> Iterator[pb.SubmitModelRequest]:
+            yield pb.SubmitModelRequest(metadata=metadata)
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK_BYTES):
+                    yield pb.SubmitModelRequest(chunk=chunk)
+                    if on_progress:
+                        on_progress(len(chunk))
+
+        return self._stub.SubmitModel(requests(), metadata=self._metadata, timeout=self.timeout_s)
+
+    @_translate
+    def get_model(self, name: str, version: str = "") -> pb.Model:
+        return self._call(self._stub.GetModel, pb.GetModelRequest(name=name, version=version))
+
+    @_translate
+    def list_models(self, category: int = pb.MODEL_CATEGORY_UNSPECIFIED) -> list[pb.Model]:
+        return list(self._call(self._stub.ListModels, pb.ListModelsRequest(category=category)).models)
+
+    @_translate
+    def delete_model(self, name: str, version: str) -> None:
+        self._call(self._stub.DeleteModel, pb.DeleteModelRequest(name=name, version=version))
+
+    # ---------------------------------------------------------------- test sets
+
+    @_translate
+    def get_testset(self, name: str) -> pb.TestSet:
+        return self._call(self._stub.GetTestSet, pb.GetTestSetRequest(name=name))
+
+    @_translate
+    def list_testsets(self, kind: int = pb.TEST_SET_KIND_UNSPECIFIED, group: str = "") -> list[pb.TestSet]:
+        reply = self._call(self._stub.ListTestSets, pb.ListTestSetsRequest(kind=kind, group=group))
+        return list(reply.test_sets)
+
+    @_translate
+    def create_upload(self, name: str, num_shards: int) -> pb.TestSetUpload:
+        return self._call(self._stub.CreateTestSetUpload,
+                          pb.CreateTestSetUploadRequest(name=name, num_shards=num_shards))
+
+    @_translate
+    def register_testset(self, upload_id: str, spec: pb.TestSetSpec) -> pb.TestSet:
+        return self._call(self._stub.RegisterTestSet, pb.RegisterTestSetRequest(upload_id=upload_id, spec=spec))
+
+    def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
+                    on_progress: Progress | None = None) -> pb.TestSet:
+        """Upload shard files through presigned URLs, then register the manifest."""
+        if len(shard_files) != len(spec.shards):
+            raise InvalidArgument("one shard file per shard of the manifest is needed")
+        upload = self.create_upload(spec.name, len(shard_files))
+        with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0)) as http:
+            for slot, path in zip(upload.shards, shard_files, strict=True):
+                _put_file(http, slot.url, path, on_progress)
+        return self.register_testset(upload.upload_id, spec)
+
+
+def _put_file(http: httpx.Client, url: str, path: Path, on_progress: Progress | None) -> None:
+    size = path.stat().st_size
+
+    def body() -> Iterator[bytes]:
+        with open(path, "rb") as f:
+            while chunk := f.read(CHUNK_BYTES):
+                yield chunk
+                if on_progress:
+                    on_progress(len(chunk))
+
+    try:
+        response = http.put(url, content=body(), headers={"Content-Length": str(size)})
+    except httpx.HTTPError as exc:
+        raise Unavailable(f"object store unreachable while uploading {path.name}: {exc}") from None
+    if response.status_code >= 300:
+        raise ShiftboardError(f"object store refused {path.name}: HTTP {response.status_code} "
+                              f"{response.text[:300]}")

@@ -1,0 +1,324 @@
+"""Shards: the unit in which a test set is stored in the object store and evaluated.
+
+A shard is an **uncompressed** ``.npz`` archive holding exactly two members, in this order:
+
+* ``images.npy`` -- ``uint8``, shape ``(N, C, H, W)`` (channels first), C-order;
+* ``labels.npy`` -- ``int64`` little-endian (``<i8``), shape ``(N,)``.
+
+The bytes are what ``np.savez(f, images=..., labels=...)`` writes on Linux today (a test checks this),
+but the archive is written here with a fixed :class:`zipfile.ZipInfo` (1980-01-01 timestamp, Unix
+attributes, no compression) so that the same samples always give byte-identical shards and therefore
+the same sha256, whatever the clock or platform says. A golden-hash test catches any drift that a
+numpy or Python upgrade might bring.
+
+Writing streams: :func:`write_shards` consumes batches and writes each sample once, holding one batch
+in memory, never a whole shard. Reading (:func:`read_shard`, :func:`verify_shard`) is for the server
+side: it never unpickles, refuses compressed members (no decompression bombs) and checks every key,
+dtype and shape before trusting the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from numpy.typing import NDArray
+
+from shiftboard.errors import InvalidArgument
+
+__all__ = [
+    "ShardInfo", "encode_shard", "read_shard", "sha256_bytes", "sha256_file", "shard_file_name",
+    "verify_shard", "write_shards",
+]
+
+Batch = tuple[NDArray[np.uint8], NDArray[np.int64]]
+ProgressCallback = Callable[[int, int], None]
+
+_IMAGES = "images.npy"
+_LABELS = "labels.npy"
+_LABEL_DTYPE = np.dtype("<i8")
+_FIXED_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can say; any constant would do
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One written shard: where it sits in the test set and how to check its bytes."""
+
+    index: int
+    first_sample: int
+    num_samples: int
+    size_bytes: int
+    sha256: str
+    path: Path
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The lowercase hex sha256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | Path) -> str:
+    """The lowercase hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def shard_file_name(index: int) -> str:
+    """The file name of shard ``index`` (``shard-000000.npz``); names sort in shard order."""
+    return f"shard-{index:06d}.npz"
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_FIXED_DATE)
+    info.compress_type = zipfile.ZIP_STORED
+    info.create_system = 3  # Unix, so the bytes do not depend on the writing platform
+    info.external_attr = 0o600 << 16  # what zipfile (and so np.savez) sets by default
+    return info
+
+
+def _npy_header(shape: tuple[int, ...], dtype: np.dtype) -> dict[str, object]:
+    return {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+
+
+class _ShardWriter:
+    """Writes one shard whose sample count is known up front, batch by batch."""
+
+    def __init__(self, fileobj: IO[bytes], num_samples: int, chw: tuple[int, int, int]) -> None:
+        self._zip = zipfile.ZipFile(fileobj, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        # force_zip64 as numpy does (gh-10776), which also keeps the bytes equal to np.savez's.
+        self._images = self._zip.open(_member(_IMAGES), mode="w", force_zip64=True)
+        header = _npy_header((num_samples, *chw), np.dtype(np.uint8))
+        np.lib.format.write_array_header_1_0(self._images, header)
+        self._labels: list[NDArray[np.int64]] = []
+        self._expected = num_samples
+        self._written = 0
+
+    def write(self, images: NDArray[np.uint8], labels: NDArray[np.int64]) -> None:
+        self._images.write(np.ascontiguousarray(images).data)
+        self._labels.append(labels)
+        self._written += len(labels)
+
+    def close(self) -> None:
+        if self._written != self._expected:
+            raise AssertionError(f"shard holds {self._written} samples, expected {self._expected}")
+        self._images.close()
+        labels = np.concatenate(self._labels).astype(_LABEL_DTYPE, copy=False)
+        with self._zip.open(_member(_LABELS), mode="w", force_zip64=True) as f:
+            np.lib.format.write_array_header_1_0(f, _npy_header(labels.shape, labels.dtype))
+            f.write(np.ascontiguousarray(labels).data)
+        self._zip.close()
+
+
+def _check_batch(images: NDArray[np.uint8], labels: NDArray[np.int64]) -> None:
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4:
+        raise InvalidArgument(
+            f"a batch of images is {getattr(images, 'dtype', type(images).__name__)} with shape "
+            f"{getattr(images, 'shape', '?')}: give uint8 arrays shaped (N, C, H, W)"
+        )
+    if not isinstance(labels, np.ndarray) or labels.dtype != np.int64 or labels.shape != images.shape[:1]:
+        raise InvalidArgument(
+            f"a batch of labels is {getattr(labels, 'dtype', type(labels).__name__)} with shape "
+            f"{getattr(labels, 'shape', '?')} for {len(images)} images: give one int64 label per image"
+        )
+
+
+def write_shards(
+    batches: Iterable[Batch],
+    *,
+    num_samples: int,
+    out_dir: str | Path,
+    shard_samples: int,
+    on_progress: ProgressCallback | None = None,
+) -> list[ShardInfo]:
+    """Cut a stream of ``(images, labels)`` batches into shard files in ``out_dir``.
+
+    ``images`` are uint8 ``(n, C, H, W)`` and ``labels`` int64 ``(n,)``; batches may be of any size
+    and are split across shard boundaries. Shard ``i`` is written to
+    ``out_dir / shard_file_name(i)`` (created or overwritten) and holds ``shard_samples`` samples,
+    the last one the remainder. ``num_samples`` is the length of the whole stream; a stream that
+    turns out longer or shorter raises :class:`InvalidArgument`. ``on_progress(done, total)`` is
+    called after each batch. Returns one :class:`ShardInfo` per shard, in order.
+    """
+    if isinstance(shard_samples, bool) or not isinstance(shard_samples, int) or shard_samples < 1:
+        raise InvalidArgument(f"shard_samples is {shard_samples!r}: give a whole number of at least 1")
+    if num_samples < 1:
+        raise InvalidArgument(f"num_samples is {num_samples!r}: a test set needs at least one sample")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    shards: list[ShardInfo] = []
+    chw: tuple[int, int, int] | None = None
+    writer: _ShardWriter | None = None
+    file: IO[bytes] | None = None
+    shard_first = shard_len = shard_done = 0
+    done = 0
+
+    def finish() -> None:
+        assert writer is not None and file is not None
+        writer.close()
+        file.close()
+        path = out / shard_file_name(len(shards))
+        shards.append(ShardInfo(index=len(shards), first_sample=shard_first, num_samples=shard_len,
+                                size_bytes=path.stat().st_size, sha256=sha256_file(path), path=path))
+
+    try:
+        for images, labels in batches:
+            _check_batch(images, labels)
+            if chw is None:
+                chw = (images.shape[1], images.shape[2], images.shape[3])
+            elif images.shape[1:] != chw:
+                raise InvalidArgument(
+                    f"a batch has images of shape {images.shape[1:]} after {done} samples of shape {chw}: "
+                    "bring every image to one (C, H, W)"
+                )
+            if done + len(labels) > num_samples:
+                raise InvalidArgument(f"the stream holds more than the declared {num_samples} samples")
+            pos = 0
+            while pos < len(labels):
+                if writer is None:
+                    shard_first, shard_done = done + pos, 0
+                    shard_len = min(shard_samples, num_samples - shard_first)
+                    file = open(out / shard_file_name(len(shards)), "wb")  # noqa: SIM115 (closed in finish)
+                    writer = _ShardWriter(file, shard_len, chw)
+                take = min(shard_len - shard_done, len(labels) - pos)
+                writer.write(images[pos:pos + take], labels[pos:pos + take])
+                pos += take
+                shard_done += take
+                if shard_done == shard_len:
+                    finish()
+                    writer, file = None, None
+            done += len(labels)
+            if on_progress is not None:
+                on_progress(done, num_samples)
+    finally:
+        if file is not None:
+            file.close()
+    if done != num_samples:
+        raise InvalidArgument(f"the stream ended after {done} of the declared {num_samples} samples")
+    return shards
+
+
+def encode_shard(images: NDArray[np.uint8], labels: NDArray[np.int64]) -> bytes:
+    """The bytes of one shard holding ``images`` (uint8 NCHW) and ``labels`` (int64), as written
+    by :func:`write_shards`."""
+    _check_batch(images, labels)
+    if len(labels) == 0:
+        raise InvalidArgument("a shard needs at least one sample")
+    buffer = io.BytesIO()
+    writer = _ShardWriter(buffer, len(labels), (images.shape[1], images.shape[2], images.shape[3]))
+    writer.write(images, labels)
+    writer.close()
+    return buffer.getvalue()
+
+
+def read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """Read a ``.npy`` stream's magic and header: ``(shape, fortran_order, dtype)``; the stream is
+    left at the first data byte. Raises ``ValueError`` for anything that is not ``.npy`` 1.0/2.0."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)  # type: ignore[no-any-return]
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)  # type: ignore[no-any-return]
+    raise ValueError(f"unsupported .npy format version {version}")
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, dtype: np.dtype, ndim: int) -> NDArray[np.generic]:
+    info = archive.getinfo(name)
+    if info.compress_type != zipfile.ZIP_STORED:
+        raise InvalidArgument(
+            f"shard member {name!r} is compressed: shards must be uncompressed (np.savez, "
+            "not np.savez_compressed)"
+        )
+    with archive.open(info) as f:
+        try:
+            shape, fortran, found = read_npy_header(f)
+        except ValueError as e:
+            raise InvalidArgument(f"shard member {name!r} is not a valid .npy array ({e}): "
+                                  "rewrite the shard") from e
+        if found != dtype or len(shape) != ndim:
+            raise InvalidArgument(
+                f"shard member {name!r} is {found} with {len(shape)} dimensions: "
+                f"it must be {dtype} with {ndim} dimensions"
+            )
+        count = int(np.prod(shape, dtype=np.int64))
+        expected = count * dtype.itemsize
+        if info.file_size - f.tell() != expected:
+            raise InvalidArgument(
+                f"shard member {name!r} declares shape {shape} ({expected} bytes) but holds "
+                f"{info.file_size - f.tell()} bytes: rewrite the shard"
+            )
+        try:
+            raw = f.read(expected)
+        except zipfile.BadZipFile as e:
+            raise InvalidArgument(f"shard member {name!r} is corrupt ({e}): re-upload the shard") from e
+    array = np.frombuffer(raw, dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def read_shard(data: bytes) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Parse a shard's bytes into ``(images, labels)`` without unpickling anything.
+
+    The archive must hold exactly ``images.npy`` (uint8, 4-D, 1 or 3 channels) and ``labels.npy``
+    (int64, 1-D, one per image), uncompressed, with at least one sample; anything else raises
+    :class:`InvalidArgument`. The returned arrays are read-only views of ``data``'s copy.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as e:
+        raise InvalidArgument("shard is not an npz (zip) archive: write shards with np.savez") from e
+    with archive:
+        names = sorted(i.filename for i in archive.infolist())
+        if names != [_IMAGES, _LABELS]:
+            raise InvalidArgument(
+                f"shard holds members {names}: it must hold exactly 'images.npy' and 'labels.npy' "
+                "(np.savez(f, images=..., labels=...))"
+            )
+        images = _read_member(archive, _IMAGES, np.dtype(np.uint8), 4)
+        labels = _read_member(archive, _LABELS, np.dtype(np.int64), 1)
+    if images.shape[0] == 0:
+        raise InvalidArgument("shard holds zero samples: every shard needs at least one")
+    if images.shape[1] not in (1, 3):
+        raise InvalidArgument(
+            f"shard images have shape {images.shape}: give (N, C, H, W) with C = 1 or 3, channels first"
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise InvalidArgument(
+            f"shard holds {labels.shape[0]} labels for {images.shape[0]} images: give one label per image"
+        )
+    return images, labels  # type: ignore[return-value]
+
+
+def verify_shard(
+    data: bytes, *, sha256: str, num_samples: int, channels: int, height: int, width: int, num_classes: int
+) -> None:
+    """Check an uploaded shard against what the manifest declares; raise :class:`InvalidArgument`
+    naming the first mismatch (checksum, structure, shape, or labels outside ``[0, num_classes)``)."""
+    actual = sha256_bytes(data)
+    if actual != sha256.lower():
+        raise InvalidArgument(
+            f"shard checksum mismatch: expected sha256 {sha256}, got {actual}: "
+            "the upload was altered or truncated; upload the shard again"
+        )
+    images, labels = read_shard(data)
+    declared = (num_samples, channels, height, width)
+    if images.shape != declared:
+        raise InvalidArgument(
+            f"shard images have shape {images.shape} but the manifest declares {declared} (N, C, H, W): "
+            "prepare the test set again with the declared size and channels"
+        )
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        raise InvalidArgument(
+            f"shard has {int(bad.sum())} labels outside [0, {num_classes}) (min {int(labels.min())}, "
+            f"max {int(labels.max())}): labels must be class indices below num_classes"
+        )

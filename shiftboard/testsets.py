@@ -1,0 +1,456 @@
+"""Test sets: read an ``.npz`` or an ImageFolder, bring every image to one shape, cut it into shards.
+
+Two sources are understood:
+
+* **npz** -- ``images`` (uint8, ``N×H×W`` or ``N×H×W×C`` with C = 1 or 3) and ``labels`` (integers,
+  ``N``), optionally ``class_names`` (strings, one per class). Loaded with ``allow_pickle=False``;
+  ``images`` is streamed from the archive in batches, never loaded whole (unless stored in Fortran
+  order, which numpy only writes for transposed arrays).
+* **ImageFolder** -- one sub-folder per class; classes are the sorted folder names, indexed 0..K-1.
+  Files ending in ``.jpg``, ``.jpeg`` or ``.png`` (any case), searched recursively inside each class
+  folder, in sorted path order. Hidden entries (``.name``) are skipped; other files are skipped and
+  reported in ``warnings``. An empty class folder is allowed -- it keeps its class index, so indices
+  still line up with the model's outputs -- and is reported in ``warnings``. Images are decoded one
+  batch at a time. EXIF orientation is not applied (as torchvision's ImageFolder does not).
+
+Every image is converted to the target channel count first (Pillow ``convert``: ``L`` to ``RGB``
+replicates the gray value; ``RGB`` to ``L`` uses ITU-R 601-2 luma; alpha is dropped, palettes
+expanded) and then resized straight to ``(height, width)`` with Pillow's bilinear filter, whose
+support widens with the scale factor, so downscaling is antialiased. There is no crop: the aspect
+ratio is not kept. Images already at the target shape pass through untouched. The output is uint8
+``N×C×H×W`` (channels first) with int64 labels, written by :mod:`shiftboard.shards`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from shiftboard.errors import InvalidArgument
+from shiftboard.shards import (  # noqa: I001  re-exported
+    Batch,
+    ProgressCallback,
+    ShardInfo,
+    encode_shard,
+    read_npy_header,
+    read_shard,
+    sha256_bytes,
+    sha256_file,
+    verify_shard,
+    write_shards,
+)
+
+__all__ = [
+    "ImageFolderTestSet", "NpzTestSet", "PreparedTestSet", "ShardInfo", "TestSetSource", "encode_shard",
+    "parse_size", "prepare_testset", "read_image_folder", "read_npz", "read_shard", "sha256_bytes",
+    "sha256_file", "verify_shard", "write_shards",
+]
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
+BATCH_SAMPLES = 256
+_GRAY_MODES = frozenset({"1", "L", "LA"})
+_DEEP_MODES = ("I", "F")  # 16/32-bit integer and float; convert("L") would clip, not rescale
+
+
+def _to_chw(image: Image.Image, height: int, width: int, channels: int) -> NDArray[np.uint8]:
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA")  # palette transparency converts cleanly only via RGBA
+    target = "L" if channels == 1 else "RGB"
+    if image.mode != target:
+        image = image.convert(target)
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.uint8)
+    return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _convert_hwc(images: NDArray[np.uint8], height: int, width: int, channels: int) -> NDArray[np.uint8]:
+    """``n×H×W×C`` uint8 to ``n×channels×height×width``, through Pillow unless nothing changes."""
+    if images.shape[1:] == (height, width, channels):
+        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    out = np.empty((len(images), channels, height, width), dtype=np.uint8)
+    for i, image in enumerate(images):
+        pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
+        out[i] = _to_chw(pil, height, width, channels)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- npz
+
+def _npz_error(path: Path, problem: str) -> InvalidArgument:
+    return InvalidArgument(f"{path.name}: {problem}")
+
+
+@dataclass(frozen=True)
+class NpzTestSet:
+    """An ``.npz`` test set whose labels are loaded and checked; images stream on demand."""
+
+    path: Path
+    labels: NDArray[np.int64]
+    class_names: tuple[str, ...]
+    height: int
+    width: int
+    channels: int
+    fortran_order: bool = False
+    warnings: tuple[str, ...] = ()
+    mixed_sizes: str = ""  # never set: all npz images share one size
+
+    def iter_batches(self, *, height: int, width: int, channels: int,
+                     batch_samples: int = BATCH_SAMPLES) -> Iterator[Batch]:
+        """Yield ``(images uint8 n×C×H×W, labels int64 n)`` converted to the given shape, in order."""
+        n = len(self.labels)
+        src = (self.height, self.width, self.channels)
+        try:
+            with zipfile.ZipFile(self.path) as archive, archive.open("images.npy") as f:
+                if self.fortran_order:
+                    whole = np.lib.format.read_array(f, allow_pickle=False).reshape(n, *src)
+                else:
+                    read_npy_header(f)
+                row = int(np.prod(src))
+                for start in range(0, n, batch_samples):
+                    count = min(batch_samples, n - start)
+                    if self.fortran_order:
+                        chunk = whole[start:start + count]
+                    else:
+                        raw = f.read(count * row)  # ZipExtFile.read loops until n or EOF
+                        if len(raw) != count * row:
+                            raise _npz_error(self.path, "'images' is truncated: write the file again")
+                        chunk = np.frombuffer(raw, dtype=np.uint8).reshape(count, *src)
+                    yield (_convert_hwc(chunk, height, width, channels),
+                           self.labels[start:start + count])
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
+            raise _npz_error(self.path, f"'images' cannot be read ({e}): write the file again") from e
+
+
+def read_npz(path: str | Path) -> NpzTestSet:
+    """Open an ``.npz`` test set, checking ``images``' header and loading and checking ``labels``.
+
+    Raises :class:`InvalidArgument` if the file is not a zip archive, lacks ``images`` or ``labels``,
+    holds no images, has images that are not uint8 ``N×H×W[×C]`` (C = 1 or 3), or labels that are
+    not one non-negative integer per image.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise _npz_error(path, "does not exist or is not a file: give the path of an .npz file")
+    if not zipfile.is_zipfile(path):
+        raise _npz_error(path, "is not an npz (zip) archive: save it with np.savez(path, images=..., "
+                               "labels=...)")
+    with zipfile.ZipFile(path) as archive:
+        keys = sorted(n[:-4] for n in archive.namelist() if n.endswith(".npy"))
+        if "images" not in keys:
+            raise _npz_error(path, f"has no 'images' array (found {keys}): "
+                                   "save it with np.savez(path, images=..., labels=...)")
+        try:
+            with archive.open("images.npy") as f:
+                shape, fortran, dtype = read_npy_header(f)
+        except (ValueError, zipfile.BadZipFile) as e:
+            raise _npz_error(path, f"'images' is not a valid .npy array ({e}): write the file again") from e
+    if dtype != np.uint8:
+        raise _npz_error(path, f"'images' has dtype {dtype}: store uint8 pixels 0..255, e.g. "
+                               "(images * 255).round().clip(0, 255).astype(np.uint8) for floats in [0, 1]")
+    if len(shape) not in (3, 4):
+        raise _npz_error(path, f"'images' has shape {shape}: give N×H×W (gray) or N×H×W×C (C = 1 or 3)")
+    if len(shape) == 4 and shape[3] not in (1, 3):
+        hint = (" (it looks channels-first: use images.transpose(0, 2, 3, 1))" if shape[1] in (1, 3)
+                else " (for RGBA drop alpha: images[..., :3])" if shape[3] == 4 else "")
+        raise _npz_error(path, f"'images' has shape {shape}: the last axis must be 1 or 3 channels{hint}")
+    if shape[0] == 0:
+        raise _npz_error(path, "'images' holds zero images: a test set needs at least one")
+    if 0 in shape[1:]:
+        raise _npz_error(path, f"'images' has shape {shape}: images must be at least 1×1 pixel")
+    n, height, width = shape[0], shape[1], shape[2]
+    channels = shape[3] if len(shape) == 4 else 1
+
+    if "labels" not in keys:
+        raise _npz_error(path, f"has no 'labels' array (found {keys}): give one class index per image, "
+                               "np.savez(path, images=..., labels=...)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            labels = npz["labels"]
+            names = npz["class_names"] if "class_names" in keys else None
+    except ValueError as e:  # object arrays, which would need unpickling
+        raise _npz_error(path, f"an array cannot be loaded without pickle ({e}): store plain numeric "
+                               "labels and str class_names") from e
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise _npz_error(path, f"'labels' has dtype {labels.dtype}: store integer class indices, "
+                               "e.g. labels.astype(np.int64)")
+    if labels.ndim != 1:
+        raise _npz_error(path, f"'labels' has shape {labels.shape}: give a 1-D array (labels.reshape(-1))")
+    if len(labels) != n:
+        raise _npz_error(path, f"'labels' has {len(labels)} entries but 'images' has {n}: "
+                               "give one label per image")
+    if labels.min() < 0:
+        raise _npz_error(path, f"'labels' holds {int((labels < 0).sum())} negative values (smallest "
+                               f"{int(labels.min())}): class indices start at 0")
+    if int(labels.max()) > np.iinfo(np.int64).max:
+        raise _npz_error(path, f"'labels' holds {int(labels.max())}: class indices must fit in int64")
+    class_names: tuple[str, ...] = ()
+    if names is not None:
+        if names.dtype.kind != "U" or names.ndim != 1:
+            raise _npz_error(path, f"'class_names' is {names.dtype} with shape {names.shape}: "
+                                   "give a 1-D array of str, e.g. np.array(['cat', 'dog'])")
+        class_names = tuple(str(s) for s in names)
+    return NpzTestSet(path=path, labels=labels.astype(np.int64), class_names=class_names, height=height,
+                      width=width, channels=channels, fortran_order=fortran)
+
+
+# -------------------------------------------------------------------------------------- ImageFolder
+
+@dataclass(frozen=True)
+class ImageFolderTestSet:
+    """An ImageFolder test set: the sorted file list and labels; images are decoded on demand."""
+
+    root: Path
+    files: tuple[str, ...]  # relative to root, in sample order
+    labels: NDArray[np.int64]
+    class_names: tuple[str, ...]
+    height: int | None
+    width: int | None
+    channels: int
+    warnings: tuple[str, ...] = ()
+    mixed_sizes: str = ""  # when height/width are None: an example of two sizes that differ
+
+    def iter_batches(self, *, height: int, width: int, channels: int,
+                     batch_samples: int = BATCH_SAMPLES) -> Iterator[Batch]:
+        """Yield ``(images uint8 n×C×H×W, labels int64 n)`` decoded and converted, in order."""
+        n = len(self.files)
+        for start in range(0, n, batch_samples):
+            count = min(batch_samples, n - start)
+            out = np.empty((count, channels, height, width), dtype=np.uint8)
+            for i, rel in enumerate(self.files[start:start + count]):
+                with _open_image(self.root, rel) as image:
+                    try:
+                        out[i] = _to_chw(image, height, width, channels)
+                    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+                        raise InvalidArgument(
+                            f"{rel}: the image is corrupt ({e}): re-export it as JPEG/PNG or remove it"
+                        ) from e
+            yield out, self.labels[start:start + count]
+
+
+def _open_image(root: Path, rel: str) -> Image.Image:
+    try:
+        return Image.open(root / rel, formats=["JPEG", "PNG"])  # no other decoders: less attack surface
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InvalidArgument(f"{rel}: cannot read the image ({e}): re-export it as JPEG/PNG "
+                              "or remove it") from e
+
+
+def _examples(items: Sequence[str]) -> str:
+    shown = ", ".join(repr(s) for s in items[:3])
+    return shown + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+
+def read_image_folder(path: str | Path) -> ImageFolderTestSet:
+    """List an ImageFolder (one sub-folder per class) and read every image's header.
+
+    The header pass finds each image's size and mode without decoding pixels, so unreadable files
+    fail here, before any shard is written. Raises :class:`InvalidArgument` if ``path`` is not a
+    directory, has no class sub-folders, holds no images, or holds an unreadable or 16-bit image.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise InvalidArgument(f"{root}: is not a directory: give an ImageFolder (one sub-folder per class)")
+    entries = sorted(e for e in os.listdir(root) if not e.startswith("."))
+    classes = [e for e in entries if (root / e).is_dir()]
+    if not classes:
+        raise InvalidArgument(f"{root}: has no class sub-folders: put each class's images in a folder "
+                              f"named after the class, e.g. {root}/cat/1.png")
+    stray = [e for e in entries if e not in classes]
+    files: list[str] = []
+    labels: list[int] = []
+    skipped: list[str] = []
+    empty: list[str] = []
+    for index, name in enumerate(classes):
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            rel_dir = Path(dirpath).relative_to(root)
+            for fn in sorted(f for f in filenames if not f.startswith(".")):
+                if os.path.splitext(fn)[1].lower() in IMAGE_EXTENSIONS:
+                    files.append((rel_dir / fn).as_posix())
+                    labels.append(index)
+                    found += 1
+                else:
+                    skipped.append((rel_dir / fn).as_posix())
+        if not found:
+            empty.append(name)
+    if not files:
+        raise InvalidArgument(f"{root}: holds no .jpg/.jpeg/.png images in its {len(classes)} class "
+                              "folders: put the images in one sub-folder per class")
+
+    warnings: list[str] = []
+    if empty:
+        warnings.append(f"{len(empty)} class folder(s) hold no images and keep their class index: "
+                        f"{_examples(empty)}")
+    if skipped or stray:
+        warnings.append(f"{len(skipped) + len(stray)} entries that are not class folders or .jpg/.jpeg/"
+                        f".png images were skipped: {_examples(stray + skipped)}")
+
+    first: tuple[str, int, int] | None = None
+    mixed = ""
+    gray = True
+    for rel in files:
+        with _open_image(root, rel) as image:
+            if image.mode.startswith(_DEEP_MODES):
+                raise InvalidArgument(f"{rel}: is a 16-bit or float image (mode {image.mode}): "
+                                      "save it as an 8-bit PNG or JPEG")
+            gray = gray and image.mode in _GRAY_MODES
+            if first is None:
+                first = (rel, image.height, image.width)
+            elif not mixed and (image.height, image.width) != first[1:]:
+                mixed = (f"images differ in size, e.g. {first[0]!r} is {first[1]}x{first[2]} (HxW) and "
+                         f"{rel!r} is {image.height}x{image.width}")
+    assert first is not None
+    return ImageFolderTestSet(root=root, files=tuple(files), labels=np.asarray(labels, dtype=np.int64),
+                              class_names=tuple(classes), height=None if mixed else first[1],
+                              width=None if mixed else first[2], channels=1 if gray else 3,
+                              warnings=tuple(warnings), mixed_sizes=mixed)
+
+
+# ------------------------------------------------------------------------------------------ prepare
+
+# A reader: labels and class names up front, ``iter_batches`` yields converted images in order.
+TestSetSource = NpzTestSet | ImageFolderTestSet
+
+
+@dataclass(frozen=True)
+class PreparedTestSet:
+    """A test set cut into shards: everything the manifest needs. ``class_names`` is empty or
+    ``num_classes`` long; ``warnings`` are for the user (empty class folders, skipped files)."""
+
+    source_format: Literal["npz", "imagefolder"]
+    num_samples: int
+    num_classes: int
+    channels: int
+    height: int
+    width: int
+    class_names: tuple[str, ...]
+    class_subset: tuple[int, ...] | None
+    shard_samples: int
+    shards: tuple[ShardInfo, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def size_bytes(self) -> int:
+        """The bytes of all shards together."""
+        return sum(s.size_bytes for s in self.shards)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and bool(value >= 1)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``"224"`` or ``"224x192"`` (height x width) into ``(height, width)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?", text)
+    if not match or int(match[1]) < 1 or (match[2] is not None and int(match[2]) < 1):
+        raise InvalidArgument(f"size {text!r} is not valid: give HxW in pixels, e.g. 224x224, or one number")
+    return int(match[1]), int(match[2] or match[1])
+
+
+def _num_classes(source: TestSetSource, given: int | None, name: str, folder: bool) -> int:
+    labels, names = source.labels, source.class_names
+    if folder and given is not None and given != len(names):
+        raise InvalidArgument(
+            f"{name}: has {len(names)} class folders but num_classes is {given}: class indices come from "
+            "the sorted folder names, so add an empty folder for each class without images, or leave "
+            "num_classes out"
+        )
+    if names and given is not None and given != len(names):
+        raise InvalidArgument(f"{name}: 'class_names' has {len(names)} entries but num_classes is {given}: "
+                              "give one name per class")
+    count = len(names) or given or int(labels.max()) + 1
+    outside = labels >= count
+    if outside.any():
+        raise InvalidArgument(
+            f"{name}: {int(outside.sum())} labels are outside [0, {count}) (largest {int(labels.max())}): "
+            f"give num_classes above {int(labels.max())} or fix the labels"
+        )
+    return count
+
+
+def _class_subset(subset: Sequence[int], num_classes: int, labels: NDArray[np.int64]) -> tuple[int, ...]:
+    values = list(subset)
+    if not values:
+        raise InvalidArgument("class_subset is empty: give the class indices the set covers, or leave it out")
+    bad = [v for v in values if not isinstance(v, int | np.integer) or isinstance(v, bool)
+           or not 0 <= v < num_classes]
+    if bad:
+        raise InvalidArgument(f"class_subset holds {_examples([str(v) for v in bad])}, outside [0, "
+                              f"{num_classes}): give class indices below num_classes ({num_classes})")
+    seen: set[int] = set()
+    dupes = sorted({v for v in values if v in seen or seen.add(v)})  # type: ignore[func-returns-value]
+    if dupes:
+        raise InvalidArgument(f"class_subset repeats {_examples([str(v) for v in dupes])}: list each once")
+    outside = ~np.isin(labels, np.asarray(values, dtype=np.int64))
+    if outside.any():
+        first = int(labels[outside][0])
+        raise InvalidArgument(
+            f"{int(outside.sum())} of {len(labels)} samples have labels outside class_subset (e.g. label "
+            f"{first}): add those classes to the subset or remove the samples"
+        )
+    return tuple(int(v) for v in values)
+
+
+def prepare_testset(
+    path: str | Path,
+    *,
+    out_dir: str | Path,
+    shard_samples: int,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    num_classes: int | None = None,
+    class_subset: Sequence[int] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> PreparedTestSet:
+    """Read the test set at ``path`` (an ``.npz`` file or an ImageFolder directory), check it, and
+    write its shards into ``out_dir``.
+
+    ``size`` is ``(height, width)``; it defaults to the source's size (for an ImageFolder every image
+    must then share one size). ``channels`` (1 or 3) defaults to the source's: 1 for gray npz images
+    or an ImageFolder of gray images only, else 3. ``num_classes`` defaults to the number of class
+    folders, of ``class_names`` in an npz, or else the largest label + 1. ``class_subset`` lists the
+    class indices the set covers (e.g. ImageNet-R's 200 of 1000); every label must be in it.
+    ``on_progress(done, total)`` is called as samples are written. Raises :class:`InvalidArgument`
+    for any problem with the arguments or the data, before writing where it can.
+    """
+    if not _is_count(shard_samples):
+        raise InvalidArgument(f"shard_samples is {shard_samples!r}: give a whole number of at least 1")
+    if size is not None and (len(size) != 2 or not all(_is_count(v) for v in size)):
+        raise InvalidArgument(f"size is {size!r}: give (height, width) as two positive whole numbers")
+    if channels not in (None, 1, 3):
+        raise InvalidArgument(f"channels is {channels!r}: give 1 (gray) or 3 (RGB)")
+    if num_classes is not None and not _is_count(num_classes):
+        raise InvalidArgument(f"num_classes is {num_classes!r}: give a whole number of at least 1")
+    source_path = Path(path)
+    if not source_path.exists():
+        raise InvalidArgument(f"{source_path}: does not exist: give an .npz file or an ImageFolder directory")
+    folder = source_path.is_dir()
+    source: TestSetSource = read_image_folder(source_path) if folder else read_npz(source_path)
+    count = _num_classes(source, num_classes, source_path.name, folder)
+    subset = None if class_subset is None else _class_subset(class_subset, count, source.labels)
+    if size is None:
+        if source.height is None or source.width is None:
+            raise InvalidArgument(f"{source_path.name}: {source.mixed_sizes}: give one size to resize "
+                                  "to (--size HxW)")
+        size = (source.height, source.width)
+    height, width = int(size[0]), int(size[1])
+    channels = channels or source.channels
+    shards = write_shards(source.iter_batches(height=height, width=width, channels=channels),
+                          num_samples=len(source.labels), out_dir=out_dir, shard_samples=int(shard_samples),
+                          on_progress=on_progress)
+    return PreparedTestSet(
+        source_format="imagefolder" if folder else "npz", num_samples=len(source.labels), num_classes=count,
+        channels=channels, height=height, width=width, class_names=source.class_names, class_subset=subset,
+        shard_samples=int(shard_samples), shards=tuple(shards), warnings=source.warnings,
+    )

@@ -1,0 +1,64 @@
+"""Stable, JSON-ready views of API objects (used by `--json` output and the leaderboard).
+
+Keys and value types here are a public format: add keys, never rename or drop them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shiftboard import vocab
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+
+def _time(ts: Any) -> str:
+    return ts.ToDatetime().strftime("%Y-%m-%dT%H:%M:%SZ") if ts.seconds else ""
+
+
+def model_view(model: pb.Model) -> dict[str, Any]:
+    md = model.metadata
+    return {
+        "name": md.name,
+        "version": md.version,
+        "format": vocab.format_word(md.format),
+        "category": vocab.category_word(md.category),
+        "num_classes": md.num_classes,
+        "input_shape": [md.input.channels, md.input.height, md.input.width],
+        "value_range": [round(md.input.value_min, 6), round(md.input.value_max, 6)],
+        "mean": [round(v, 6) for v in md.input.mean],
+        "std": [round(v, 6) for v in md.input.std],
+        "description": md.description,
+        "tags": list(md.tags),
+        "size_bytes": model.size_bytes,
+        "sha256": model.sha256,
+        "artifact_uri": model.artifact_uri,
+        "created_at": _time(model.created_at),
+        "created_by": model.created_by,
+    }
+
+
+def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]:
+    s = testset.spec
+    out: dict[str, Any] = {
+        "name": s.name,
+        "kind": vocab.kind_word(s.kind),
+        "reference": s.reference,
+        "group": s.group,
+        "num_classes": s.num_classes,
+        "class_subset": list(s.class_subset),
+        "input_shape": [s.channels, s.height, s.width],
+        "num_samples": s.num_samples,
+        "num_shards": len(s.shards),
+        "size_bytes": testset.size_bytes,
+        "description": s.description,
+        "created_at": _time(testset.created_at),
+        "created_by": testset.created_by,
+    }
+    if shards:
+        out["class_names"] = list(s.class_names)
+        out["shards"] = [
+            {"index": sh.index, "first_sample": sh.first_sample, "num_samples": sh.num_samples,
+             "size_bytes": sh.size_bytes, "sha256": sh.sha256, "key": sh.key}
+            for sh in s.shards
+        ]
+    return out
