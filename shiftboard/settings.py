@@ -69,6 +69,11 @@ class Settings:
                                   "kept in <state_dir>/secrets/s3.json.", secret=True)
     s3_secret_key: str = _setting("", "S3 secret key. Default: generated with the access key.", secret=True)
     upload_url_ttl_s: int = _setting(3600, "Lifetime of presigned shard-upload URLs, in seconds.")
+    s3_internal_port: int = _setting(
+        0, "First internal port of the embedded object store: SeaweedFS master, volume and filer listen "
+        "on it, +1 and +2 (their gRPC ports, and the S3 gRPC port, are 10000 higher); the MinIO "
+        "console listens on it. Default: s3_port + 1."
+    )
 
     # triton
     triton_http_port: int = _setting(8000, "HTTP port of the embedded tritonserver.")

@@ -19,6 +19,7 @@ dtype and shape before trusting the data.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import zipfile
@@ -107,6 +108,12 @@ class _ShardWriter:
         self._images.write(np.ascontiguousarray(images).data)
         self._labels.append(labels)
         self._written += len(labels)
+
+    def abort(self) -> None:
+        """Release the archive after a failure; the caller deletes the partial file."""
+        with contextlib.suppress(Exception):  # the partial shard is discarded whatever happens here
+            self._images.close()
+            self._zip.close()
 
     def close(self) -> None:
         if self._written != self._expected:
@@ -200,11 +207,15 @@ def write_shards(
             done += len(labels)
             if on_progress is not None:
                 on_progress(done, num_samples)
-    finally:
-        if file is not None:
+        if done != num_samples:
+            raise InvalidArgument(f"the stream ended after {done} of the declared {num_samples} samples")
+    except BaseException:
+        if file is not None:  # a shard left half-written: remove it, keep the finished ones
+            if writer is not None:
+                writer.abort()
             file.close()
-    if done != num_samples:
-        raise InvalidArgument(f"the stream ended after {done} of the declared {num_samples} samples")
+            (out / shard_file_name(len(shards))).unlink(missing_ok=True)
+        raise
     return shards
 
 
@@ -234,7 +245,7 @@ def read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
 
 def _read_member(archive: zipfile.ZipFile, name: str, dtype: np.dtype, ndim: int) -> NDArray[np.generic]:
     info = archive.getinfo(name)
-    if info.compress_type != zipfile.ZIP_STORED:
+    if info.compress_type != zipfile.ZIP_STORED or info.file_size != info.compress_size:
         raise InvalidArgument(
             f"shard member {name!r} is compressed: shards must be uncompressed (np.savez, "
             "not np.savez_compressed)"
@@ -258,9 +269,11 @@ def _read_member(archive: zipfile.ZipFile, name: str, dtype: np.dtype, ndim: int
                 f"{info.file_size - f.tell()} bytes: rewrite the shard"
             )
         try:
-            raw = f.read(expected)
-        except zipfile.BadZipFile as e:
+            raw = f.read(expected)  # bounded: a stored member is no larger than the archive
+        except (zipfile.BadZipFile, EOFError) as e:
             raise InvalidArgument(f"shard member {name!r} is corrupt ({e}): re-upload the shard") from e
+    if len(raw) != expected:
+        raise InvalidArgument(f"shard member {name!r} is truncated: re-upload the shard")
     array = np.frombuffer(raw, dtype=dtype, count=count)
     return array.reshape(shape, order="F" if fortran else "C")
 
@@ -270,21 +283,24 @@ def read_shard(data: bytes) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
 
     The archive must hold exactly ``images.npy`` (uint8, 4-D, 1 or 3 channels) and ``labels.npy``
     (int64, 1-D, one per image), uncompressed, with at least one sample; anything else raises
-    :class:`InvalidArgument`. The returned arrays are read-only views of ``data``'s copy.
+    :class:`InvalidArgument`. The arrays are read-only (they wrap the bytes read from the archive);
+    copy them to modify.
     """
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as e:
-        raise InvalidArgument("shard is not an npz (zip) archive: write shards with np.savez") from e
-    with archive:
-        names = sorted(i.filename for i in archive.infolist())
-        if names != [_IMAGES, _LABELS]:
-            raise InvalidArgument(
-                f"shard holds members {names}: it must hold exactly 'images.npy' and 'labels.npy' "
-                "(np.savez(f, images=..., labels=...))"
-            )
-        images = _read_member(archive, _IMAGES, np.dtype(np.uint8), 4)
-        labels = _read_member(archive, _LABELS, np.dtype(np.int64), 1)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = sorted(i.filename for i in archive.infolist())
+            if names != [_IMAGES, _LABELS]:
+                raise InvalidArgument(
+                    f"shard holds members {names}: it must hold exactly 'images.npy' and 'labels.npy' "
+                    "(np.savez(f, images=..., labels=...))"
+                )
+            images = _read_member(archive, _IMAGES, np.dtype(np.uint8), 4)
+            labels = _read_member(archive, _LABELS, np.dtype(np.int64), 1)
+    # A damaged archive surfaces as any of these from zipfile; to the uploader they all mean one thing.
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, RuntimeError, ValueError,
+            NotImplementedError) as e:
+        raise InvalidArgument(f"shard is not an npz (zip) archive that can be read ({e}): "
+                              "write shards with np.savez and upload them again") from e
     if images.shape[0] == 0:
         raise InvalidArgument("shard holds zero samples: every shard needs at least one")
     if images.shape[1] not in (1, 3):

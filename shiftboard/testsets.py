@@ -8,10 +8,11 @@ Two sources are understood:
   order, which numpy only writes for transposed arrays).
 * **ImageFolder** -- one sub-folder per class; classes are the sorted folder names, indexed 0..K-1.
   Files ending in ``.jpg``, ``.jpeg`` or ``.png`` (any case), searched recursively inside each class
-  folder, in sorted path order. Hidden entries (``.name``) are skipped; other files are skipped and
-  reported in ``warnings``. An empty class folder is allowed -- it keeps its class index, so indices
-  still line up with the model's outputs -- and is reported in ``warnings``. Images are decoded one
-  batch at a time. EXIF orientation is not applied (as torchvision's ImageFolder does not).
+  folder (not following links to folders), in sorted path order. Hidden entries (``.name``) are
+  skipped; other files are skipped and reported in ``warnings``. An empty class folder is allowed --
+  it keeps its class index, so indices still line up with the model's outputs -- and is reported in
+  ``warnings``. Images are decoded one batch at a time. EXIF orientation is not applied (as
+  torchvision's ImageFolder does not).
 
 Every image is converted to the target channel count first (Pillow ``convert``: ``L`` to ``RGB``
 replicates the gray value; ``RGB`` to ``L`` uses ITU-R 601-2 luma; alpha is dropped, palettes
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from shiftboard.errors import InvalidArgument
-from shiftboard.shards import (  # noqa: I001  re-exported
+
+# The shard functions are re-exported (see __all__) so callers such as the gateway need one import.
+from shiftboard.shards import (
     Batch,
     ProgressCallback,
     ShardInfo,
@@ -57,6 +61,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 BATCH_SAMPLES = 256
+DEFAULT_SHARD_BYTES = 64 * 1024 * 1024  # the default of the shard_bytes setting
 _GRAY_MODES = frozenset({"1", "L", "LA"})
 _DEEP_MODES = ("I", "F")  # 16/32-bit integer and float; convert("L") would clip, not rescale
 
@@ -152,7 +157,8 @@ def read_npz(path: str | Path) -> NpzTestSet:
         try:
             with archive.open("images.npy") as f:
                 shape, fortran, dtype = read_npy_header(f)
-        except (ValueError, zipfile.BadZipFile) as e:
+                data_bytes = archive.getinfo("images.npy").file_size - f.tell()
+        except (ValueError, zipfile.BadZipFile, EOFError) as e:
             raise _npz_error(path, f"'images' is not a valid .npy array ({e}): write the file again") from e
     if dtype != np.uint8:
         raise _npz_error(path, f"'images' has dtype {dtype}: store uint8 pixels 0..255, e.g. "
@@ -167,6 +173,9 @@ def read_npz(path: str | Path) -> NpzTestSet:
         raise _npz_error(path, "'images' holds zero images: a test set needs at least one")
     if 0 in shape[1:]:
         raise _npz_error(path, f"'images' has shape {shape}: images must be at least 1×1 pixel")
+    if data_bytes != int(np.prod(shape)):
+        raise _npz_error(path, f"'images' declares shape {shape} but holds {data_bytes} bytes: the file is "
+                               "truncated or corrupt; write it again")
     n, height, width = shape[0], shape[1], shape[2]
     channels = shape[3] if len(shape) == 4 else 1
 
@@ -272,7 +281,7 @@ def read_image_folder(path: str | Path) -> ImageFolderTestSet:
     empty: list[str] = []
     for index, name in enumerate(classes):
         found = 0
-        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+        for dirpath, dirnames, filenames in os.walk(root / name):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             rel_dir = Path(dirpath).relative_to(root)
             for fn in sorted(f for f in filenames if not f.startswith(".")):
@@ -388,8 +397,7 @@ def _class_subset(subset: Sequence[int], num_classes: int, labels: NDArray[np.in
     if bad:
         raise InvalidArgument(f"class_subset holds {_examples([str(v) for v in bad])}, outside [0, "
                               f"{num_classes}): give class indices below num_classes ({num_classes})")
-    seen: set[int] = set()
-    dupes = sorted({v for v in values if v in seen or seen.add(v)})  # type: ignore[func-returns-value]
+    dupes = sorted(int(v) for v, n in Counter(values).items() if n > 1)
     if dupes:
         raise InvalidArgument(f"class_subset repeats {_examples([str(v) for v in dupes])}: list each once")
     outside = ~np.isin(labels, np.asarray(values, dtype=np.int64))
@@ -406,7 +414,8 @@ def prepare_testset(
     path: str | Path,
     *,
     out_dir: str | Path,
-    shard_samples: int,
+    shard_samples: int | None = None,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
     size: tuple[int, int] | None = None,
     channels: int | None = None,
     num_classes: int | None = None,
@@ -416,16 +425,19 @@ def prepare_testset(
     """Read the test set at ``path`` (an ``.npz`` file or an ImageFolder directory), check it, and
     write its shards into ``out_dir``.
 
-    ``size`` is ``(height, width)``; it defaults to the source's size (for an ImageFolder every image
-    must then share one size). ``channels`` (1 or 3) defaults to the source's: 1 for gray npz images
-    or an ImageFolder of gray images only, else 3. ``num_classes`` defaults to the number of class
-    folders, of ``class_names`` in an npz, or else the largest label + 1. ``class_subset`` lists the
-    class indices the set covers (e.g. ImageNet-R's 200 of 1000); every label must be in it.
+    Each shard holds ``shard_samples`` samples; left out, as many as fit in ``shard_bytes`` (at least
+    one). ``size`` is ``(height, width)``; it defaults to the source's size (for an ImageFolder every
+    image must then share one size). ``channels`` (1 or 3) defaults to the source's: 1 for gray npz
+    images or an ImageFolder of gray images only, else 3. ``num_classes`` defaults to the number of
+    class folders, of ``class_names`` in an npz, or else the largest label + 1. ``class_subset`` lists
+    the class indices the set covers (e.g. ImageNet-R's 200 of 1000); every label must be in it.
     ``on_progress(done, total)`` is called as samples are written. Raises :class:`InvalidArgument`
     for any problem with the arguments or the data, before writing where it can.
     """
-    if not _is_count(shard_samples):
+    if shard_samples is not None and not _is_count(shard_samples):
         raise InvalidArgument(f"shard_samples is {shard_samples!r}: give a whole number of at least 1")
+    if not _is_count(shard_bytes):
+        raise InvalidArgument(f"shard_bytes is {shard_bytes!r}: give a whole number of at least 1")
     if size is not None and (len(size) != 2 or not all(_is_count(v) for v in size)):
         raise InvalidArgument(f"size is {size!r}: give (height, width) as two positive whole numbers")
     if channels not in (None, 1, 3):
@@ -446,11 +458,13 @@ def prepare_testset(
         size = (source.height, source.width)
     height, width = int(size[0]), int(size[1])
     channels = channels or source.channels
+    per_sample = channels * height * width + 8  # pixels and one int64 label; headers are negligible
+    shard_samples = int(shard_samples or max(1, shard_bytes // per_sample))
     shards = write_shards(source.iter_batches(height=height, width=width, channels=channels),
-                          num_samples=len(source.labels), out_dir=out_dir, shard_samples=int(shard_samples),
+                          num_samples=len(source.labels), out_dir=out_dir, shard_samples=shard_samples,
                           on_progress=on_progress)
     return PreparedTestSet(
         source_format="imagefolder" if folder else "npz", num_samples=len(source.labels), num_classes=count,
         channels=channels, height=height, width=width, class_names=source.class_names, class_subset=subset,
-        shard_samples=int(shard_samples), shards=tuple(shards), warnings=source.warnings,
+        shard_samples=shard_samples, shards=tuple(shards), warnings=source.warnings,
     )

@@ -1,0 +1,68 @@
+"""The services of the embedded stack, in start order, with their ports.
+
+    object-store  S3 API (SeaweedFS or MinIO; or external: only waited for)
+    triton        tritonserver, explicit model control
+    prefect       Prefect API + UI
+    gateway       ``shiftboard serve gateway`` (gRPC; owns the catalog; needs the object store)
+    leaderboard   ``shiftboard serve leaderboard`` (Streamlit; reads through the gateway)
+
+The gateway and the leaderboard are started through the CLI with the settings passed as
+``SHIFTBOARD_*`` variables, so a container runs exactly what the local stack runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from shiftboard.services.stack.health import grpc_health_probe, http_probe
+from shiftboard.services.stack.objectstore_server import object_store_spec
+from shiftboard.services.stack.prefect_server import prefect_spec
+from shiftboard.services.stack.spec import PortClaim, ServiceSpec
+from shiftboard.services.stack.triton import triton_spec
+from shiftboard.settings import Settings, env_name
+
+SERVICE_NAMES = ("object-store", "triton", "prefect", "gateway", "leaderboard")
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """The environment every child starts from: ours, the settings as variables, unbuffered output."""
+    return {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
+
+
+def cli_command(*args: str) -> list[str]:
+    """``python -m shiftboard.cli ARGS`` with the running interpreter."""
+    return [sys.executable, "-m", "shiftboard.cli", *args]
+
+
+def gateway_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
+    def check() -> str | None:
+        return grpc_health_probe(settings.gateway_target)
+
+    return ServiceSpec(name="gateway", address=settings.gateway_target, command=cli_command("serve", "gateway"),
+                       env=dict(base_env), check=check,
+                       ports=[PortClaim(settings.gateway_port, env_name("gateway_port"), "gateway gRPC")],
+                       stop_timeout_s=10.0)
+
+
+def leaderboard_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
+    def check() -> str | None:
+        return http_probe(settings.leaderboard_url + "/_stcore/health", expect="ok")
+
+    env = {**base_env, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    return ServiceSpec(name="leaderboard", address=settings.leaderboard_url,
+                       command=cli_command("serve", "leaderboard"), env=env, check=check,
+                       ports=[PortClaim(settings.leaderboard_port, env_name("leaderboard_port"), "leaderboard")],
+                       stop_timeout_s=10.0)
+
+
+def stack_specs(settings: Settings) -> list[ServiceSpec]:
+    """Every service in start order. No side effects; programs may be missing (see ``missing_executable``)."""
+    env = child_env(settings)
+    return [object_store_spec(settings, env), triton_spec(settings, env), prefect_spec(settings, env),
+            gateway_spec(settings, env), leaderboard_spec(settings, env)]
+
+
+def stack_ports(settings: Settings) -> list[PortClaim]:
+    """Every port the stack listens on, with the setting that chooses it."""
+    return [claim for spec in stack_specs(settings) for claim in spec.ports]

@@ -1,0 +1,154 @@
+"""The embedded Triton Inference Server: ``tritonserver`` from the ``nvidia-pytriton`` wheel, on CPU.
+
+The wheel ships the server binary, its shared libraries (``nvidia_pytriton.libs``), the Python
+backend and one backend stub per Python version. Like PyTriton, we prepare a backend directory in
+the state dir holding ``backends/python`` with the stub for the running Python next to
+``libtriton_python.so``, and start the server with explicit model control: models are loaded and
+unloaded by the deployment code through the gRPC API.
+
+Facts this relies on (see ARCHITECTURE.md): the stub links ``libpython3.X.so``, so the running
+interpreter's ``LIBDIR`` goes first on ``LD_LIBRARY_PATH`` (else a system libpython of another
+patch level can be picked up and crash on import); the stub ignores ``PYTHONPATH``, which the model
+template in :mod:`shiftboard.services.triton_repository` works around.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import sysconfig
+from importlib.util import find_spec
+from pathlib import Path
+
+from shiftboard.errors import FailedPrecondition
+from shiftboard.services.stack.health import triton_probe
+from shiftboard.services.stack.spec import PortClaim, ServiceSpec
+from shiftboard.settings import Settings, env_name
+
+log = logging.getLogger(__name__)
+
+NAME = "triton"
+# Shared memory between the server and each Python-backend stub: start small, grow in steps.
+SHM_DEFAULT_BYTES = 4 * 1024 * 1024
+SHM_GROWTH_BYTES = 4 * 1024 * 1024
+
+
+def pytriton_root() -> Path:
+    """The installed ``pytriton`` package directory (located without importing it)."""
+    spec = find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise FailedPrecondition("Triton is not installed: pip install nvidia-pytriton")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def triton_dist_dir() -> Path:
+    return pytriton_root() / "tritonserver"
+
+
+def tritonserver_binary() -> Path:
+    """The server binary of the wheel (``FailedPrecondition`` when the wheel is missing)."""
+    return triton_dist_dir() / "bin" / "tritonserver"
+
+
+def triton_library_dirs() -> list[str]:
+    """``LD_LIBRARY_PATH`` entries: the interpreter's LIBDIR first, then the wheel's own libraries."""
+    dirs = []
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if libdir:
+        dirs.append(str(libdir))
+    root = pytriton_root()
+    for candidate in (root.parent / "nvidia_pytriton.libs", root / "tritonserver" / "external_libs"):
+        if candidate.is_dir():
+            dirs.append(str(candidate))
+    return dirs
+
+
+def backend_dir(settings: Settings) -> Path:
+    return settings.state_path / "triton" / "backends"
+
+
+def _copy_if_changed(src: Path, dst: Path) -> None:
+    if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
+        return
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copy2(src, tmp)
+    os.replace(tmp, dst)  # a running server keeps the old inode
+
+
+def prepare_backends(settings: Settings) -> Path:
+    """Lay out ``<state>/triton/backends/python`` with the stub for this Python; return ``backends``."""
+    dist = triton_dist_dir()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise FailedPrecondition(f"the nvidia-pytriton wheel has no Python backend stub for Python {version}")
+    target = backend_dir(settings) / "python"
+    target.mkdir(parents=True, exist_ok=True)
+    for item in (dist / "backends" / "python").iterdir():
+        if item.is_file():
+            _copy_if_changed(item, target / item.name)
+    _copy_if_changed(stub, target / "triton_python_backend_stub")
+    os.chmod(target / "triton_python_backend_stub", 0o755)
+    return backend_dir(settings)
+
+
+def triton_ports(settings: Settings) -> list[PortClaim]:
+    return [PortClaim(settings.triton_http_port, env_name("triton_http_port"), "Triton HTTP"),
+            PortClaim(settings.triton_grpc_port, env_name("triton_grpc_port"), "Triton gRPC"),
+            PortClaim(settings.triton_metrics_port, env_name("triton_metrics_port"), "Triton metrics")]
+
+
+def triton_command(settings: Settings) -> list[str]:
+    """The ``tritonserver`` command line for the stack's ports, repository and backend directory."""
+    host = settings.host or "0.0.0.0"
+    python_config = [
+        # unique per server, so two Triton instances on one machine keep their /dev/shm apart
+        f"shm-region-prefix-name=shiftboard{settings.triton_grpc_port}_",
+        f"shm-default-byte-size={SHM_DEFAULT_BYTES}",
+        f"shm-growth-byte-size={SHM_GROWTH_BYTES}",
+    ]
+    return [
+        str(tritonserver_binary()),
+        f"--model-repository={settings.triton_repository}",
+        "--model-control-mode=explicit",
+        f"--backend-directory={backend_dir(settings)}",
+        f"--cache-directory={triton_dist_dir() / 'caches'}",
+        f"--http-address={host}", f"--http-port={settings.triton_http_port}",
+        f"--grpc-address={host}", f"--grpc-port={settings.triton_grpc_port}",
+        f"--metrics-address={host}", f"--metrics-port={settings.triton_metrics_port}",
+        "--allow-metrics=true", "--allow-gpu-metrics=false",
+        "--exit-on-error=false",  # a model that fails to load must not take the server down
+        "--exit-timeout-secs=10",  # in-flight requests get 10 s after SIGTERM
+        "--log-verbose=0",
+        *(f"--backend-config=python,{item}" for item in python_config),
+    ]
+
+
+def triton_env(base_env: dict[str, str]) -> dict[str, str]:
+    """The server's environment: library path as above; the venv's ``bin`` first on PATH like PyTriton."""
+    env = dict(base_env)
+    dirs = triton_library_dirs()
+    if env.get("LD_LIBRARY_PATH"):
+        dirs.append(env["LD_LIBRARY_PATH"])
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(dirs)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    return env
+
+
+def triton_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
+    """The Triton service (building it needs the nvidia-pytriton wheel, not the binary)."""
+
+    def check() -> str | None:
+        return triton_probe(settings.triton_target)
+
+    def prepare() -> dict[str, str]:
+        settings.triton_repository.mkdir(parents=True, exist_ok=True)
+        prepare_backends(settings)
+        return {}
+
+    return ServiceSpec(name=NAME, address=settings.triton_target, command=triton_command(settings),
+                       env=triton_env(base_env), check=check, prepare=prepare,
+                       ports=triton_ports(settings), stop_timeout_s=20.0,
+                       install_hint="pip install nvidia-pytriton")

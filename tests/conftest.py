@@ -1,0 +1,97 @@
+"""Shared fixtures: a real S3 object store (SeaweedFS, or MinIO when installed) and a real gateway.
+
+The object store runs as a subprocess on free ports with its data in a temporary directory; the
+gateway runs in-process on port 0 with its DuckDB catalog in a temporary directory. Nothing here is
+mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from shiftboard import credentials
+from shiftboard.client import Client
+from shiftboard.services.gateway.server import Gateway, create_server
+from shiftboard.services.objectstore import ObjectStore
+from shiftboard.services.stack.objectstore_server import object_store_ports, object_store_spec
+from shiftboard.services.stack.spec import port_is_free
+from shiftboard.settings import Settings
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def free_port_block(settings_for: callable, claims_of: callable, tries: int = 200) -> Settings:  # type: ignore[valid-type]
+    """Settings whose every claimed port is free (random base ports; SeaweedFS also uses port+10000)."""
+    for _ in range(tries):
+        settings = settings_for(random.randrange(20000, 50000, 10))
+        if all(port_is_free(settings.host, c.port) for c in claims_of(settings)):
+            return settings
+    raise RuntimeError("no free block of ports found")
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings pointing at a running object store with generated, enforced credentials."""
+    state = tmp_path_factory.mktemp("objectstore")
+    settings = free_port_block(
+        lambda base: Settings(state_dir=str(state), s3_port=base, s3_internal_port=base + 1,
+                              object_store=os.environ.get("SHIFTBOARD_TEST_OBJECT_STORE", "auto")),
+        object_store_ports,
+    )
+    spec = object_store_spec(settings, dict(os.environ))
+    env = dict(spec.env)
+    if spec.prepare:
+        env.update(spec.prepare() or {})
+    assert spec.command is not None
+    log = open(state / "objectstore.log", "wb")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(spec.command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 90
+    while (reason := spec.startup_probe()) is not None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"object store did not start ({reason}); log: {state / 'objectstore.log'}")
+        time.sleep(0.3)
+    creds = credentials.s3_credentials(settings)
+    assert creds is not None
+    yield settings.replace(object_store="external", s3_access_key=creds.access_key,
+                           s3_secret_key=creds.secret_key)
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()
+
+
+@dataclass
+class GatewayHandle:
+    settings: Settings
+    target: str
+    client: Client
+    store: ObjectStore
+    server: Gateway
+
+
+@pytest.fixture(scope="session")
+def gateway(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """A gateway in this process on a free port, its catalog in a temporary directory."""
+    state: Path = tmp_path_factory.mktemp("gateway")
+    settings = object_store.replace(state_dir=str(state), s3_bucket="gateway-tests")
+    server = create_server(settings, port=0)
+    target = f"127.0.0.1:{server.port}"
+    settings = settings.replace(gateway_address=target)
+    client = Client(target, credentials.admin_token(settings))
+    yield GatewayHandle(settings, target, client, ObjectStore.from_settings(settings), server)
+    client.close()
+    server.stop()
