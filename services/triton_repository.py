@@ -128,7 +128,8 @@ def environment_sys_path() -> list[str]:
 def _floats(values: Sequence[float], what: str, channels: int) -> list[float]:
     out = [float(v) for v in values]
     if len(out) not in (0, 1, channels):
-        raise InvalidArgument(f"{what} has {len(out)} values: give none, one, or one per channel ({channels})")
+        raise InvalidArgument(
+            f"{what} has {len(out)} values: give none, one, or one per channel ({channels})")
     if what == "std" and any(v == 0 for v in out):
         raise InvalidArgument("std has a zero: every std value must be non-zero")
     return out

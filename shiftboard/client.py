@@ -141,6 +141,60 @@ class Client:
     def register_testset(self, upload_id: str, spec: pb.TestSetSpec) -> pb.TestSet:
         return self._call(self._stub.RegisterTestSet, pb.RegisterTestSetRequest(upload_id=upload_id, spec=spec))
 
+    # ---------------------------------------------------------------- evaluations
+
+    @_translate
+    def list_evaluations(self, *, model: str = "", testset: str = "",
+                         status: int = pb.EVALUATION_STATUS_UNSPECIFIED) -> list[pb.Evaluation]:
+        request = pb.ListEvaluationsRequest(model=model, testset=testset, status=status)
+        return list(self._call(self._stub.ListEvaluations, request).evaluations)
+
+    def watch_evaluations(self, *, model: str = "", testset: str = "") -> Iterator[pb.Evaluation]:
+        """The current evaluations, then each change; cancel by closing the iterator."""
+        stream = self._stub.WatchEvaluations(pb.ListEvaluationsRequest(model=model, testset=testset),
+                                             metadata=self._metadata)
+        try:
+            for evaluation in stream:
+                yield evaluation
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+                return
+            raise from_status(exc.code(), exc.details() or "") from None  # type: ignore[attr-defined]
+        finally:
+            stream.cancel()
+
+    @_translate
+    def request_evaluations(self, keys: list[pb.EvaluationKey] | None = None, *,
+                            rerun: bool = False) -> list[pb.Evaluation]:
+        reply = self._call(self._stub.RequestEvaluations,
+                           pb.RequestEvaluationsRequest(keys=keys or [], rerun=rerun))
+        return list(reply.evaluations)
+
+    @_translate
+    def start_evaluation(self, key: pb.EvaluationKey, flow_run_id: str = "") -> pb.EvaluationPlan:
+        return self._call(self._stub.StartEvaluation, pb.StartEvaluationRequest(key=key, flow_run_id=flow_run_id))
+
+    @_translate
+    def commit_shard(self, key: pb.EvaluationKey, shard_index: int, predictions: pb.Predictions,
+                     seconds: float) -> pb.Evaluation:
+        request = pb.CommitShardRequest(key=key, shard_index=shard_index, predictions=predictions, seconds=seconds)
+        return self._call(self._stub.CommitShard, request)
+
+    @_translate
+    def finish_evaluation(self, key: pb.EvaluationKey, *, failed: bool = False, error: str = "") -> pb.Evaluation:
+        return self._call(self._stub.FinishEvaluation,
+                          pb.FinishEvaluationRequest(key=key, failed=failed, error=error))
+
+    @_translate
+    def predictions(self, model: str, testset: str, version: str = "") -> list[pb.Predictions]:
+        key = pb.EvaluationKey(model=model, version=version, testset=testset)
+        return list(self._stub.GetPredictions(key, metadata=self._metadata, timeout=self.timeout_s))
+
+    @_translate
+    def accuracy(self, *, model: str = "", testset: str = "") -> list[pb.Accuracy]:
+        return list(self._call(self._stub.GetAccuracy,
+                               pb.GetAccuracyRequest(model=model, testset=testset)).accuracies)
+
     def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
                     on_progress: Progress | None = None) -> pb.TestSet:
         """Upload shard files through presigned URLs, then register the manifest."""

@@ -97,6 +97,10 @@ class Settings:
     shard_bytes: int = _setting(64 * 1024 * 1024, "Target size of a test-set shard in bytes "
                                 "(`testset add --shard-samples` overrides it).")
 
+    # evaluation
+    auto_evaluate: bool = _setting(True, "Evaluate automatically: a new model on every test set, a new test "
+                                   "set with every model (through the Prefect deployment `evaluate`).")
+
     # stack
     start_timeout_s: float = _setting(180.0, "Seconds `up` waits for every service to become healthy.")
 

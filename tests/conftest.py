@@ -87,7 +87,8 @@ class GatewayHandle:
 def gateway(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
     """A gateway in this process on a free port, its catalog in a temporary directory."""
     state: Path = tmp_path_factory.mktemp("gateway")
-    settings = object_store.replace(state_dir=str(state), s3_bucket="gateway-tests")
+    # No Prefect here: evaluations are recorded as pending but not handed to a worker.
+    settings = object_store.replace(state_dir=str(state), s3_bucket="gateway-tests", auto_evaluate=False)
     server = create_server(settings, port=0)
     target = f"127.0.0.1:{server.port}"
     settings = settings.replace(gateway_address=target)

@@ -88,6 +88,46 @@ MIGRATIONS: list[str] = [
         expires_at TIMESTAMPTZ NOT NULL
     );
     """,
+    # 2: evaluations and per-sample predictions
+    """
+    CREATE SEQUENCE evaluation_ids START 1;
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY DEFAULT nextval('evaluation_ids'),
+        model VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        testset VARCHAR NOT NULL,
+        status VARCHAR NOT NULL,                -- pending, running, succeeded, failed
+        shards_total INTEGER NOT NULL,
+        samples_total BIGINT NOT NULL,
+        error VARCHAR NOT NULL DEFAULT '',
+        flow_run_id VARCHAR NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        run_started_at TIMESTAMPTZ,
+        run_samples BIGINT NOT NULL DEFAULT 0,  -- samples committed by the latest run
+        UNIQUE (model, version, testset)
+    );
+    CREATE TABLE evaluation_shards (
+        evaluation_id INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        samples BIGINT NOT NULL,
+        seconds DOUBLE NOT NULL,
+        committed_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (evaluation_id, shard)
+    );
+    -- No primary key on purpose: a shard's rows are replaced (delete + insert) in one transaction,
+    -- which keeps (evaluation, sample) unique without the cost of an index over every prediction.
+    CREATE TABLE predictions (
+        evaluation_id INTEGER NOT NULL,
+        sample BIGINT NOT NULL,
+        label INTEGER NOT NULL,
+        top1 INTEGER NOT NULL,
+        top5 INTEGER[5] NOT NULL,
+        confidence FLOAT NOT NULL,
+        correct BOOLEAN NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -136,7 +176,7 @@ class Catalog:
     # ---------------------------------------------------------------- plumbing
 
     @contextmanager
-    def _tx(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self._lock:
             cur = self._conn.cursor()
             cur.execute("BEGIN TRANSACTION")
@@ -150,7 +190,7 @@ class Catalog:
             finally:
                 cur.close()
 
-    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
             cur = self._conn.cursor()
             try:
@@ -159,7 +199,7 @@ class Catalog:
                 cur.close()
 
     def _migrate(self) -> None:
-        with self._tx() as cur:
+        with self.transaction() as cur:
             cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                         "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
             row = cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
@@ -173,12 +213,12 @@ class Catalog:
 
     @property
     def schema_version(self) -> int:
-        return int(self._query("SELECT max(version) FROM schema_migrations")[0][0])
+        return int(self.query("SELECT max(version) FROM schema_migrations")[0][0])
 
     # ---------------------------------------------------------------- tokens
 
     def put_token(self, name: str, token_hash: str, *, admin: bool, replace: bool = False) -> None:
-        with self._tx() as cur:
+        with self.transaction() as cur:
             exists = cur.execute("SELECT 1 FROM tokens WHERE name = ?", [name]).fetchone()
             if exists and not replace:
                 raise AlreadyExists(f"a token named {name!r} exists: choose another name")
@@ -186,7 +226,7 @@ class Catalog:
             cur.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", [name, token_hash, admin, _now()])
 
     def find_token(self, token_hash: str) -> Token | None:
-        rows = self._query("SELECT name, admin FROM tokens WHERE hash = ?", [token_hash])
+        rows = self.query("SELECT name, admin FROM tokens WHERE hash = ?", [token_hash])
         return Token(rows[0][0], bool(rows[0][1])) if rows else None
 
     # ---------------------------------------------------------------- models
@@ -196,11 +236,11 @@ class Catalog:
                       "created_at, created_by")
 
     def model_exists(self, name: str, version: str) -> bool:
-        return bool(self._query("SELECT 1 FROM models WHERE name = ? AND version = ?", [name, version]))
+        return bool(self.query("SELECT 1 FROM models WHERE name = ? AND version = ?", [name, version]))
 
     def add_model(self, model: pb.Model, artifact_key: str) -> None:
         md = model.metadata
-        with self._tx() as cur:
+        with self.transaction() as cur:
             if cur.execute("SELECT 1 FROM models WHERE name = ? AND version = ?",
                            [md.name, md.version]).fetchone():
                 raise AlreadyExists(f"model {md.name} version {md.version} exists: "
@@ -217,10 +257,10 @@ class Catalog:
     def get_model(self, name: str, version: str = "") -> tuple[pb.Model, str]:
         """The model and its artifact key; the newest version when ``version`` is empty."""
         if version:
-            rows = self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE name = ? AND version = ?",
+            rows = self.query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE name = ? AND version = ?",
                                [name, version])
         else:
-            rows = self._query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE name = ? "
+            rows = self.query(f"SELECT {self._MODEL_COLUMNS} FROM models WHERE name = ? "
                                "ORDER BY created_at DESC LIMIT 1", [name])
         if not rows:
             what = f"model {name} version {version}" if version else f"model {name}"
@@ -233,11 +273,11 @@ class Catalog:
         if category:
             sql += " WHERE category = ?"
             params.append(category)
-        return [self._model(r) for r in self._query(sql + " ORDER BY name, created_at", params)]
+        return [self._model(r) for r in self.query(sql + " ORDER BY name, created_at", params)]
 
     def delete_model(self, name: str, version: str) -> str:
         """Delete a model row; returns its artifact key."""
-        with self._tx() as cur:
+        with self.transaction() as cur:
             row = cur.execute("SELECT artifact_key FROM models WHERE name = ? AND version = ?",
                               [name, version]).fetchone()
             if not row:
@@ -261,22 +301,22 @@ class Catalog:
     # ---------------------------------------------------------------- uploads
 
     def add_upload(self, upload: Upload) -> None:
-        with self._tx() as cur:
+        with self.transaction() as cur:
             cur.execute("INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
                         [upload.upload_id, upload.testset, upload.num_shards, upload.created_by,
                          upload.expires_at])
 
     def get_upload(self, upload_id: str) -> Upload | None:
-        rows = self._query("SELECT upload_id, testset, num_shards, created_by, expires_at FROM uploads "
+        rows = self.query("SELECT upload_id, testset, num_shards, created_by, expires_at FROM uploads "
                            "WHERE upload_id = ?", [upload_id])
         return Upload(*rows[0]) if rows else None
 
     def delete_upload(self, upload_id: str) -> None:
-        with self._tx() as cur:
+        with self.transaction() as cur:
             cur.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
 
     def expired_uploads(self, now: dt.datetime | None = None) -> list[str]:
-        rows = self._query("SELECT upload_id FROM uploads WHERE expires_at < ?", [now or _now()])
+        rows = self.query("SELECT upload_id FROM uploads WHERE expires_at < ?", [now or _now()])
         return [r[0] for r in rows]
 
     # ---------------------------------------------------------------- test sets
@@ -285,12 +325,12 @@ class Catalog:
                         "height, width, num_samples, size_bytes, description, created_at, created_by")
 
     def testset_exists(self, name: str) -> bool:
-        return bool(self._query("SELECT 1 FROM testsets WHERE name = ?", [name]))
+        return bool(self.query("SELECT 1 FROM testsets WHERE name = ?", [name]))
 
     def add_testset(self, testset: pb.TestSet, upload_id: str | None = None) -> None:
         """Insert a test set and its shards in one transaction (and retire its upload)."""
         s = testset.spec
-        with self._tx() as cur:
+        with self.transaction() as cur:
             if cur.execute("SELECT 1 FROM testsets WHERE name = ?", [s.name]).fetchone():
                 raise AlreadyExists(f"test set {s.name} exists: choose another --name")
             cur.execute(
@@ -308,7 +348,7 @@ class Catalog:
                 cur.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
 
     def get_testset(self, name: str) -> pb.TestSet:
-        rows = self._query(f"SELECT {self._TESTSET_COLUMNS} FROM testsets WHERE name = ?", [name])
+        rows = self.query(f"SELECT {self._TESTSET_COLUMNS} FROM testsets WHERE name = ?", [name])
         if not rows:
             raise NotFound(f"test set {name} does not exist: `shiftboard testset list` shows the test sets")
         return self._testset(rows[0])
@@ -322,10 +362,10 @@ class Catalog:
         if group:
             sql += " AND grp = ?"
             params.append(group)
-        return [self._testset(r) for r in self._query(sql + " ORDER BY name", params)]
+        return [self._testset(r) for r in self.query(sql + " ORDER BY name", params)]
 
     def _testset(self, r: tuple) -> pb.TestSet:
-        shards = self._query("SELECT idx, first_sample, num_samples, size_bytes, sha256, key FROM shards "
+        shards = self.query("SELECT idx, first_sample, num_samples, size_bytes, sha256, key FROM shards "
                              "WHERE testset = ? ORDER BY idx", [r[0]])
         spec = pb.TestSetSpec(
             name=r[0], kind=vocab.kind_value(r[1]), reference=r[2], group=r[3], num_classes=r[4],

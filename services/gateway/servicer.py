@@ -12,7 +12,6 @@ the catalog in one transaction; on any failure the copies and the staging area a
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 import math
@@ -21,7 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -39,6 +38,10 @@ from shiftboard.names import validate_name
 from shiftboard.services.gateway import probe
 from shiftboard.services.gateway.auth import Authenticator, hash_token, new_token
 from shiftboard.services.gateway.catalog import Catalog, Token, Upload
+from shiftboard.services.gateway.evaluation_rpcs import EvaluationRpcs
+from shiftboard.services.gateway.evaluations import Evaluations
+from shiftboard.services.gateway.rpc import rpc
+from shiftboard.services.gateway.scheduler import Scheduler
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -46,37 +49,13 @@ from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 MAX_SHARDS = 100_000
 MAX_CLASSES = 1_000_000
 MAX_SIDE = 4096
 STAGING = "staging/"
 
 
-def rpc(*, mutating: bool, admin: bool = False) -> Callable[[F], F]:
-    """Authorise the call, then translate errors to gRPC statuses (the only place that does)."""
-
-    def decorate(method: F) -> F:
-        @functools.wraps(method)
-        def wrapper(self: ShiftboardServicer, request: Any, context: grpc.ServicerContext) -> Any:
-            try:
-                caller = self.authorize(context, mutating=mutating, admin=admin)
-                return method(self, request, context, caller)
-            except ShiftboardError as exc:
-                log.info("%s refused: %s: %s", method.__name__, exc.code.name, exc.message)
-                context.abort(exc.code, exc.message)
-            except Exception:
-                log.exception("unexpected error in %s", method.__name__)
-                context.abort(grpc.StatusCode.INTERNAL,
-                              f"internal error in the gateway during {method.__name__}; see the gateway log")
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-class ShiftboardServicer(pb_grpc.ShiftboardServicer):
+class ShiftboardServicer(EvaluationRpcs, pb_grpc.ShiftboardServicer):
     """Implements the API over the catalog and the object store."""
 
     def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore) -> None:
@@ -84,6 +63,8 @@ class ShiftboardServicer(pb_grpc.ShiftboardServicer):
         self.catalog = catalog
         self.store = store
         self.auth = Authenticator(catalog)
+        self.evaluations = Evaluations(catalog)
+        self.scheduler = Scheduler(settings, catalog, self.evaluations)
         self.tmp_dir = settings.state_path / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
@@ -138,7 +119,15 @@ class ShiftboardServicer(pb_grpc.ShiftboardServicer):
             raise
         log.info("model %s version %s stored (%d bytes) by %s", metadata.name, metadata.version, size,
                  caller.name)
+        self._trigger(self.scheduler.for_model, metadata.name, metadata.version)
         return model
+
+    def _trigger(self, schedule: Callable[..., Any], *args: str) -> None:
+        """Queue the new evaluations; the write that caused them has succeeded whatever happens here."""
+        try:
+            schedule(*args)
+        except Exception:
+            log.exception("could not schedule evaluations for %s; the sweep will", args)
 
     def _validated_model_metadata(self, md: pb.ModelMetadata) -> pb.ModelMetadata:
         out = pb.ModelMetadata()
@@ -210,6 +199,7 @@ class ShiftboardServicer(pb_grpc.ShiftboardServicer):
         if not request.version:
             raise InvalidArgument("give the version to delete (deleting every version needs one call each)")
         key = self.catalog.delete_model(request.name, request.version)
+        self.evaluations.delete_for(model=request.name, version=request.version)
         self.store.delete(key)
         log.info("model %s version %s deleted by %s", request.name, request.version, caller.name)
         return pb.DeleteModelResponse()
@@ -266,6 +256,7 @@ class ShiftboardServicer(pb_grpc.ShiftboardServicer):
         self.store.delete_prefix(self._staging_prefix(upload.upload_id))
         log.info("test set %s registered: %d samples in %d shards by %s", spec.name, spec.num_samples,
                  len(spec.shards), caller.name)
+        self._trigger(self.scheduler.for_testset, spec.name)
         return testset
 
     def _validated_testset_spec(self, raw: pb.TestSetSpec, upload: Upload) -> pb.TestSetSpec:

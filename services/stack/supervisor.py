@@ -77,7 +77,8 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
 class Supervisor:
     """Starts ``specs`` in order and supervises them until :meth:`request_stop`."""
 
-    def __init__(self, settings: Settings, specs: list[ServiceSpec], on_progress: Progress | None = None) -> None:
+    def __init__(self, settings: Settings, specs: list[ServiceSpec],
+                 on_progress: Progress | None = None) -> None:
         self.settings = settings
         settings.logs_dir.mkdir(parents=True, exist_ok=True)
         self.children = [_Child(s, settings.logs_dir / f"{s.name}.log") for s in specs]
@@ -144,7 +145,8 @@ class Supervisor:
         assert spec.command is not None
         extra_env = spec.prepare() if spec.prepare else {}
         with open(child.log_path, "ab") as out:
-            out.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(spec.command)}\n".encode())
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            out.write(f"\n=== {stamp} starting: {' '.join(spec.command)}\n".encode())
             out.flush()
             child.proc = subprocess.Popen(  # noqa: S603 (our own commands)
                 spec.command, env={**spec.env, **extra_env}, cwd=spec.cwd, stdin=subprocess.DEVNULL,

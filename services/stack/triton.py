@@ -70,8 +70,10 @@ def backend_dir(settings: Settings) -> Path:
 
 
 def _copy_if_changed(src: Path, dst: Path) -> None:
-    if dst.exists() and dst.stat().st_size == src.stat().st_size and dst.stat().st_mtime >= src.stat().st_mtime:
-        return
+    if dst.exists():
+        have, want = dst.stat(), src.stat()
+        if have.st_size == want.st_size and have.st_mtime >= want.st_mtime:
+            return
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.copy2(src, tmp)
     os.replace(tmp, dst)  # a running server keeps the old inode

@@ -32,6 +32,14 @@ class TestSetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TEST_SET_KIND_NATURAL: _ClassVar[TestSetKind]
     TEST_SET_KIND_SYNTHETIC: _ClassVar[TestSetKind]
     TEST_SET_KIND_ADVERSARIAL: _ClassVar[TestSetKind]
+
+class EvaluationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EVALUATION_STATUS_UNSPECIFIED: _ClassVar[EvaluationStatus]
+    EVALUATION_STATUS_PENDING: _ClassVar[EvaluationStatus]
+    EVALUATION_STATUS_RUNNING: _ClassVar[EvaluationStatus]
+    EVALUATION_STATUS_SUCCEEDED: _ClassVar[EvaluationStatus]
+    EVALUATION_STATUS_FAILED: _ClassVar[EvaluationStatus]
 MODEL_FORMAT_UNSPECIFIED: ModelFormat
 MODEL_FORMAT_TORCHSCRIPT: ModelFormat
 MODEL_FORMAT_ONNX: ModelFormat
@@ -46,6 +54,11 @@ TEST_SET_KIND_REFERENCE: TestSetKind
 TEST_SET_KIND_NATURAL: TestSetKind
 TEST_SET_KIND_SYNTHETIC: TestSetKind
 TEST_SET_KIND_ADVERSARIAL: TestSetKind
+EVALUATION_STATUS_UNSPECIFIED: EvaluationStatus
+EVALUATION_STATUS_PENDING: EvaluationStatus
+EVALUATION_STATUS_RUNNING: EvaluationStatus
+EVALUATION_STATUS_SUCCEEDED: EvaluationStatus
+EVALUATION_STATUS_FAILED: EvaluationStatus
 
 class InputSpec(_message.Message):
     __slots__ = ("channels", "height", "width", "value_min", "value_max", "mean", "std")
@@ -292,3 +305,159 @@ class ServerInfo(_message.Message):
     open_reads: bool
     catalog_schema_version: int
     def __init__(self, version: _Optional[str] = ..., bucket: _Optional[str] = ..., s3_endpoint: _Optional[str] = ..., triton_url: _Optional[str] = ..., prefect_api_url: _Optional[str] = ..., leaderboard_url: _Optional[str] = ..., open_reads: _Optional[bool] = ..., catalog_schema_version: _Optional[int] = ...) -> None: ...
+
+class EvaluationKey(_message.Message):
+    __slots__ = ("model", "version", "testset")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    testset: str
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
+
+class Evaluation(_message.Message):
+    __slots__ = ("key", "status", "shards_done", "shards_total", "samples_done", "samples_total", "samples_per_second", "error", "flow_run_id", "created_at", "updated_at", "attempts")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_DONE_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_DONE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    status: EvaluationStatus
+    shards_done: int
+    shards_total: int
+    samples_done: int
+    samples_total: int
+    samples_per_second: float
+    error: str
+    flow_run_id: str
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    attempts: int
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., status: _Optional[_Union[EvaluationStatus, str]] = ..., shards_done: _Optional[int] = ..., shards_total: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_total: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., error: _Optional[str] = ..., flow_run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ...) -> None: ...
+
+class ListEvaluationsRequest(_message.Message):
+    __slots__ = ("model", "testset", "status")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    testset: str
+    status: EvaluationStatus
+    def __init__(self, model: _Optional[str] = ..., testset: _Optional[str] = ..., status: _Optional[_Union[EvaluationStatus, str]] = ...) -> None: ...
+
+class ListEvaluationsResponse(_message.Message):
+    __slots__ = ("evaluations",)
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    evaluations: _containers.RepeatedCompositeFieldContainer[Evaluation]
+    def __init__(self, evaluations: _Optional[_Iterable[_Union[Evaluation, _Mapping]]] = ...) -> None: ...
+
+class RequestEvaluationsRequest(_message.Message):
+    __slots__ = ("keys", "rerun")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    RERUN_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[EvaluationKey]
+    rerun: bool
+    def __init__(self, keys: _Optional[_Iterable[_Union[EvaluationKey, _Mapping]]] = ..., rerun: _Optional[bool] = ...) -> None: ...
+
+class RequestEvaluationsResponse(_message.Message):
+    __slots__ = ("evaluations",)
+    EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
+    evaluations: _containers.RepeatedCompositeFieldContainer[Evaluation]
+    def __init__(self, evaluations: _Optional[_Iterable[_Union[Evaluation, _Mapping]]] = ...) -> None: ...
+
+class StartEvaluationRequest(_message.Message):
+    __slots__ = ("key", "flow_run_id")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    flow_run_id: str
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., flow_run_id: _Optional[str] = ...) -> None: ...
+
+class EvaluationPlan(_message.Message):
+    __slots__ = ("evaluation", "model", "testset", "pending_shards")
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    PENDING_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    evaluation: Evaluation
+    model: Model
+    testset: TestSet
+    pending_shards: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., testset: _Optional[_Union[TestSet, _Mapping]] = ..., pending_shards: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Predictions(_message.Message):
+    __slots__ = ("sample", "label", "top1", "top5", "confidence", "correct")
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TOP1_FIELD_NUMBER: _ClassVar[int]
+    TOP5_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    sample: _containers.RepeatedScalarFieldContainer[int]
+    label: _containers.RepeatedScalarFieldContainer[int]
+    top1: _containers.RepeatedScalarFieldContainer[int]
+    top5: _containers.RepeatedScalarFieldContainer[int]
+    confidence: _containers.RepeatedScalarFieldContainer[float]
+    correct: _containers.RepeatedScalarFieldContainer[bool]
+    def __init__(self, sample: _Optional[_Iterable[int]] = ..., label: _Optional[_Iterable[int]] = ..., top1: _Optional[_Iterable[int]] = ..., top5: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., correct: _Optional[_Iterable[bool]] = ...) -> None: ...
+
+class CommitShardRequest(_message.Message):
+    __slots__ = ("key", "shard_index", "predictions", "seconds")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    shard_index: int
+    predictions: Predictions
+    seconds: float
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., shard_index: _Optional[int] = ..., predictions: _Optional[_Union[Predictions, _Mapping]] = ..., seconds: _Optional[float] = ...) -> None: ...
+
+class FinishEvaluationRequest(_message.Message):
+    __slots__ = ("key", "failed", "error")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    failed: bool
+    error: str
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., failed: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
+
+class GetAccuracyRequest(_message.Message):
+    __slots__ = ("model", "testset")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    testset: str
+    def __init__(self, model: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
+
+class Accuracy(_message.Message):
+    __slots__ = ("key", "samples", "correct", "accuracy", "ci_low", "ci_high")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    CI_LOW_FIELD_NUMBER: _ClassVar[int]
+    CI_HIGH_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    samples: int
+    correct: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., samples: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
+
+class GetAccuracyResponse(_message.Message):
+    __slots__ = ("accuracies",)
+    ACCURACIES_FIELD_NUMBER: _ClassVar[int]
+    accuracies: _containers.RepeatedCompositeFieldContainer[Accuracy]
+    def __init__(self, accuracies: _Optional[_Iterable[_Union[Accuracy, _Mapping]]] = ...) -> None: ...

@@ -74,6 +74,46 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.FromString,
                 _registered_method=True)
+        self.ListEvaluations = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/ListEvaluations',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsResponse.FromString,
+                _registered_method=True)
+        self.WatchEvaluations = channel.unary_stream(
+                '/shiftboard.v1.Shiftboard/WatchEvaluations',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+                _registered_method=True)
+        self.RequestEvaluations = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/RequestEvaluations',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsResponse.FromString,
+                _registered_method=True)
+        self.StartEvaluation = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/StartEvaluation',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.StartEvaluationRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationPlan.FromString,
+                _registered_method=True)
+        self.CommitShard = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/CommitShard',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+                _registered_method=True)
+        self.FinishEvaluation = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/FinishEvaluation',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.FinishEvaluationRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+                _registered_method=True)
+        self.GetPredictions = channel.unary_stream(
+                '/shiftboard.v1.Shiftboard/GetPredictions',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationKey.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Predictions.FromString,
+                _registered_method=True)
+        self.GetAccuracy = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetAccuracy',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/CreateToken',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenRequest.SerializeToString,
@@ -149,6 +189,65 @@ class ShiftboardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvaluations(self, request, context):
+        """Evaluations of (model, test set) pairs, their progress and their results.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchEvaluations(self, request, context):
+        """The current evaluations, then every change as it happens, until the client hangs up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestEvaluations(self, request, context):
+        """Ask for evaluations: the given pairs, or (empty request) every pair that is missing or failed.
+        Each is recorded as pending and handed to the Prefect deployment `evaluate`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartEvaluation(self, request, context):
+        """(evaluation worker) Mark an evaluation running; returns the model, the test set and the shards
+        still to do (a resumed run skips the committed ones).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitShard(self, request, context):
+        """(evaluation worker) Store one shard's per-sample predictions atomically: re-sending a shard
+        replaces its rows, never duplicates them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FinishEvaluation(self, request, context):
+        """(evaluation worker) Mark an evaluation succeeded, or failed with the error to show the user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPredictions(self, request, context):
+        """Every stored prediction of one evaluation, in sample order, in batches.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAccuracy(self, request, context):
+        """Top-1 accuracy per (model, test set), with Clopper-Pearson 95% intervals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
         """Make an API token (admin only). The token is returned once; only its hash is stored.
         """
@@ -205,6 +304,46 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     servicer.ListTestSets,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.SerializeToString,
+            ),
+            'ListEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvaluations,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsResponse.SerializeToString,
+            ),
+            'WatchEvaluations': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchEvaluations,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.SerializeToString,
+            ),
+            'RequestEvaluations': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestEvaluations,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsResponse.SerializeToString,
+            ),
+            'StartEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartEvaluation,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.StartEvaluationRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationPlan.SerializeToString,
+            ),
+            'CommitShard': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitShard,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.SerializeToString,
+            ),
+            'FinishEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.FinishEvaluation,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.FinishEvaluationRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.SerializeToString,
+            ),
+            'GetPredictions': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetPredictions,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationKey.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Predictions.SerializeToString,
+            ),
+            'GetAccuracy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAccuracy,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.SerializeToString,
             ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
@@ -433,6 +572,222 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/ListTestSets',
             shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/ListEvaluations',
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/WatchEvaluations',
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestEvaluations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/RequestEvaluations',
+            shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.RequestEvaluationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/StartEvaluation',
+            shiftboard_dot_v1_dot_shiftboard__pb2.StartEvaluationRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationPlan.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitShard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/CommitShard',
+            shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FinishEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/FinishEvaluation',
+            shiftboard_dot_v1_dot_shiftboard__pb2.FinishEvaluationRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPredictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetPredictions',
+            shiftboard_dot_v1_dot_shiftboard__pb2.EvaluationKey.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Predictions.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAccuracy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetAccuracy',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,101 @@
+"""Triggers: turn "this model / this test set / every missing pair" into pending evaluations and
+hand each to the Prefect deployment ``evaluate``.
+
+Hand-off happens on a background thread so that SubmitModel and RegisterTestSet return at once. If
+Prefect cannot be reached the evaluation simply stays pending, and the scheduled sweep (which calls
+RequestEvaluations with no pairs) hands it out again later. A pair that can never run (input shapes
+or label spaces differ) is recorded as failed with the reason instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from shiftboard.services.gateway.catalog import Catalog
+from shiftboard.services.gateway.evaluations import Evaluations, Pair
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+Submit = Callable[[Settings, pb.EvaluationKey], str]
+
+
+def _prefect_submit(settings: Settings, key: pb.EvaluationKey) -> str:
+    from shiftboard.flows.worker import submit_evaluation
+
+    return str(submit_evaluation(settings, key))
+
+
+def incompatibility(model: pb.Model, testset: pb.TestSet) -> str:
+    """Why ``model`` cannot be evaluated on ``testset``, or "" when it can."""
+    spec, md = testset.spec, model.metadata
+    want = (md.input.channels, md.input.height, md.input.width)
+    have = (spec.channels, spec.height, spec.width)
+    if want != have:
+        return (f"model {md.name}:{md.version} takes {'x'.join(map(str, want))} images but test set {spec.name} "
+                f"holds {'x'.join(map(str, have))}: add the test set at the model's input size (--size, "
+                "--channels) or submit a model for its size")
+    if md.num_classes != spec.num_classes:
+        return (f"model {md.name}:{md.version} has {md.num_classes} classes, test set {spec.name} "
+                f"{spec.num_classes}: they must share one label space")
+    return ""
+
+
+class Scheduler:
+    """Records pending evaluations and hands them to the evaluation worker."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, evaluations: Evaluations,
+                 submit: Submit | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.evaluations = evaluations
+        self.submit = submit or _prefect_submit
+        self._queue: queue.Queue[Pair] = queue.Queue()
+        self._thread: threading.Thread | None = None
+
+    def request(self, pairs: list[Pair]) -> list[pb.Evaluation]:
+        """Make each pair pending (or failed when it cannot run) and queue the runnable ones."""
+        runnable: list[Pair] = []
+        for pair in pairs:
+            model, _ = self.catalog.get_model(pair.model, pair.version)
+            testset = self.catalog.get_testset(pair.testset)
+            reason = incompatibility(model, testset)
+            self.evaluations.ensure_pending(pair, shards_total=len(testset.spec.shards),
+                                            samples_total=testset.spec.num_samples, error=reason)
+            if not reason:
+                runnable.append(pair)
+        if self.settings.auto_evaluate:
+            for pair in runnable:
+                self._enqueue(pair)
+        return [self.evaluations.get(pb.EvaluationKey(model=p.model, version=p.version, testset=p.testset))
+                for p in runnable]
+
+    def for_model(self, name: str, version: str) -> list[pb.Evaluation]:
+        return self.request([Pair(name, version, t.spec.name) for t in self.catalog.list_testsets()])
+
+    def for_testset(self, name: str) -> list[pb.Evaluation]:
+        return self.request([Pair(m.metadata.name, m.metadata.version, name) for m in self.catalog.list_models()])
+
+    def _enqueue(self, pair: Pair) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="evaluation-handoff", daemon=True)
+            self._thread.start()
+        self._queue.put(pair)
+
+    def _run(self) -> None:
+        while True:
+            pair = self._queue.get()
+            key = pb.EvaluationKey(model=pair.model, version=pair.version, testset=pair.testset)
+            try:
+                flow_run_id = self.submit(self.settings, key)
+            except Exception as exc:  # noqa: BLE001 - Prefect down: stays pending for the sweep
+                log.warning("could not hand %s:%s on %s to the evaluation worker (%s); it stays pending",
+                            pair.model, pair.version, pair.testset, exc)
+                continue
+            self.evaluations.set_flow_run(pair, flow_run_id)
+            log.info("evaluation of %s:%s on %s handed to flow run %s", pair.model, pair.version, pair.testset,
+                     flow_run_id)

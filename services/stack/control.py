@@ -1,0 +1,190 @@
+"""Stack control for the CLI: ``up``, ``down`` and ``status``.
+
+``up`` checks everything it can before starting anything (programs installed, every port free,
+secrets generated), then spawns the supervisor (``shiftboard serve stack``) in its own session and
+follows the run file until every service is healthy. ``down`` asks the supervisor to stop and
+falls back to killing what the run file names. ``status`` really probes each service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from shiftboard import credentials
+from shiftboard.errors import FailedPrecondition, Unavailable
+from shiftboard.services.stack import runfile
+from shiftboard.services.stack.spec import ServiceSpec, check_ports_free
+from shiftboard.services.stack.specs import child_env, cli_command, stack_specs
+from shiftboard.services.stack.supervisor import Progress, run_supervisor
+from shiftboard.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SUPERVISOR_LOG = "supervisor.log"
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """What ``up`` did: ``already_running`` (nothing changed), the supervisor's pid, the addresses."""
+
+    already_running: bool
+    pid: int | None
+    services: dict[str, str] = field(default_factory=dict)
+    exit_code: int | None = None  # foreground only: the supervisor's exit status
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as probed now."""
+
+    name: str
+    address: str
+    healthy: bool
+    detail: str
+    pid: int | None
+
+
+def supervisor_command() -> list[str]:
+    return cli_command("serve", "stack")
+
+
+def _preflight(settings: Settings, specs: list[ServiceSpec]) -> None:
+    for spec in specs:
+        missing = spec.missing_executable()
+        if missing:
+            raise FailedPrecondition(missing)
+    check_ports_free(settings.host or "0.0.0.0", [claim for spec in specs for claim in spec.ports])
+
+
+def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | None = None) -> UpResult:
+    """Start the stack and wait until every service is healthy (see the module docstring).
+
+    Raises :class:`FailedPrecondition` before starting anything when a program is missing or a
+    port is taken, and :class:`Unavailable` when a service fails to start (naming its log).
+    With ``foreground`` the supervisor runs in this process until SIGINT/SIGTERM.
+    """
+    running = runfile.running_supervisor(settings)
+    if running is not None:
+        pid, data = running
+        return UpResult(True, pid, {s["name"]: s["address"] for s in data.get("services", [])})
+    specs = stack_specs(settings)
+    _preflight(settings, specs)
+    credentials.s3_credentials(settings, create=True)
+    credentials.admin_token(settings, create=True)
+    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    runfile.remove_run_file(settings)  # stale: its supervisor is gone
+    addresses = {spec.name: spec.address for spec in specs}
+    if foreground:
+        code = run_supervisor(settings, on_progress=on_progress)
+        if code != 0:
+            data = runfile.read_run_file(settings) or {}
+            raise Unavailable(data.get("error") or f"the stack supervisor exited with code {code}")
+        return UpResult(False, os.getpid(), addresses, exit_code=code)
+
+    log_path = settings.logs_dir / SUPERVISOR_LOG
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 (our own command)
+            supervisor_command(), env=child_env(settings), stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+    log.info("started the stack supervisor (pid %d), log %s", proc.pid, log_path)
+    _follow_start(settings, proc, len(specs), on_progress)
+    return UpResult(False, proc.pid, addresses)
+
+
+def _follow_start(settings: Settings, proc: subprocess.Popen[bytes], n_services: int,
+                  on_progress: Progress | None) -> None:
+    tracker = runfile.ProgressTracker(on_progress)
+    log_path = settings.logs_dir / SUPERVISOR_LOG
+    deadline = time.monotonic() + settings.start_timeout_s * n_services + 30.0
+    while True:
+        data = runfile.read_run_file(settings)
+        ours = data is not None and data.get("supervisor_pid") == proc.pid
+        if ours:
+            assert data is not None
+            tracker.update(data)
+            if data.get("state") == "running":
+                return
+        code = proc.poll()
+        if code is not None or (ours and data and data.get("state") == "failed"):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=120.0)  # it stops what it started before exiting
+            data = runfile.read_run_file(settings)
+            error = data.get("error") if data and data.get("supervisor_pid") == proc.pid else ""
+            raise Unavailable(error or f"the stack supervisor exited with code {proc.returncode}; "
+                              f"see {log_path}")
+        if time.monotonic() > deadline:
+            down(settings)
+            raise Unavailable(f"the stack did not become healthy in time; see {log_path}")
+        time.sleep(0.25)
+
+
+def down(settings: Settings, timeout_s: float = 60.0) -> bool:
+    """Stop the stack; False when nothing was running. Waits up to ``timeout_s``, then kills."""
+    running = runfile.running_supervisor(settings)
+    if running is None:
+        return _kill_leftovers(settings, runfile.read_run_file(settings))
+    pid, data = running
+    start = data.get("supervisor_start")
+    log.info("stopping the stack supervisor (pid %d)", pid)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not runfile.wait_gone(pid, start, timeout_s):
+        log.warning("the supervisor did not stop within %.0f s: killing it and its services", timeout_s)
+        data = runfile.read_run_file(settings) or data
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        runfile.wait_gone(pid, start, 5.0)
+        _kill_leftovers(settings, data)
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)  # reap it when we started it
+    runfile.remove_run_file(settings)
+    return True
+
+
+def _kill_leftovers(settings: Settings, data: dict[str, Any] | None) -> bool:
+    """Stop services a dead supervisor left behind (as recorded in its run file)."""
+    if not data:
+        return False
+    killed = False
+    for entry in reversed(data.get("services", [])):
+        pid = entry.get("pid")
+        if isinstance(pid, int) and runfile.pid_alive(pid, entry.get("start")):
+            log.warning("stopping %s (pid %d) left behind by a dead supervisor", entry.get("name"), pid)
+            runfile.terminate_group(pid, entry.get("start"), 20.0)
+            killed = True
+    runfile.remove_run_file(settings)
+    return killed
+
+
+def status(settings: Settings) -> list[ServiceStatus]:
+    """Probe every service now (in parallel). Without a supervisor, a dead service reads "not running"."""
+    specs = stack_specs(settings)
+    running = runfile.running_supervisor(settings)
+    entries = {e.get("name"): e for e in running[1].get("services", [])} if running else {}
+    with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+        reasons = list(pool.map(lambda spec: spec.check(), specs))
+    out = []
+    for spec, reason in zip(specs, reasons, strict=True):
+        entry = entries.get(spec.name, {})
+        pid = entry.get("pid")
+        state = entry.get("state", "")
+        if reason is None:
+            detail = "ok" if running else "ok (not started by this stack)"
+            if entry.get("restarts"):
+                detail += f", restarted {entry['restarts']}x"
+        elif not running:
+            detail = "not running"
+        elif state in ("failed", "restarting", "starting") and entry.get("detail"):
+            detail = f"{state}: {entry['detail']}"
+        else:
+            detail = reason
+        out.append(ServiceStatus(spec.name, spec.address, reason is None, detail, pid))
+    return out

@@ -1,0 +1,127 @@
+"""Scoring rules: top-1/top-5, confidence, correctness, class subsets (hand-computed cases)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shiftboard.flows.scoring import NonFiniteLogits, score, subset_index
+
+
+def test_top1_top5_confidence_and_correct_by_hand() -> None:
+    logits = np.array([
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        [6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.log(6.0)],
+    ], dtype=np.float32)
+    labels = np.array([6, 1, 6])
+    s = score(logits, labels)
+    assert s.top1.tolist() == [6, 0, 6]
+    assert s.top5.tolist() == [[6, 5, 4, 3, 2], [0, 1, 2, 3, 4], [6, 0, 1, 2, 3]]
+    assert s.correct.tolist() == [True, False, True]
+    expected = 1.0 / sum(math.exp(v - 6.0) for v in range(7))
+    assert s.confidence[0] == pytest.approx(expected, rel=1e-6)
+    assert s.confidence[1] == pytest.approx(expected, rel=1e-6)
+    # six zeros and log 6: exp(log 6) / (6 + 6) = 0.5
+    assert s.confidence[2] == pytest.approx(0.5, rel=1e-6)
+    assert s.top1.dtype == np.int32 and s.top5.dtype == np.int32 and s.confidence.dtype == np.float32
+
+
+def test_fewer_than_five_classes_pads_with_minus_one() -> None:
+    s = score(np.array([[1.0, 3.0, 2.0]]), np.array([1]))
+    assert s.top5.tolist() == [[1, 2, 0, -1, -1]]
+    assert s.top1.tolist() == [1]
+    e = [math.exp(v) for v in (1.0, 3.0, 2.0)]
+    assert s.confidence[0] == pytest.approx(e[1] / sum(e), rel=1e-6)
+
+
+def test_single_class_is_certain() -> None:
+    s = score(np.array([[-3.0], [7.0]]), np.array([0, 0]))
+    assert s.top1.tolist() == [0, 0]
+    assert s.top5.tolist() == [[0, -1, -1, -1, -1]] * 2
+    assert s.confidence.tolist() == [1.0, 1.0]
+
+
+def test_class_subset_restricts_the_argmax_and_the_softmax() -> None:
+    # class 0 has the highest logit but is not scored: the prediction is the best of {1, 3, 4}
+    logits = np.array([[9.0, 1.0, 8.0, 2.0, 0.0]])
+    s = score(logits, np.array([3]), class_subset=[4, 1, 3])
+    assert s.top1.tolist() == [3]
+    assert s.top5.tolist() == [[3, 1, 4, -1, -1]]
+    assert s.correct.tolist() == [True]
+    e = [math.exp(v) for v in (1.0, 2.0, 0.0)]
+    assert s.confidence[0] == pytest.approx(e[1] / sum(e), rel=1e-6)
+
+
+def test_label_outside_the_subset_is_never_correct() -> None:
+    s = score(np.array([[5.0, 1.0, 2.0]]), np.array([0]), class_subset=[1, 2])
+    assert s.top1.tolist() == [2]
+    assert s.correct.tolist() == [False]
+
+
+def test_ties_go_to_the_lower_class_index() -> None:
+    s = score(np.array([[1.0, 2.0, 2.0, 0.0, 2.0, 1.0]]), np.array([2]))
+    assert s.top1.tolist() == [1]
+    assert s.top5.tolist() == [[1, 2, 4, 0, 5]]
+    assert s.confidence[0] == pytest.approx(math.exp(2) / (3 * math.exp(2) + 2 * math.e + 1), rel=1e-6)
+
+
+def test_many_classes_use_the_partial_sort_and_agree_with_a_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((300, 1000)).astype(np.float32)
+    labels = rng.integers(0, 1000, 300)
+    s = score(logits, labels)
+    full = np.argsort(-logits, axis=1, kind="stable")[:, :5]
+    assert (s.top5 == full).all()
+    assert (s.top1 == logits.argmax(axis=1)).all()
+    # and with a large subset
+    subset = np.arange(0, 1000, 5)
+    s = score(logits, labels, class_subset=subset)
+    full = subset[np.argsort(-logits[:, subset], axis=1, kind="stable")[:, :5]]
+    assert (s.top5 == full).all()
+
+
+def test_matches_torch_softmax_and_topk() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    logits = (rng.standard_normal((64, 10)) * 5).astype(np.float32)
+    s = score(logits, np.zeros(64, dtype=np.int64))
+    t = torch.from_numpy(logits)
+    assert (s.top5 == t.topk(5, dim=1).indices.numpy()).all()
+    np.testing.assert_allclose(s.confidence, t.softmax(dim=1).max(dim=1).values.numpy(), atol=1e-6)
+
+
+def test_non_finite_logits_are_refused() -> None:
+    logits = np.zeros((4, 3), dtype=np.float32)
+    logits[2, 1] = np.nan
+    logits[3, 0] = np.inf
+    with pytest.raises(NonFiniteLogits, match="2 sample") as info:
+        score(logits, np.zeros(4, dtype=np.int64))
+    assert info.value.rows == [2, 3]
+
+
+@pytest.mark.parametrize(("logits", "labels", "message"), [
+    (np.zeros(3), np.zeros(3), "2-d"),
+    (np.zeros((2, 3)), np.zeros(3), "labels must have shape"),
+    (np.zeros((2, 0)), np.zeros(2), "no classes"),
+])
+def test_bad_shapes(logits: np.ndarray, labels: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        score(logits, labels)
+
+
+def test_subset_index_validates_and_normalises() -> None:
+    assert subset_index(None, 10) is None
+    assert subset_index([], 10) is None
+    assert subset_index([3, 1, 3], 10).tolist() == [1, 3]  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match=r"outside \[0, 10\)"):
+        subset_index([1, 10], 10)
+    with pytest.raises(ValueError, match="outside"):
+        subset_index([-1], 10)
+
+
+def test_empty_batch() -> None:
+    s = score(np.zeros((0, 10), dtype=np.float32), np.zeros(0, dtype=np.int64))
+    assert len(s) == 0 and s.top5.shape == (0, 5)
