@@ -90,6 +90,21 @@ class Settings:
         "", "Prefect API URL. Default: http://<host>:<prefect_port>/api."
     )
 
+    # evaluation (flows)
+    eval_concurrency: int = _setting(2, "Evaluations the worker runs at once (Prefect runner limit).")
+    eval_batch_size: int = _setting(256, "Images per inference request sent to Triton.")
+    eval_in_flight: int = _setting(4, "Inference requests an evaluation keeps in flight at once.")
+    triton_max_loaded_models: int = _setting(
+        4, "Models kept loaded in Triton; the least recently used ones not being evaluated are unloaded."
+    )
+    triton_model_threads: int = _setting(
+        0, "CPU threads of each deployed model's instance. Default: cores / eval_concurrency (at least 1)."
+    )
+    sweep_cron: str = _setting("0 * * * *", "Cron schedule of the sweep that evaluates missing or failed pairs.")
+    store_logits: bool = _setting(False, "Also store every evaluation's full logits in the object store "
+                                  "(Parquet, one object per shard).")
+    worker_poll_s: float = _setting(1.0, "Seconds between the evaluation worker's polls for scheduled runs.")
+
     # leaderboard
     leaderboard_port: int = _setting(8501, "Port of the Streamlit leaderboard.")
 
@@ -132,6 +147,11 @@ class Settings:
                              "use auto, minio, seaweedfs or external")
         if self.shard_bytes < 1:
             raise ValueError(f"{env_name('shard_bytes')} must be at least 1")
+        for name in ("eval_concurrency", "eval_batch_size", "eval_in_flight", "triton_max_loaded_models"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{env_name(name)} must be at least 1")
+        if self.worker_poll_s <= 0:
+            raise ValueError(f"{env_name('worker_poll_s')} must be positive")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

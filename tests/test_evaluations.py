@@ -99,3 +99,34 @@ def test_clopper_pearson_known_values():
     assert clopper_pearson(0, 10)[0] == 0.0 and clopper_pearson(10, 10)[1] == 1.0
     with pytest.raises(ValueError):
         clopper_pearson(11, 10)
+
+
+def test_cli_results(gateway, tmp_path):
+    """`eval list`, `accuracy` and `predictions` read back what test_commit_resume_and_results stored."""
+    import json
+
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+    from typer.testing import CliRunner
+
+    from shiftboard.cli.app import app
+
+    env = {k: v for k, v in gateway.settings.as_env().items() if v}
+    runner = CliRunner()
+    run = lambda *a: runner.invoke(app, list(a), env=env)  # noqa: E731
+    result = run("eval", "list", "--model", "eval-model", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {r["testset"]: r for r in json.loads(result.stdout)}
+    if "eval-ref" not in rows or rows["eval-ref"]["status"] != "succeeded":
+        pytest.skip("needs test_commit_resume_and_results to have run first")
+    assert rows["eval-ref"]["shards_done"] == 3
+    acc = json.loads(run("accuracy", "--model", "eval-model", "--testset", "eval-ref", "--json").stdout)
+    assert acc[0]["samples"] == 300
+    out = tmp_path / "p.parquet"
+    assert run("predictions", "eval-model", "eval-ref", "-o", str(out)).exit_code == 0
+    table = pq.read_table(out)
+    assert table.num_rows == 300 and sum(table.column("correct").to_pylist()) == acc[0]["correct"]
+    assert run("predictions", "eval-model", "eval-ref", "-o", str(tmp_path / "p.csv")).exit_code == 0
+    assert pa_csv.read_csv(tmp_path / "p.csv").num_rows == 300
+    bad = run("predictions", "eval-model", "eval-ref", "-o", str(tmp_path / "p.txt"))
+    assert bad.exit_code == 1 and ".parquet or .csv" in bad.output

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shiftboard import __version__, credentials
-from shiftboard.cli import models, testsets
+from shiftboard.cli import evals, models, testsets
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -31,6 +31,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="model")
 app.add_typer(testsets.app, name="testset")
+app.add_typer(evals.app, name="eval")
 token_app = typer.Typer(help="Manage API tokens (mutating calls need one).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 serve_app = typer.Typer(help="Run one service in the foreground (what `up` and the containers run).",
@@ -188,6 +189,16 @@ def serve_leaderboard(ctx: typer.Context) -> None:
     os.execve(sys.executable, argv, env)
 
 
+@serve_app.command("worker")
+@cli_errors
+def serve_worker(ctx: typer.Context) -> None:
+    """The evaluation worker: serves the Prefect deployments `evaluate` and `sweep`."""
+    from shiftboard.flows.worker import serve_worker as run
+
+    setup_logging_info()
+    raise typer.Exit(run(settings_of(ctx)) or 0)
+
+
 @serve_app.command("stack")
 @cli_errors
 def serve_stack(ctx: typer.Context) -> None:
@@ -204,6 +215,10 @@ def setup_logging_info() -> None:
     logging.getLogger().setLevel(logging.INFO)
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.INFO)
+
+
+app.command("predictions")(evals.predictions)
+app.command("accuracy")(evals.accuracy)
 
 
 def main() -> None:
