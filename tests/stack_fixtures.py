@@ -51,7 +51,7 @@ def stack_settings_for(state_dir: Path, **overrides: Any) -> Settings:
                      "gateway_port", "leaderboard_port"):
             ports[name] = _free_port_below(65535, taken)
             taken.add(ports[name])
-        settings = Settings(state_dir=str(state_dir), start_timeout_s=120.0, **{**ports, **overrides})
+        settings = Settings(state_dir=str(state_dir), **{"start_timeout_s": 120.0, **ports, **overrides})
         claims = stack_ports(settings)
         try:
             validate_ports(claims)

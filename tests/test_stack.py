@@ -26,13 +26,18 @@ from minio import Minio
 from minio.error import S3Error
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, InvalidArgument
+from shiftboard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.triton import prepare_backends, triton_command, triton_env
 from shiftboard.services.triton_repository import write_python_backend_model
 from shiftboard.settings import Settings
-from tests.stack_fixtures import RunningStack, running_stack, stack_settings_for  # noqa: F401 (fixture)
+from tests.stack_fixtures import (  # noqa: F401 (running_stack is a fixture)
+    RunningStack,
+    free_port,
+    running_stack,
+    stack_settings_for,
+)
 
 # --------------------------------------------------------------------------- no servers needed
 
@@ -94,6 +99,23 @@ def test_model_entry_validates_its_input(tmp_path: Path) -> None:
         write_python_backend_model(tmp_path, "m", model, (3, 8, 8), 10, mean=[0.5, 0.5])
     with pytest.raises(InvalidArgument, match="path separator"):
         write_python_backend_model(tmp_path, "../m", model, (3, 8, 8), 10)
+
+
+@pytest.mark.stack
+def test_a_service_that_stays_unhealthy_fails_up_naming_it(tmp_path: Path) -> None:
+    nothing_there = f"127.0.0.1:{free_port()}"
+    settings = stack_settings_for(tmp_path / "state", object_store="external", s3_endpoint=nothing_there,
+                                  start_timeout_s=2.0)
+    progress: list[str] = []
+    with pytest.raises(Unavailable, match=r"object-store did not become healthy within 2 s "
+                                          r"\(connection refused\)"):
+        control.up(settings, on_progress=progress.append)
+    assert runfile.running_supervisor(settings) is None
+    data = runfile.read_run_file(settings)
+    assert data is not None and data["state"] == "failed"  # kept for the error, with a dead supervisor
+    assert [s["state"] for s in data["services"]] == ["failed", "pending", "pending", "pending", "pending"]
+    assert progress[-1].startswith("object-store: failed")
+    assert control.down(settings) is False and not runfile.run_file(settings).exists()
 
 
 # --------------------------------------------------------------------------- the running stack

@@ -75,12 +75,12 @@ def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | 
     if running is not None:
         pid, data = running
         return UpResult(True, pid, {s["name"]: s["address"] for s in data.get("services", [])})
+    _kill_leftovers(settings, runfile.read_run_file(settings))  # of a supervisor that was killed
     specs = stack_specs(settings)
     _preflight(settings, specs)
     credentials.s3_credentials(settings, create=True)
     credentials.admin_token(settings, create=True)
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
-    runfile.remove_run_file(settings)  # stale: its supervisor is gone
     addresses = {spec.name: spec.address for spec in specs}
     if foreground:
         code = run_supervisor(settings, on_progress=on_progress)

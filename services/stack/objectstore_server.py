@@ -115,6 +115,7 @@ def seaweedfs_command(settings: Settings, weed: str) -> list[str]:
         f"-master.port={base}", f"-volume.port={base + 1}",
         "-filer", f"-filer.port={base + 2}",
         "-s3", f"-s3.port={settings.s3_port}", f"-s3.config={identities_file(settings)}",
+        "-s3.iam=false",  # the embedded IAM API (unused) wants an STS signing key and logs errors
         f"-master.volumeSizeLimitMB={SEAWEEDFS_VOLUME_SIZE_MB}",
         "-volume.max=0",  # as many volumes as the free disk space holds
         "-volume.preStopSeconds=1",

@@ -157,6 +157,7 @@ class Supervisor:
     def _bring_up(self, child: _Child, timeout_s: float) -> str | None:
         """Start ``child`` (unless external) and wait until it is healthy; an error message or None."""
         name, began = child.spec.name, time.monotonic()
+        see_log = f"; see {child.log_path}" if child.spec.command is not None else ""
         child.state, child.detail, child.healthy_since = "starting", "", None
         if child.spec.command is not None:
             try:
@@ -164,7 +165,7 @@ class Supervisor:
             except (ShiftboardError, OSError) as exc:
                 child.state, child.detail = "failed", str(exc)
                 self._write()
-                return f"{name} could not be started: {exc}; see {child.log_path}"
+                return f"{name} could not be started: {exc}{see_log}"
         self._write()
         delay, deadline = 0.2, began + timeout_s
         while not self._stop.is_set():
@@ -172,7 +173,7 @@ class Supervisor:
                 code = self._reap(child)
                 child.state, child.detail = "failed", f"exited with code {code} while starting"
                 self._write()
-                return f"{name} exited with code {code} while starting; see {child.log_path}"
+                return f"{name} exited with code {code} while starting{see_log}"
             reason = child.spec.startup_probe()
             if reason is None:
                 child.healthy_after_s = round(time.monotonic() - began, 1)
@@ -189,8 +190,7 @@ class Supervisor:
                 child.state = "failed"
                 self._stop_child(child)
                 self._write()
-                return (f"{name} did not become healthy within {timeout_s:.0f} s ({reason}); "
-                        f"see {child.log_path}")
+                return f"{name} did not become healthy within {timeout_s:.0f} s ({reason}){see_log}"
             self._stop.wait(delay)
             delay = min(delay * 1.5, 2.0)
         return None

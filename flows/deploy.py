@@ -1,0 +1,358 @@
+"""Deployment of submitted models to Triton, with a bound on how many stay loaded.
+
+``ModelDeployer.acquire(model)`` makes one model ready to serve and holds a *lease* on it while it
+is evaluated:
+
+1. the Triton model name is derived from the model's name, version and artifact checksum
+   (:func:`triton_model_name`): valid for Triton, unique, and never serving a stale artifact;
+2. unless the repository entry is already written, the artifact is downloaded from the object store
+   and written with :func:`~shiftboard.services.triton_repository.write_python_backend_model`
+   (Python backend, uint8 input normalised on the server, dynamic batching);
+3. when loading it would exceed ``settings.triton_max_loaded_models``, the least recently used
+   loaded models without a live lease are unloaded first (Triton's repository index says what is
+   loaded); then the model is loaded with the explicit model-control API and awaited. A load error
+   is raised as :class:`~shiftboard.flows.triton.ModelFailed` carrying Triton's message.
+
+Several worker processes deploy at once, so the bookkeeping (last use per model, live leases) is a
+small JSON file next to the models, ``<repository>/.shiftboard-deployments.json``, read and
+written under an exclusive ``flock`` on ``.shiftboard-deployments.lock``; Triton ignores files in
+the repository root. A lease belongs to a process: it dies with it (same host: the pid is checked)
+or expires after ``LEASE_TTL_S`` without renewal (another host sharing the repository).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shiftboard.errors import FailedPrecondition, InvalidArgument
+from shiftboard.flows.triton import ModelFailed, TritonError, close_quietly, connect, translate
+from shiftboard.services import triton_repository
+from shiftboard.services.objectstore import ObjectStore
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeploymentState", "Lease", "ModelDeployer", "deployment_state", "model_threads", "triton_model_name"]
+
+REGISTRY_FILE = ".shiftboard-deployments.json"
+LOCK_FILE = ".shiftboard-deployments.lock"
+LEASE_TTL_S = 3600.0
+READY_TIMEOUT_S = 120.0
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def triton_model_name(name: str, version: str, sha256: str = "") -> str:
+    """A Triton model name for a model version: readable prefix, unique 12-hex-digit suffix.
+
+    ``resnet18--v1-3f2a9c0d41b7``: the suffix hashes name, version and artifact checksum, so names
+    with separators in odd places never collide, and a re-submitted artifact gets a fresh entry.
+    """
+    digest = hashlib.sha256(f"{name}\0{version}\0{sha256}".encode()).hexdigest()[:12]
+    readable = _UNSAFE.sub("_", f"{name}--{version}").replace("..", "_").lstrip("._-") or "m"
+    return f"{readable[:64 - 13]}-{digest}"
+
+
+def model_threads(settings: Settings) -> int:
+    """CPU threads per deployed model instance: the setting, else cores / concurrent evaluations."""
+    if settings.triton_model_threads > 0:
+        return settings.triton_model_threads
+    return max(1, (os.cpu_count() or 1) // settings.eval_concurrency)
+
+
+@dataclass(frozen=True)
+class DeploymentState:
+    """A model's state in Triton: ``READY``, ``LOADING``, ``UNLOADING``, ``UNAVAILABLE`` (``reason``
+    holds the load error, if any), or ``NOT_DEPLOYED`` when the repository has no entry."""
+
+    model_name: str
+    state: str
+    reason: str = ""
+
+
+def deployment_state(settings: Settings, model: pb.Model) -> DeploymentState:
+    """Where ``model`` stands in Triton (for ``model show``); raises ``Unavailable`` if Triton is down."""
+    name = triton_model_name(model.metadata.name, model.metadata.version, model.sha256)
+    client = connect(settings.triton_target)
+    try:
+        index = client.get_model_repository_index(as_json=True)
+    except TritonError as exc:
+        raise translate(exc, what="read the repository index", url=settings.triton_target) from exc
+    finally:
+        close_quietly(client)
+    for entry in index.get("models", []):
+        if entry.get("name") == name:
+            return DeploymentState(name, entry.get("state") or "NOT_LOADED", entry.get("reason", ""))
+    return DeploymentState(name, "NOT_DEPLOYED")
+
+
+# ------------------------------------------------------------------------------ registry file
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lease_alive(lease: dict[str, Any], now: float) -> bool:
+    if float(lease.get("expires", 0)) < now:
+        return False
+    if lease.get("host") == socket.gethostname():
+        return _pid_alive(int(lease.get("pid", 0)))
+    return True
+
+
+class _Registry:
+    """The JSON bookkeeping, only touched inside ``locked()``."""
+
+    def __init__(self, repo: Path) -> None:
+        self.path = repo / REGISTRY_FILE
+        self.lock_path = repo / LOCK_FILE
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, Any]]:
+        """Exclusive access to the registry data; changes are written back atomically on exit."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.lock_path, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                data = self._read()
+                before = json.dumps(data, sort_keys=True)
+                yield data
+                now = time.time()
+                data["leases"] = {k: v for k, v in data["leases"].items() if _lease_alive(v, now)}
+                if json.dumps(data, sort_keys=True) != before:
+                    self._write(data)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            data = {}
+        except (OSError, ValueError):
+            log.warning("deployment registry %s is unreadable; starting it afresh", self.path)
+            data = {}
+        data.setdefault("last_used", {})
+        data.setdefault("leases", {})
+        return data
+
+    def _write(self, data: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=REGISTRY_FILE, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+        os.replace(tmp, self.path)
+
+
+# ------------------------------------------------------------------------------ deployer
+
+
+class Lease:
+    """A claim that a model is being evaluated: the deployer will not unload it meanwhile."""
+
+    def __init__(self, deployer: ModelDeployer, model_name: str, lease_id: str, max_batch_size: int) -> None:
+        self.deployer = deployer
+        self.model_name = model_name
+        self.lease_id = lease_id
+        self.max_batch_size = max_batch_size
+        self._released = False
+
+    def renew(self) -> None:
+        """Push the expiry ``LEASE_TTL_S`` ahead (call it now and then during long evaluations)."""
+        with self.deployer.registry.locked() as data:
+            lease = data["leases"].get(self.lease_id)
+            if lease is not None:
+                lease["expires"] = time.time() + LEASE_TTL_S
+            data["last_used"][self.model_name] = time.time()
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        with self.deployer.registry.locked() as data:
+            data["leases"].pop(self.lease_id, None)
+            data["last_used"][self.model_name] = time.time()
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class ModelDeployer:
+    """Loads models into one Triton server and keeps the number loaded bounded (see module doc)."""
+
+    def __init__(self, settings: Settings, *, store: ObjectStore | None = None) -> None:
+        self.settings = settings
+        self.url = settings.triton_target
+        self.repo = settings.triton_repository
+        self.max_loaded = settings.triton_max_loaded_models
+        self.registry = _Registry(self.repo)
+        self._store = store
+
+    # ---------------------------------------------------------------- public
+
+    def acquire(self, model: pb.Model) -> Lease:
+        """Deploy ``model`` (if needed), wait until it is ready, and lease it; release the lease after use."""
+        md = model.metadata
+        name = triton_model_name(md.name, md.version, model.sha256)
+        self.repo.mkdir(parents=True, exist_ok=True)
+        rewritten = not self._entry_current(name)
+        if rewritten:
+            self._write_entry(name, model)  # outside the lock: downloads can be slow
+        client = connect(self.url)
+        try:
+            with self.registry.locked() as data:
+                index = self._index(client)
+                if rewritten or index.get(name, {}).get("state") != "READY":
+                    self._make_room(client, data, index, keep=name)
+                    self._load(client, name, md)
+                lease_id = uuid.uuid4().hex
+                data["leases"][lease_id] = {"model": name, "host": socket.gethostname(), "pid": os.getpid(),
+                                            "expires": time.time() + LEASE_TTL_S}
+                data["last_used"][name] = time.time()
+            max_batch = self._max_batch_size(client, name)
+        finally:
+            close_quietly(client)
+        return Lease(self, name, lease_id, max_batch)
+
+    def loaded_models(self) -> list[str]:
+        """Names of the models Triton has loaded (READY) now."""
+        client = connect(self.url)
+        try:
+            return sorted(n for n, e in self._index(client).items() if e.get("state") == "READY")
+        finally:
+            close_quietly(client)
+
+    def unload_idle(self) -> list[str]:
+        """Unload every loaded model without a live lease; returns their names."""
+        client = connect(self.url)
+        try:
+            with self.registry.locked() as data:
+                leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, time.time())}
+                idle = [n for n, e in self._index(client).items() if e.get("state") == "READY" and n not in leased]
+                for name in idle:
+                    self._unload(client, name)
+                return idle
+        finally:
+            close_quietly(client)
+
+    # ---------------------------------------------------------------- steps
+
+    def _entry_current(self, name: str) -> bool:
+        entry = self.repo / name
+        try:
+            model_py = (entry / "1" / "model.py").read_text()
+        except OSError:
+            return False
+        return (entry / "config.pbtxt").is_file() and (entry / "1" / triton_repository.MODEL_FILE).is_file() \
+            and model_py == triton_repository.MODEL_PY
+
+    def _write_entry(self, name: str, model: pb.Model) -> None:
+        md = model.metadata
+        if md.format not in (pb.MODEL_FORMAT_TORCHSCRIPT, pb.MODEL_FORMAT_UNSPECIFIED):
+            raise ModelFailed(f"model {md.name}:{md.version} is {pb.ModelFormat.Name(md.format)}; "
+                              "only TorchScript models can be deployed to the embedded Triton")
+        spec = md.input
+        with tempfile.TemporaryDirectory(prefix="shiftboard-model-") as tmp:
+            path = Path(tmp) / "model.pt"
+            self._download(model.artifact_uri, path)
+            try:
+                triton_repository.write_python_backend_model(
+                    self.repo, name, path, (spec.channels, spec.height, spec.width), md.num_classes,
+                    value_min=spec.value_min, value_max=spec.value_max, mean=list(spec.mean), std=list(spec.std),
+                    max_batch_size=max(self.settings.eval_batch_size, 1),
+                    torch_threads=model_threads(self.settings),
+                )
+            except InvalidArgument as exc:
+                raise ModelFailed(f"model {md.name}:{md.version} cannot be deployed: {exc.message}") from exc
+        log.info("wrote Triton entry %s for %s:%s", name, md.name, md.version)
+
+    def _download(self, uri: str, path: Path) -> None:
+        if not uri.startswith("s3://") or "/" not in uri[5:]:
+            raise FailedPrecondition(f"model artifact URI {uri!r} is not s3://bucket/key")
+        bucket, key = uri[5:].split("/", 1)
+        store = self._store
+        if store is None or store.bucket != bucket:
+            store = ObjectStore.from_settings(self.settings.replace(s3_bucket=bucket))
+        with open(path, "wb") as f:
+            for chunk in store.iter_chunks(key):
+                f.write(chunk)
+
+    def _index(self, client: Any) -> dict[str, dict[str, Any]]:
+        try:
+            index = client.get_model_repository_index(as_json=True)
+        except TritonError as exc:
+            raise translate(exc, what="read the repository index", url=self.url) from exc
+        return {e["name"]: e for e in index.get("models", []) if "name" in e}
+
+    def _make_room(self, client: Any, data: dict[str, Any], index: dict[str, dict[str, Any]], keep: str) -> None:
+        loaded = [n for n, e in index.items() if e.get("state") in ("READY", "LOADING") and n != keep]
+        excess = len(loaded) + 1 - self.max_loaded
+        if excess <= 0:
+            return
+        now = time.time()
+        leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, now)}
+        idle = sorted((n for n in loaded if n not in leased and index[n].get("state") == "READY"),
+                      key=lambda n: (float(data["last_used"].get(n, 0.0)), n))
+        for name in idle[:excess]:
+            self._unload(client, name)
+        if excess > len(idle):
+            log.warning("Triton will hold %d models (limit %d): the others are being evaluated",
+                        len(loaded) + 1 - len(idle[:excess]), self.max_loaded)
+
+    def _unload(self, client: Any, name: str) -> None:
+        log.info("unloading %s from Triton (least recently used)", name)
+        try:
+            client.unload_model(name)
+        except TritonError as exc:
+            raise translate(exc, what=f"unload {name}", url=self.url) from exc
+
+    def _load(self, client: Any, name: str, md: pb.ModelMetadata) -> None:
+        start = time.monotonic()
+        try:
+            client.load_model(name)
+        except TritonError as exc:
+            error = translate(exc, what="load", url=self.url, model=f"{md.name}:{md.version}")
+            if isinstance(error, ModelFailed):
+                raise ModelFailed(f"Triton could not load model {md.name}:{md.version}: {exc.message()}") from exc
+            raise error from exc
+        deadline = start + READY_TIMEOUT_S
+        while True:
+            try:
+                if client.is_model_ready(name):
+                    break
+            except TritonError as exc:
+                raise translate(exc, what="check readiness", url=self.url, model=name) from exc
+            if time.monotonic() > deadline:
+                raise ModelFailed(f"model {md.name}:{md.version} was not ready {READY_TIMEOUT_S:.0f} s after loading")
+            time.sleep(0.1)
+        log.info("loaded %s into Triton in %.1f s", name, time.monotonic() - start)
+
+    def _max_batch_size(self, client: Any, name: str) -> int:
+        try:
+            config = client.get_model_config(name, as_json=True).get("config", {})
+        except TritonError as exc:
+            raise translate(exc, what="read the model config", url=self.url, model=name) from exc
+        return int(config.get("max_batch_size") or 1)
