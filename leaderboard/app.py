@@ -9,6 +9,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from shiftboard import credentials
 from shiftboard.client import Client
 from shiftboard.errors import ShiftboardError
 from shiftboard.settings import Settings
@@ -18,14 +19,15 @@ st.set_page_config(page_title="shiftboard", layout="wide")
 
 
 @st.cache_resource
-def _client() -> Client:
-    return Client.from_settings(Settings.from_env())
+def _client(target: str, token: str | None) -> Client:
+    return Client(target, token)
 
 
 def main() -> None:
     st.title("shiftboard")
     st.caption("Effective robustness of image classifiers under distribution shift.")
-    client = _client()
+    settings = Settings.from_env()
+    client = _client(settings.gateway_target, credentials.client_token(settings))
     try:
         models = [model_view(m) for m in client.list_models()]
         testsets = [testset_view(t) for t in client.list_testsets()]
@@ -40,7 +42,7 @@ def main() -> None:
     if models:
         frame = pd.DataFrame(models)[["name", "version", "category", "num_classes", "input_shape", "tags",
                                       "size_bytes", "created_at"]]
-        st.dataframe(frame, hide_index=True, use_container_width=True)
+        st.dataframe(frame, hide_index=True, width="stretch")
     else:
         st.info("No models yet: `shiftboard model submit PATH --name NAME ...` adds one.")
 
@@ -48,7 +50,7 @@ def main() -> None:
     if testsets:
         frame = pd.DataFrame(testsets)[["name", "kind", "reference", "group", "num_classes", "num_samples",
                                         "num_shards", "input_shape", "created_at"]]
-        st.dataframe(frame, hide_index=True, use_container_width=True)
+        st.dataframe(frame, hide_index=True, width="stretch")
     else:
         st.info("No test sets yet: `shiftboard testset add PATH --name NAME --kind reference` adds one.")
 
