@@ -103,7 +103,7 @@ class Settings:
     sweep_cron: str = _setting("0 * * * *", "Cron schedule of the sweep that evaluates missing or failed pairs.")
     store_logits: bool = _setting(False, "Also store every evaluation's full logits in the object store "
                                   "(Parquet, one object per shard).")
-    worker_poll_s: float = _setting(1.0, "Seconds between the evaluation worker's polls for scheduled runs.")
+    worker_poll_s: int = _setting(1, "Seconds between the evaluation worker's polls for scheduled runs.")
 
     # leaderboard
     leaderboard_port: int = _setting(8501, "Port of the Streamlit leaderboard.")

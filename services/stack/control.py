@@ -168,7 +168,8 @@ def status(settings: Settings) -> list[ServiceStatus]:
     """Probe every service now (in parallel). Without a supervisor, a dead service reads "not running"."""
     specs = stack_specs(settings)
     running = runfile.running_supervisor(settings)
-    entries = {e.get("name"): e for e in running[1].get("services", [])} if running else {}
+    data = running[1] if running else (runfile.read_run_file(settings) or {})
+    entries = {e.get("name"): e for e in data.get("services", [])}
     with ThreadPoolExecutor(max_workers=len(specs)) as pool:
         reasons = list(pool.map(lambda spec: spec.check(), specs))
     out = []
@@ -176,7 +177,12 @@ def status(settings: Settings) -> list[ServiceStatus]:
         entry = entries.get(spec.name, {})
         pid = entry.get("pid")
         state = entry.get("state", "")
-        if reason is None:
+        orphan = not running and isinstance(pid, int) and runfile.pid_alive(pid, entry.get("start"))
+        if not running and not orphan:
+            pid = None
+        if orphan:
+            detail = f"{reason or 'ok'}, but its supervisor is gone: `shiftboard down` stops it"
+        elif reason is None:
             detail = "ok" if running else "ok (not started by this stack)"
             if entry.get("restarts"):
                 detail += f", restarted {entry['restarts']}x"

@@ -113,6 +113,7 @@ def seaweedfs_command(settings: Settings, weed: str) -> list[str]:
         f"-dir={settings.state_path / 's3'}",
         f"-ip={advertise}", f"-ip.bind={bind}",
         f"-master.port={base}", f"-volume.port={base + 1}",
+        "-master.electionTimeout=1s",  # a single master: no peers to wait for (default 10 s per round)
         "-filer", f"-filer.port={base + 2}",
         "-s3", f"-s3.port={settings.s3_port}", f"-s3.config={identities_file(settings)}",
         "-s3.iam=false",  # the embedded IAM API (unused) wants an STS signing key and logs errors
