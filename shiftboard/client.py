@@ -195,6 +195,19 @@ class Client:
         return list(self._call(self._stub.GetAccuracy,
                                pb.GetAccuracyRequest(model=model, testset=testset)).accuracies)
 
+    # ---------------------------------------------------------------- leaderboard
+
+    @_translate
+    def leaderboard(self, *, shift: str = "", group: str = "", transform: str = "logit",
+                    resamples: int = 0) -> pb.Leaderboard:
+        request = pb.GetLeaderboardRequest(shift=shift, group=group, transform=transform, resamples=resamples)
+        return self._call(self._stub.GetLeaderboard, request)
+
+    @_translate
+    def compare(self, model_a: str, model_b: str, testset: str) -> pb.Comparison:
+        return self._call(self._stub.CompareModels,
+                          pb.CompareModelsRequest(model_a=model_a, model_b=model_b, testset=testset))
+
     def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
                     on_progress: Progress | None = None) -> pb.TestSet:
         """Upload shard files through presigned URLs, then register the manifest."""

@@ -116,6 +116,11 @@ class Settings:
     auto_evaluate: bool = _setting(True, "Evaluate automatically: a new model on every test set, a new test "
                                    "set with every model (through the Prefect deployment `evaluate`).")
 
+    # leaderboard maths
+    baseline_categories: str = _setting("standard", "Comma-separated model categories that form the baseline fit.")
+    min_reference_accuracy: float = _setting(0.0, "Baseline models need at least this reference accuracy (0-1).")
+    bootstrap_resamples: int = _setting(1000, "Bootstrap resamples for the fit band and the ER intervals.")
+
     # stack
     start_timeout_s: float = _setting(180.0, "Seconds `up` waits for every service to become healthy.")
 

@@ -62,3 +62,41 @@ def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]
             for sh in s.shards
         ]
     return out
+
+
+def _ci(interval: Any) -> list[float]:
+    return [round(interval.low, 6), round(interval.high, 6)]
+
+
+def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
+    """One shift's (or a group's) leaderboard; accuracies are fractions, ER in percentage points."""
+    fit = board.fit
+    out: dict[str, Any] = {
+        "shift": board.shift, "reference": board.reference, "group": board.group,
+        "class_subset": list(board.class_subset), "notes": list(board.notes), "er_mode": board.er_mode,
+        "fit": {
+            "ok": fit.ok, "reason": fit.reason, "transform": fit.transform, "n_baseline": fit.n,
+            "slope": round(fit.slope, 6) if fit.ok else None,
+            "intercept": round(fit.intercept, 6) if fit.ok else None,
+            "r2": round(fit.r2, 6) if fit.ok else None,
+            "slope_ci": _ci(fit.slope_ci) if fit.grid else None,
+            "intercept_ci": _ci(fit.intercept_ci) if fit.grid else None,
+            "clipped": list(fit.clipped),
+        },
+        "rows": [{
+            "rank": r.rank or None, "model": r.model, "category": r.category, "baseline": r.baseline,
+            "ref_acc": round(r.ref_acc, 6), "ref_ci": _ci(r.ref_ci), "n_ref": r.n_ref,
+            "shift_acc": round(r.shift_acc, 6), "shift_ci": _ci(r.shift_ci), "n_shift": r.n_shift,
+            "predicted_shift_acc": round(r.predicted_shift_acc, 6) if r.has_er else None,
+            "er": round(r.er, 4) if r.has_er else None, "er_ci": _ci(r.er_ci) if r.has_er_ci else None,
+            "tied": r.tied, "clipped": r.clipped, "tags": list(r.tags),
+        } for r in board.rows],
+    }
+    if board.group:
+        out["group_rows"] = [{
+            "model": g.model, "category": g.category, "shifts": g.shifts, "of": g.of,
+            "mean_ref_acc": round(g.mean_ref_acc, 6), "mean_shift_acc": round(g.mean_shift_acc, 6),
+            "mean_er": round(g.mean_er, 4) if g.has_er else None,
+        } for g in board.group_rows]
+        out["shifts"] = [leaderboard_view(b) for b in board.shifts]
+    return out

@@ -40,6 +40,7 @@ from shiftboard.services.gateway.auth import Authenticator, hash_token, new_toke
 from shiftboard.services.gateway.catalog import Catalog, Token, Upload
 from shiftboard.services.gateway.evaluation_rpcs import EvaluationRpcs
 from shiftboard.services.gateway.evaluations import Evaluations
+from shiftboard.services.gateway.leaderboard_rpcs import LeaderboardRpcs
 from shiftboard.services.gateway.rpc import rpc
 from shiftboard.services.gateway.scheduler import Scheduler
 from shiftboard.services.objectstore import ObjectStore
@@ -55,7 +56,7 @@ MAX_SIDE = 4096
 STAGING = "staging/"
 
 
-class ShiftboardServicer(EvaluationRpcs, pb_grpc.ShiftboardServicer):
+class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServicer):
     """Implements the API over the catalog and the object store."""
 
     def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore) -> None:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shiftboard import __version__, credentials
-from shiftboard.cli import evals, models, testsets
+from shiftboard.cli import board, evals, models, testsets
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -219,6 +219,8 @@ def setup_logging_info() -> None:
 
 app.command("predictions")(evals.predictions)
 app.command("accuracy")(evals.accuracy)
+app.command("leaderboard")(board.leaderboard)
+app.command("compare")(board.compare)
 
 
 def main() -> None:

@@ -461,3 +461,177 @@ class GetAccuracyResponse(_message.Message):
     ACCURACIES_FIELD_NUMBER: _ClassVar[int]
     accuracies: _containers.RepeatedCompositeFieldContainer[Accuracy]
     def __init__(self, accuracies: _Optional[_Iterable[_Union[Accuracy, _Mapping]]] = ...) -> None: ...
+
+class GetLeaderboardRequest(_message.Message):
+    __slots__ = ("shift", "group", "transform", "resamples")
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    shift: str
+    group: str
+    transform: str
+    resamples: int
+    def __init__(self, shift: _Optional[str] = ..., group: _Optional[str] = ..., transform: _Optional[str] = ..., resamples: _Optional[int] = ...) -> None: ...
+
+class Interval(_message.Message):
+    __slots__ = ("low", "high")
+    LOW_FIELD_NUMBER: _ClassVar[int]
+    HIGH_FIELD_NUMBER: _ClassVar[int]
+    low: float
+    high: float
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
+
+class LeaderboardRow(_message.Message):
+    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    REF_ACC_FIELD_NUMBER: _ClassVar[int]
+    REF_CI_FIELD_NUMBER: _ClassVar[int]
+    N_REF_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_ACC_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_CI_FIELD_NUMBER: _ClassVar[int]
+    N_SHIFT_FIELD_NUMBER: _ClassVar[int]
+    HAS_ER_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_SHIFT_ACC_FIELD_NUMBER: _ClassVar[int]
+    ER_FIELD_NUMBER: _ClassVar[int]
+    ER_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_ER_CI_FIELD_NUMBER: _ClassVar[int]
+    TIED_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    CLIPPED_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    category: str
+    baseline: bool
+    ref_acc: float
+    ref_ci: Interval
+    n_ref: int
+    shift_acc: float
+    shift_ci: Interval
+    n_shift: int
+    has_er: bool
+    predicted_shift_acc: float
+    er: float
+    er_ci: Interval
+    has_er_ci: bool
+    tied: bool
+    rank: int
+    clipped: bool
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class BaselineFit(_message.Message):
+    __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    R2_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_CI_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_CI_FIELD_NUMBER: _ClassVar[int]
+    GRID_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_FIELD_NUMBER: _ClassVar[int]
+    BAND_LOW_FIELD_NUMBER: _ClassVar[int]
+    BAND_HIGH_FIELD_NUMBER: _ClassVar[int]
+    CLIPPED_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reason: str
+    transform: str
+    n: int
+    slope: float
+    intercept: float
+    r2: float
+    slope_ci: Interval
+    intercept_ci: Interval
+    grid: _containers.RepeatedScalarFieldContainer[float]
+    predicted: _containers.RepeatedScalarFieldContainer[float]
+    band_low: _containers.RepeatedScalarFieldContainer[float]
+    band_high: _containers.RepeatedScalarFieldContainer[float]
+    clipped: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., grid: _Optional[_Iterable[float]] = ..., predicted: _Optional[_Iterable[float]] = ..., band_low: _Optional[_Iterable[float]] = ..., band_high: _Optional[_Iterable[float]] = ..., clipped: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GroupRow(_message.Message):
+    __slots__ = ("model", "category", "shifts", "of", "mean_ref_acc", "mean_shift_acc", "er_shifts", "has_er", "mean_er")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    OF_FIELD_NUMBER: _ClassVar[int]
+    MEAN_REF_ACC_FIELD_NUMBER: _ClassVar[int]
+    MEAN_SHIFT_ACC_FIELD_NUMBER: _ClassVar[int]
+    ER_SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    HAS_ER_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ER_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    category: str
+    shifts: int
+    of: int
+    mean_ref_acc: float
+    mean_shift_acc: float
+    er_shifts: int
+    has_er: bool
+    mean_er: float
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., shifts: _Optional[int] = ..., of: _Optional[int] = ..., mean_ref_acc: _Optional[float] = ..., mean_shift_acc: _Optional[float] = ..., er_shifts: _Optional[int] = ..., has_er: _Optional[bool] = ..., mean_er: _Optional[float] = ...) -> None: ...
+
+class Leaderboard(_message.Message):
+    __slots__ = ("shift", "reference", "group", "rows", "fit", "notes", "er_mode", "group_rows", "shifts", "class_subset")
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    FIT_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    ER_MODE_FIELD_NUMBER: _ClassVar[int]
+    GROUP_ROWS_FIELD_NUMBER: _ClassVar[int]
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SUBSET_FIELD_NUMBER: _ClassVar[int]
+    shift: str
+    reference: str
+    group: str
+    rows: _containers.RepeatedCompositeFieldContainer[LeaderboardRow]
+    fit: BaselineFit
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    er_mode: str
+    group_rows: _containers.RepeatedCompositeFieldContainer[GroupRow]
+    shifts: _containers.RepeatedCompositeFieldContainer[Leaderboard]
+    class_subset: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, shift: _Optional[str] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ..., fit: _Optional[_Union[BaselineFit, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., er_mode: _Optional[str] = ..., group_rows: _Optional[_Iterable[_Union[GroupRow, _Mapping]]] = ..., shifts: _Optional[_Iterable[_Union[Leaderboard, _Mapping]]] = ..., class_subset: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class CompareModelsRequest(_message.Message):
+    __slots__ = ("model_a", "model_b", "testset")
+    MODEL_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_B_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    model_a: str
+    model_b: str
+    testset: str
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
+
+class Comparison(_message.Message):
+    __slots__ = ("model_a", "model_b", "testset", "samples", "acc_a", "acc_b", "only_a_correct", "only_b_correct", "statistic", "p_value", "method")
+    MODEL_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_B_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACC_A_FIELD_NUMBER: _ClassVar[int]
+    ACC_B_FIELD_NUMBER: _ClassVar[int]
+    ONLY_A_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    ONLY_B_CORRECT_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    P_VALUE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    model_a: str
+    model_b: str
+    testset: str
+    samples: int
+    acc_a: float
+    acc_b: float
+    only_a_correct: int
+    only_b_correct: int
+    statistic: float
+    p_value: float
+    method: str
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., samples: _Optional[int] = ..., acc_a: _Optional[float] = ..., acc_b: _Optional[float] = ..., only_a_correct: _Optional[int] = ..., only_b_correct: _Optional[int] = ..., statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...

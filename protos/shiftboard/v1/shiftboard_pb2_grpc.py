@@ -114,6 +114,16 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.FromString,
                 _registered_method=True)
+        self.GetLeaderboard = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetLeaderboard',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetLeaderboardRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.FromString,
+                _registered_method=True)
+        self.CompareModels = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/CompareModels',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CompareModelsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Comparison.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/CreateToken',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenRequest.SerializeToString,
@@ -248,6 +258,21 @@ class ShiftboardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLeaderboard(self, request, context):
+        """Models ranked by effective robustness on one shift (or averaged over a group of shifts), with
+        the baseline fit, its bootstrap band and intervals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompareModels(self, request, context):
+        """Two models on one test set, sample by sample: McNemar's paired test.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
         """Make an API token (admin only). The token is returned once; only its hash is stored.
         """
@@ -344,6 +369,16 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     servicer.GetAccuracy,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.SerializeToString,
+            ),
+            'GetLeaderboard': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeaderboard,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetLeaderboardRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.SerializeToString,
+            ),
+            'CompareModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompareModels,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CompareModelsRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Comparison.SerializeToString,
             ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
@@ -788,6 +823,60 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/GetAccuracy',
             shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.GetAccuracyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeaderboard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetLeaderboard',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetLeaderboardRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompareModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/CompareModels',
+            shiftboard_dot_v1_dot_shiftboard__pb2.CompareModelsRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Comparison.FromString,
             options,
             channel_credentials,
             insecure,

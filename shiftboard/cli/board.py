@@ -1,0 +1,80 @@
+"""`shiftboard leaderboard` and `shiftboard compare`: effective robustness from the command line."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from shiftboard.cli._common import cli_errors, client_for, console, print_json
+from shiftboard.errors import InvalidArgument
+from shiftboard.views import leaderboard_view
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}"
+
+
+@cli_errors
+def leaderboard(
+    ctx: typer.Context,
+    shift: str = typer.Option("", "--shift", "-s", help="A shifted test set."),
+    group: str = typer.Option("", "--group", "-g", help="Or a group of shifts (mean accuracy and ER)."),
+    transform: str = typer.Option("logit", "--transform", help="logit (Taori et al.) or probit (Miller et al.)."),
+    resamples: int = typer.Option(0, "--resamples", help="Bootstrap resamples (default: the gateway's)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys)."),
+) -> None:
+    """Models ranked by effective robustness: accuracy beyond the standard models' trend."""
+    if bool(shift) == bool(group):
+        raise InvalidArgument("give --shift NAME or --group NAME")
+    with client_for(ctx) as client:
+        view = leaderboard_view(client.leaderboard(shift=shift, group=group, transform=transform,
+                                                   resamples=resamples))
+    if as_json:
+        print_json(view)
+        return
+    for board in view.get("shifts", [view]):
+        fit = board["fit"]
+        console.print(f"\n[bold]{board['shift']}[/] (reference {board['reference']}), {fit['transform']} axes")
+        if fit["ok"]:
+            console.print(f"baseline fit over {fit['n_baseline']} models: slope {fit['slope']:.3f}, "
+                          f"intercept {fit['intercept']:.3f}, R² {fit['r2']:.3f}")
+        for note in board["notes"]:
+            console.print(f"[yellow]note:[/] {note}", highlight=False)
+        table = Table("#", "model", "category", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", "")
+        for r in board["rows"]:
+            ci = r["er_ci"]
+            table.add_row(str(r["rank"] or ""), r["model"], r["category"], _pct(r["ref_acc"]), _pct(r["shift_acc"]),
+                          "" if r["er"] is None else f"{r['er']:+.2f}",
+                          "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", "tied" if r["tied"] else "")
+        console.print(table)
+    if view.get("group_rows"):
+        table = Table("model", "category", "shifts", "mean ref %", "mean shift %", "mean ER pp",
+                      title=f"group {view['group']}")
+        for g in view["group_rows"]:
+            table.add_row(g["model"], g["category"], f"{g['shifts']}/{g['of']}", _pct(g["mean_ref_acc"]),
+                          _pct(g["mean_shift_acc"]), "" if g["mean_er"] is None else f"{g['mean_er']:+.2f}")
+        console.print(table)
+
+
+@cli_errors
+def compare(
+    ctx: typer.Context,
+    model_a: str = typer.Argument(..., help="Model name or name:version."),
+    model_b: str = typer.Argument(..., help="Model name or name:version."),
+    testset: str = typer.Option(..., "--testset", "-t", help="Test set both were evaluated on."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """McNemar's paired test: do two models differ on the same samples?"""
+    with client_for(ctx) as client:
+        c = client.compare(model_a, model_b, testset)
+    view = {"model_a": c.model_a, "model_b": c.model_b, "testset": c.testset, "samples": c.samples,
+            "acc_a": round(c.acc_a, 6), "acc_b": round(c.acc_b, 6), "only_a_correct": c.only_a_correct,
+            "only_b_correct": c.only_b_correct, "statistic": round(c.statistic, 6), "p_value": c.p_value,
+            "method": c.method}
+    if as_json:
+        print_json(view)
+        return
+    console.print(f"{c.model_a}: {100 * c.acc_a:.2f}%   {c.model_b}: {100 * c.acc_b:.2f}%   on {c.testset} "
+                  f"({c.samples:,} samples)")
+    console.print(f"only {c.model_a} right: {c.only_a_correct:,}; only {c.model_b} right: {c.only_b_correct:,}; "
+                  f"McNemar ({c.method}) p = {c.p_value:.4g}")
