@@ -128,6 +128,10 @@ class Client:
         return self._call(self._stub.GetTestSet, pb.GetTestSetRequest(name=name))
 
     @_translate
+    def samples(self, testset: str, samples: list[int]) -> pb.GetSamplesResponse:
+        return self._call(self._stub.GetSamples, pb.GetSamplesRequest(testset=testset, samples=samples))
+
+    @_translate
     def list_testsets(self, kind: int = pb.TEST_SET_KIND_UNSPECIFIED, group: str = "") -> list[pb.TestSet]:
         reply = self._call(self._stub.ListTestSets, pb.ListTestSetsRequest(kind=kind, group=group))
         return list(reply.test_sets)

@@ -280,3 +280,17 @@ def test_shift_registers_against_reference(gateway, tmp_path):
     assert shifted.spec.reference == "digits-ref"
     with pytest.raises(AlreadyExists):
         gateway.client.create_upload("digits-ref", 1)
+
+
+def test_get_samples(gateway, tmp_path):
+    p = prepared(tmp_path, 300)
+    gateway.client.add_testset(spec_of("samples-set", p), [s.path for s in p.shards])
+    reply = gateway.client.samples("samples-set", [299, 0, 130])
+    images, labels = helpers.digits(300)
+    assert [s.sample for s in reply.samples] == [299, 0, 130]
+    for s in reply.samples:
+        got = np.frombuffer(s.image, dtype=np.uint8).reshape(reply.channels, reply.height, reply.width)
+        np.testing.assert_array_equal(got[0], images[s.sample])
+        assert s.label == labels[s.sample]
+    with pytest.raises(InvalidArgument, match="samples 0..299"):
+        gateway.client.samples("samples-set", [300])

@@ -54,6 +54,7 @@ MAX_SHARDS = 100_000
 MAX_CLASSES = 1_000_000
 MAX_SIDE = 4096
 STAGING = "staging/"
+MAX_SAMPLES_PER_CALL = 1024
 
 
 class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServicer):
@@ -353,6 +354,29 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
 
     def _staging_key(self, upload_id: str, index: int) -> str:
         return f"{self._staging_prefix(upload_id)}shard-{index:05d}.npz"
+
+    @rpc(mutating=False)
+    def GetSamples(self, request: pb.GetSamplesRequest, context: grpc.ServicerContext,
+                   caller: Any) -> pb.GetSamplesResponse:
+        """Images and labels of some samples, read from their shards."""
+        if len(request.samples) > MAX_SAMPLES_PER_CALL:
+            raise InvalidArgument(f"ask for at most {MAX_SAMPLES_PER_CALL} samples per call")
+        spec = self.catalog.get_testset(request.testset).spec
+        out = pb.GetSamplesResponse(channels=spec.channels, height=spec.height, width=spec.width)
+        wanted = sorted(set(request.samples))
+        if wanted and wanted[-1] >= spec.num_samples:
+            raise InvalidArgument(f"test set {spec.name} has samples 0..{spec.num_samples - 1}")
+        found: dict[int, pb.Sample] = {}
+        for shard in spec.shards:
+            inside = [i for i in wanted if shard.first_sample <= i < shard.first_sample + shard.num_samples]
+            if not inside:
+                continue
+            images, labels = testsets.read_shard(self.store.get_bytes(shard.key))
+            for i in inside:
+                j = i - shard.first_sample
+                found[i] = pb.Sample(sample=i, label=int(labels[j]), image=images[j].tobytes())
+        out.samples.extend(found[i] for i in request.samples)
+        return out
 
     @rpc(mutating=False)
     def GetTestSet(self, request: pb.GetTestSetRequest, context: grpc.ServicerContext,

@@ -252,6 +252,36 @@ class GetTestSetRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class GetSamplesRequest(_message.Message):
+    __slots__ = ("testset", "samples")
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    testset: str
+    samples: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, testset: _Optional[str] = ..., samples: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class Sample(_message.Message):
+    __slots__ = ("sample", "label", "image")
+    SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    sample: int
+    label: int
+    image: bytes
+    def __init__(self, sample: _Optional[int] = ..., label: _Optional[int] = ..., image: _Optional[bytes] = ...) -> None: ...
+
+class GetSamplesResponse(_message.Message):
+    __slots__ = ("channels", "height", "width", "samples")
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    channels: int
+    height: int
+    width: int
+    samples: _containers.RepeatedCompositeFieldContainer[Sample]
+    def __init__(self, channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ...) -> None: ...
+
 class ListTestSetsRequest(_message.Message):
     __slots__ = ("kind", "group")
     KIND_FIELD_NUMBER: _ClassVar[int]

@@ -64,6 +64,11 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSet.FromString,
                 _registered_method=True)
+        self.GetSamples = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetSamples',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesResponse.FromString,
+                _registered_method=True)
         self.GetTestSet = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/GetTestSet',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetTestSetRequest.SerializeToString,
@@ -180,6 +185,13 @@ class ShiftboardServicer:
     def RegisterTestSet(self, request, context):
         """Register a test set whose shards were uploaded: checksums and contents are verified, the
         shards move from staging to their final place, and the manifest enters the catalog at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSamples(self, request, context):
+        """Some samples of a test set (images and labels), e.g. to show the hardest ones.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -319,6 +331,11 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     servicer.RegisterTestSet,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSet.SerializeToString,
+            ),
+            'GetSamples': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSamples,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesResponse.SerializeToString,
             ),
             'GetTestSet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTestSet,
@@ -553,6 +570,33 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/RegisterTestSet',
             shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.TestSet.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSamples(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetSamples',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetSamplesResponse.FromString,
             options,
             channel_credentials,
             insecure,
