@@ -25,6 +25,7 @@ from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.stack.objectstore_server import object_store_ports, object_store_spec
 from shiftboard.services.stack.spec import port_is_free
 from shiftboard.settings import Settings
+from tests.stack_fixtures import running_stack  # noqa: F401 - a session fixture: the whole stack
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 

@@ -75,9 +75,9 @@ class RunningStack:
         return {s["name"]: s["pid"] for s in data.get("services", []) if s.get("pid")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """The whole embedded stack, started once per module with ``control.up``; stopped at the end."""
+    """The whole embedded stack, started once per session with ``control.up``; stopped at the end."""
     settings = stack_settings_for(tmp_path_factory.mktemp("stack") / "state")
     progress: list[str] = []
     try:

@@ -1,6 +1,6 @@
 """The embedded stack with real servers: SeaweedFS (or MinIO), tritonserver, Prefect, gateway, leaderboard.
 
-One stack is started per module (``running_stack``) on free ports with its state in a temporary
+One stack is started per session (``running_stack``) on free ports with its state in a temporary
 directory; the tests below run against it in file order and the last one stops it. Nothing is
 mocked. The first tests need no servers (ports, commands, model-repository layout).
 """
@@ -28,14 +28,14 @@ from minio.error import S3Error
 from shiftboard import credentials
 from shiftboard.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shiftboard.services.stack import control, runfile
+from shiftboard.services.stack.specs import SERVICE_NAMES
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.triton import prepare_backends, triton_command, triton_env
 from shiftboard.services.triton_repository import write_python_backend_model
 from shiftboard.settings import Settings
-from tests.stack_fixtures import (  # noqa: F401 (running_stack is a fixture)
+from tests.stack_fixtures import (
     RunningStack,
     free_port,
-    running_stack,
     stack_settings_for,
 )
 
@@ -113,7 +113,7 @@ def test_a_service_that_stays_unhealthy_fails_up_naming_it(tmp_path: Path) -> No
     assert runfile.running_supervisor(settings) is None
     data = runfile.read_run_file(settings)
     assert data is not None and data["state"] == "failed"  # kept for the error, with a dead supervisor
-    assert [s["state"] for s in data["services"]] == ["failed", "pending", "pending", "pending", "pending"]
+    assert [s["state"] for s in data["services"]] == ["failed"] + ["pending"] * (len(SERVICE_NAMES) - 1)
     assert progress[-1].startswith("object-store: failed")
     assert control.down(settings) is False and not runfile.run_file(settings).exists()
 
@@ -124,11 +124,11 @@ def test_a_service_that_stays_unhealthy_fails_up_naming_it(tmp_path: Path) -> No
 @pytest.mark.stack
 def test_up_reports_every_service_healthy(running_stack: RunningStack) -> None:
     assert not running_stack.result.already_running
-    for name in ("object-store", "triton", "prefect", "gateway", "leaderboard"):
+    for name in SERVICE_NAMES:
         assert any(m.startswith(f"{name}: healthy at ") for m in running_stack.progress), \
             running_stack.progress
     services = control.status(running_stack.settings)
-    assert [s.name for s in services] == ["object-store", "triton", "prefect", "gateway", "leaderboard"]
+    assert tuple(s.name for s in services) == SERVICE_NAMES
     assert all(s.healthy and s.pid for s in services), services
     data = runfile.read_run_file(running_stack.settings)
     assert data is not None and data["state"] == "running"

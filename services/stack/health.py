@@ -104,3 +104,19 @@ def object_store_probe(settings: Settings, *, create_bucket: bool = False) -> st
     except Exception as exc:  # a probe never raises; say what happened
         log.debug("object store probe failed", exc_info=True)
         return _reason(exc)
+
+
+def prefect_deployment_probe(api_url: str, deployment: str, *, timeout_s: float = 3.0) -> str | None:
+    """Healthy when ``flow/deployment`` exists in Prefect and its runner polled recently (READY)."""
+    import json
+
+    url = f"{api_url.rstrip('/')}/deployments/name/{deployment}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (own URL)
+            body = json.loads(response.read().decode("utf-8", "replace"))
+    except urllib.error.HTTPError as exc:
+        return "deployment not registered yet" if exc.code == 404 else f"HTTP {exc.code} from {url}"
+    except (OSError, ValueError) as exc:
+        return _reason(exc)
+    status = str(body.get("status") or "")
+    return None if status.upper() == "READY" else f"deployment {deployment} is {status.lower() or 'not ready'}"

@@ -4,6 +4,7 @@
     triton        tritonserver, explicit model control
     prefect       Prefect API + UI
     gateway       ``shiftboard serve gateway`` (gRPC; owns the catalog; needs the object store)
+    worker        ``shiftboard serve worker`` (Prefect deployments `evaluate` and `sweep`)
     leaderboard   ``shiftboard serve leaderboard`` (Streamlit; reads through the gateway)
 
 The gateway and the leaderboard are started through the CLI with the settings passed as
@@ -15,14 +16,14 @@ from __future__ import annotations
 import os
 import sys
 
-from shiftboard.services.stack.health import grpc_health_probe, http_probe
+from shiftboard.services.stack.health import grpc_health_probe, http_probe, prefect_deployment_probe
 from shiftboard.services.stack.objectstore_server import object_store_spec
 from shiftboard.services.stack.prefect_server import prefect_spec
 from shiftboard.services.stack.spec import PortClaim, ServiceSpec
 from shiftboard.services.stack.triton import triton_spec
 from shiftboard.settings import Settings, env_name
 
-SERVICE_NAMES = ("object-store", "triton", "prefect", "gateway", "leaderboard")
+SERVICE_NAMES = ("object-store", "triton", "prefect", "gateway", "worker", "leaderboard")
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -45,6 +46,18 @@ def gateway_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
                        stop_timeout_s=10.0)
 
 
+def worker_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
+    """The evaluation worker; healthy once its `evaluate` deployment is registered and polled."""
+    from shiftboard.flows.worker import EVALUATE_DEPLOYMENT
+
+    def check() -> str | None:
+        return prefect_deployment_probe(settings.prefect_api, EVALUATE_DEPLOYMENT)
+
+    return ServiceSpec(name="worker", address=f"{settings.prefect_api} ({EVALUATE_DEPLOYMENT})",
+                       command=cli_command("serve", "worker"), env=dict(base_env), check=check,
+                       stop_timeout_s=20.0)
+
+
 def leaderboard_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
     def check() -> str | None:
         return http_probe(settings.leaderboard_url + "/_stcore/health", expect="ok")
@@ -61,7 +74,7 @@ def stack_specs(settings: Settings) -> list[ServiceSpec]:
     """Every service in start order. No side effects; programs may be missing (see ``missing_executable``)."""
     env = child_env(settings)
     return [object_store_spec(settings, env), triton_spec(settings, env), prefect_spec(settings, env),
-            gateway_spec(settings, env), leaderboard_spec(settings, env)]
+            gateway_spec(settings, env), worker_spec(settings, env), leaderboard_spec(settings, env)]
 
 
 def stack_ports(settings: Settings) -> list[PortClaim]:
