@@ -37,6 +37,11 @@ def model_view(model: pb.Model) -> dict[str, Any]:
     }
 
 
+def deployment_view(model: pb.Model) -> dict[str, Any]:
+    d = model.deployment
+    return {"triton_name": d.triton_name, "state": d.state, "reason": d.reason}
+
+
 def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]:
     s = testset.spec
     out: dict[str, Any] = {

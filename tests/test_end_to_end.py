@@ -149,6 +149,8 @@ def test_predictions_equal_torch_and_new_testsets_trigger(client, tmp_path):
     for testset in sets:
         wait_for(all_done(client, testset=testset), f"evaluations on {testset}")
     for name, path in paths.items():
+        deployment = client.get_model(name).deployment
+        assert deployment.triton_name and deployment.state in ("READY", "UNAVAILABLE"), deployment
         for testset, (data, subset) in sets.items():
             [evaluation] = client.list_evaluations(model=name, testset=testset)
             assert evaluation.status == pb.EVALUATION_STATUS_SUCCEEDED, evaluation.error

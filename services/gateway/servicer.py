@@ -181,7 +181,17 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
         """One model by name (and version)."""
         model, key = self.catalog.get_model(request.name, request.version)
         model.artifact_uri = self.store.uri_prefix + key
+        model.deployment.CopyFrom(self._deployment(model))
         return model
+
+    def _deployment(self, model: pb.Model) -> pb.Deployment:
+        from shiftboard.flows.deploy import deployment_state
+
+        try:
+            state = deployment_state(self.settings, model)
+        except ShiftboardError as exc:
+            return pb.Deployment(state="UNKNOWN", reason=f"Triton at {self.settings.triton_target}: {exc.message}")
+        return pb.Deployment(triton_name=state.model_name, state=state.state, reason=state.reason)
 
     @rpc(mutating=False)
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext,

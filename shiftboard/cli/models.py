@@ -11,7 +11,7 @@ from shiftboard import vocab
 from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, print_json
 from shiftboard.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.views import model_view
+from shiftboard.views import deployment_view, model_view
 
 app = typer.Typer(help="Submit and inspect models (TorchScript classifiers).", no_args_is_help=True)
 
@@ -110,7 +110,8 @@ def show(
 ) -> None:
     """Show one model."""
     with client_for(ctx) as client:
-        view = model_view(client.get_model(name, version))
+        model = client.get_model(name, version)
+        view = {**model_view(model), "deployment": deployment_view(model)}
     if as_json:
         print_json(view)
         return
