@@ -185,7 +185,7 @@ def serve_leaderboard(ctx: typer.Context) -> None:
     env = {**os.environ, **settings.as_env(), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     argv = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port",
             str(settings.leaderboard_port), "--server.address", settings.host, "--server.headless", "true",
-            "--browser.gatherUsageStats", "false"]
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer"]
     os.execve(sys.executable, argv, env)
 
 

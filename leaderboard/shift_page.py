@@ -1,0 +1,177 @@
+"""Shift page: one shift's ranking by effective robustness and its reference-vs-shift scatter plot.
+
+Or, for a group of shifts, the models' mean accuracies and ER with each shift's ranking in a tab.
+A page script of ``app.py`` (run by ``st.navigation`` with ``__name__ == "__main__"``); importing it
+does nothing. Its selectors are bound to the URL (``?shift=``, ``?group=``, ``?transform=``).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from shiftboard.errors import ShiftboardError
+from shiftboard.leaderboard import charts, data, ui
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+VIEWS = ("shift", "group")
+_RANKING_COLUMNS = ["rank", "tie", "model", "category", "baseline", "ref_acc", "shift_acc", "er",
+                    "er_interval", "predicted_shift_acc", "n_ref", "n_shift", "clipped", "tags"]
+_RANKING_CONFIG = {
+    "rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
+    "tie": st.column_config.TextColumn("tie", width="small",
+                                       help="Its ER interval overlaps the leader's: not told apart from it."),
+    "baseline": st.column_config.CheckboxColumn("in fit", help="A baseline model, in the fit.",
+                                                width="small"),
+    "er": st.column_config.NumberColumn("ER (pp)", format="%+.2f",
+                                        help="Shift accuracy minus the fit's prediction, in points."),
+    "er_interval": st.column_config.TextColumn("ER interval", help="Bootstrap interval of the ER."),
+    "n_ref": st.column_config.NumberColumn("reference samples", format="localized"),
+    "n_shift": st.column_config.NumberColumn("shift samples", format="localized"),
+    "clipped": st.column_config.CheckboxColumn("clipped", width="small",
+                                               help="An accuracy of 0 or 1 was clipped before transforming."),
+}
+
+
+def render() -> None:
+    gateway = ui.Gateway.from_env()
+    testsets = {t.spec.name: t for t in ui.client(gateway).list_testsets()}
+    shifts, groups = data.shifts_of(testsets.values()), data.groups_of(testsets.values())
+    header = st.container()  # the title names the selection, made below it
+    if not shifts:
+        header.title("Shift")
+        st.info("No shifted test sets yet: add one with `shiftboard testset add PATH --name NAME "
+                "--kind natural --reference REF`.")
+        return
+    controls = st.columns([1, 2, 1])
+    # No format_func: a bound widget's URL value is its label, and "?view=group" reads well.
+    view = controls[0].radio("View", VIEWS if groups else VIEWS[:1], horizontal=True, key="view",
+                             bind="query-params", help="One shift, or the mean over a group of shifts.")
+    transform = controls[2].radio("Transform", data.TRANSFORMS, horizontal=True, key="transform",
+                                  bind="query-params",
+                                  help="Axes and fit in logit (Taori et al.) or probit (Miller et al.) "
+                                       "space.")
+    if view == "group":
+        group = controls[1].selectbox("Group", groups, key="group", bind="query-params")
+        header.title(f"Group: {group}")
+        members = [t.spec for t in testsets.values() if t.spec.group == group]
+        board = ui.leaderboard(gateway, ui.fingerprint(*{n for s in members for n in (s.name, s.reference)}),
+                               group=group, transform=transform)
+        _group(board, testsets, transform)
+        return
+    shift = controls[1].selectbox("Shift", shifts, key="shift", bind="query-params")
+    header.title(f"Shift: {shift}")
+    board = ui.leaderboard(gateway, ui.fingerprint(shift, testsets[shift].spec.reference), shift=shift,
+                           transform=transform)
+    shift_board(board, testsets.get(shift), transform, key="one", caption=header)
+    _compare(gateway, board)
+
+
+def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: str, *, key: str,
+                height: int = 560, caption: DeltaGenerator | None = None) -> None:
+    """The ranking, fit, notes and scatter plot of one shift's leaderboard."""
+    spec = testset.spec if testset else None
+    facts = [f"reference **{board.reference}**"]
+    if spec is not None:
+        facts += [f"kind {pb.TestSetKind.Name(spec.kind).removeprefix('TEST_SET_KIND_').lower()}",
+                  f"{spec.num_samples:,} samples"]
+        if spec.group:
+            facts.append(f"group {spec.group}")
+    if board.class_subset:
+        facts.append(f"scored on {len(board.class_subset)} classes (reference restricted to them)")
+    (caption or st).caption(" · ".join(facts))
+    rows = data.ranking_frame(board)
+    if rows.empty:
+        st.info("No model has finished on both this shift and its reference yet.")
+        return
+    fit = data.fit_summary(board)
+    leader = rows.iloc[0]
+    cols = st.columns(5)
+    cols[0].metric("baseline models", fit["n"], help="Models of the baseline categories in the fit.")
+    if fit["ok"]:
+        cols[1].metric("slope", f"{fit['slope']:.3f}")
+        cols[2].metric("intercept", f"{fit['intercept']:+.3f}")
+        cols[3].metric("R²", f"{fit['r2']:.3f}")
+    if pd.notna(leader["er"]):
+        cols[4].metric(f"most robust: {leader['model']}", f"{leader['er']:+.2f} pp",
+                       help="The highest effective robustness on this shift.")
+    plot, side = st.columns([3, 2], gap="large")
+    with side:
+        for note in board.notes:
+            if note == fit["reason"] or "clipped" in note:
+                st.warning(note, icon=":material/warning:")
+        if fit["ok"]:
+            interval = ""
+            if fit["slope_ci"]:
+                interval = (f" Bootstrap 95% intervals: slope [{fit['slope_ci'][0]:.3f}, "
+                            f"{fit['slope_ci'][1]:.3f}], intercept [{fit['intercept_ci'][0]:+.3f}, "
+                            f"{fit['intercept_ci'][1]:+.3f}].")
+            st.markdown(f"**Baseline fit** ({fit['n']} models): {transform}(shift acc) = "
+                        f"{fit['slope']:.3f} · {transform}(reference acc) {fit['intercept']:+.3f}.{interval}")
+        tied = [m for m in rows[rows["tied"]]["model"] if m != leader["model"]]
+        if pd.notna(leader["er"]) and tied:
+            st.markdown(f"**Tied with the leader** (ER intervals overlap): {', '.join(tied)}")
+        if fit["ok"]:
+            st.caption("Each point is a model; the dashed line is y = x (no drop), the solid line the "
+                       "baseline fit with its bootstrap band. Points above the band are more robust than the "
+                       "trend. Hover a point for its numbers.")
+        else:
+            st.caption("Each point is a model; the dashed line is y = x (no drop). The baseline fit, its "
+                       "band and the ER appear once enough baseline models have results here.")
+        for note in board.notes:
+            if not (note == fit["reason"] or "clipped" in note):
+                st.caption(f"Note: {note}")
+    with plot:
+        st.altair_chart(charts.shift_scatter(rows, data.fit_frame(board), transform, shift=board.shift,
+                                             reference=board.reference, height=height),
+                        width="stretch", key=f"scatter-{key}")
+    ui.table(rows, f"leaderboard-{board.shift}-{transform}", key=f"ranking-{key}",
+             percent=("ref_acc", "shift_acc", "predicted_shift_acc"), config=_RANKING_CONFIG,
+             column_order=_RANKING_COLUMNS)
+
+
+def _group(board: pb.Leaderboard, testsets: dict[str, pb.TestSet], transform: str) -> None:
+    st.caption(f"{len(board.shifts)} shifts: " + ", ".join(b.shift for b in board.shifts)
+               + ". Means over the shifts each model has; ER only over shifts with a fit.")
+    frame = data.group_frame(board)
+    ui.table(frame, f"group-{board.group}-{transform}", key="group-rows",
+             percent=("mean_ref_acc", "mean_shift_acc"), config={
+                 "mean_er": st.column_config.NumberColumn("mean ER (pp)", format="%+.2f"),
+                 "er_shifts": st.column_config.NumberColumn("shifts with ER")})
+    long = data.er_long_frame({b.shift: b for b in board.shifts})
+    if long["er"].notna().any():
+        st.altair_chart(charts.er_heatmap(long, shifts=[b.shift for b in board.shifts],
+                                          models=list(frame["model"])), width="stretch")
+    tabs = st.tabs([b.shift for b in board.shifts])
+    for i, (tab, shift_board_message) in enumerate(zip(tabs, board.shifts, strict=True)):
+        with tab:
+            shift_board(shift_board_message, testsets.get(shift_board_message.shift), transform,
+                        key=f"group-{i}", height=440)
+
+
+def _compare(gateway: ui.Gateway, board: pb.Leaderboard) -> None:
+    models = [r.model for r in board.rows]
+    if len(models) < 2:
+        return
+    with st.expander("Compare two models sample by sample (McNemar's test)"):
+        left, right, go = st.columns([2, 2, 1], vertical_alignment="bottom")
+        a = left.selectbox("Model A", models, index=0, key="compare-a")
+        b = right.selectbox("Model B", models, index=1, key="compare-b")
+        if not go.button("Compare", key="compare", disabled=a == b):
+            return
+        try:
+            c = ui.comparison(gateway, ui.fingerprint(board.shift), a, b, board.shift)
+        except ShiftboardError as exc:
+            st.error(exc.message)
+            return
+        cols = st.columns(4)
+        cols[0].metric(f"{c.model_a}", f"{c.acc_a:.2%}")
+        cols[1].metric(f"{c.model_b}", f"{c.acc_b:.2%}", f"{100 * (c.acc_b - c.acc_a):+.2f} pp")
+        cols[2].metric("only A right / only B right", f"{c.only_a_correct} / {c.only_b_correct}")
+        cols[3].metric("p-value", f"{c.p_value:.3g}",
+                       help=f"McNemar's test ({c.method}) on {c.samples:,} samples")
+
+
+if __name__ == "__main__":
+    render()
