@@ -47,12 +47,15 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeploymentState", "Lease", "ModelDeployer", "deployment_state", "model_threads", "triton_model_name"]
+__all__ = ["DeploymentState", "Lease", "ModelDeployer", "deployment_state", "model_threads",
+           "triton_model_name"]
 
 REGISTRY_FILE = ".shiftboard-deployments.json"
 LOCK_FILE = ".shiftboard-deployments.lock"
 LEASE_TTL_S = 3600.0
-READY_TIMEOUT_S = 120.0
+READY_TIMEOUT_S = 300.0  # loading a model (a big one on a busy server) may take minutes
+CALL_TIMEOUT_S = 30.0
+STATE_TIMEOUT_S = 5.0  # deployment_state answers `model show`: never keep the user waiting
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -89,7 +92,7 @@ def deployment_state(settings: Settings, model: pb.Model) -> DeploymentState:
     name = triton_model_name(model.metadata.name, model.metadata.version, model.sha256)
     client = connect(settings.triton_target)
     try:
-        index = client.get_model_repository_index(as_json=True)
+        index = client.get_model_repository_index(as_json=True, client_timeout=STATE_TIMEOUT_S)
     except TritonError as exc:
         raise translate(exc, what="read the repository index", url=settings.triton_target) from exc
     finally:
@@ -250,8 +253,10 @@ class ModelDeployer:
         client = connect(self.url)
         try:
             with self.registry.locked() as data:
-                leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, time.time())}
-                idle = [n for n, e in self._index(client).items() if e.get("state") == "READY" and n not in leased]
+                now = time.time()
+                leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, now)}
+                idle = [n for n, e in self._index(client).items()
+                        if e.get("state") == "READY" and n not in leased]
                 for name in idle:
                     self._unload(client, name)
                 return idle
@@ -281,7 +286,8 @@ class ModelDeployer:
             try:
                 triton_repository.write_python_backend_model(
                     self.repo, name, path, (spec.channels, spec.height, spec.width), md.num_classes,
-                    value_min=spec.value_min, value_max=spec.value_max, mean=list(spec.mean), std=list(spec.std),
+                    value_min=spec.value_min, value_max=spec.value_max,
+                    mean=list(spec.mean), std=list(spec.std),
                     max_batch_size=max(self.settings.eval_batch_size, 1),
                     torch_threads=model_threads(self.settings),
                 )
@@ -302,12 +308,13 @@ class ModelDeployer:
 
     def _index(self, client: Any) -> dict[str, dict[str, Any]]:
         try:
-            index = client.get_model_repository_index(as_json=True)
+            index = client.get_model_repository_index(as_json=True, client_timeout=CALL_TIMEOUT_S)
         except TritonError as exc:
             raise translate(exc, what="read the repository index", url=self.url) from exc
         return {e["name"]: e for e in index.get("models", []) if "name" in e}
 
-    def _make_room(self, client: Any, data: dict[str, Any], index: dict[str, dict[str, Any]], keep: str) -> None:
+    def _make_room(self, client: Any, data: dict[str, Any], index: dict[str, dict[str, Any]],
+                   keep: str) -> None:
         loaded = [n for n, e in index.items() if e.get("state") in ("READY", "LOADING") and n != keep]
         excess = len(loaded) + 1 - self.max_loaded
         if excess <= 0:
@@ -325,34 +332,36 @@ class ModelDeployer:
     def _unload(self, client: Any, name: str) -> None:
         log.info("unloading %s from Triton (least recently used)", name)
         try:
-            client.unload_model(name)
+            client.unload_model(name, client_timeout=CALL_TIMEOUT_S)
         except TritonError as exc:
             raise translate(exc, what=f"unload {name}", url=self.url) from exc
 
     def _load(self, client: Any, name: str, md: pb.ModelMetadata) -> None:
         start = time.monotonic()
         try:
-            client.load_model(name)
+            client.load_model(name, client_timeout=READY_TIMEOUT_S)
         except TritonError as exc:
             error = translate(exc, what="load", url=self.url, model=f"{md.name}:{md.version}")
             if isinstance(error, ModelFailed):
-                raise ModelFailed(f"Triton could not load model {md.name}:{md.version}: {exc.message()}") from exc
+                raise ModelFailed(
+                    f"Triton could not load model {md.name}:{md.version}: {exc.message()}") from exc
             raise error from exc
         deadline = start + READY_TIMEOUT_S
         while True:
             try:
-                if client.is_model_ready(name):
+                if client.is_model_ready(name, client_timeout=CALL_TIMEOUT_S):
                     break
             except TritonError as exc:
                 raise translate(exc, what="check readiness", url=self.url, model=name) from exc
             if time.monotonic() > deadline:
-                raise ModelFailed(f"model {md.name}:{md.version} was not ready {READY_TIMEOUT_S:.0f} s after loading")
+                raise ModelFailed(
+                    f"model {md.name}:{md.version} was not ready {READY_TIMEOUT_S:.0f} s after loading")
             time.sleep(0.1)
         log.info("loaded %s into Triton in %.1f s", name, time.monotonic() - start)
 
     def _max_batch_size(self, client: Any, name: str) -> int:
         try:
-            config = client.get_model_config(name, as_json=True).get("config", {})
+            reply = client.get_model_config(name, as_json=True, client_timeout=CALL_TIMEOUT_S)
         except TritonError as exc:
             raise translate(exc, what="read the model config", url=self.url, model=name) from exc
-        return int(config.get("max_batch_size") or 1)
+        return int(reply.get("config", {}).get("max_batch_size") or 1)

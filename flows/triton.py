@@ -69,13 +69,26 @@ def translate(exc: BaseException, *, what: str, url: str, model: str = "") -> Sh
     if is_transient_status(exc):
         return Unavailable(f"Triton at {url} is unavailable ({what}): {message}")
     lowered = message.lower()
-    if status_name(exc) in {"NOT_FOUND", "UNAVAILABLE"} or any(s in lowered for s in _NOT_SERVED):
-        if what != "load":
-            return Unavailable(f"model {model} is not served by Triton at {url} ({what}): {message}")
+    not_served = status_name(exc) in {"NOT_FOUND", "UNAVAILABLE"} or any(s in lowered for s in _NOT_SERVED)
+    if not_served and what != "load":
+        return Unavailable(f"model {model} is not served by Triton at {url} ({what}): {message}")
     if status_name(exc) in {"INTERNAL", "UNKNOWN", ""} or what == "load":
-        return ModelFailed(f"model {model} failed in Triton ({what}): {message}" if model
-                           else f"Triton ({what}): {message}")
+        return ModelFailed(f"model {model} failed in Triton ({what}): {condense(message)}" if model
+                           else f"Triton ({what}): {condense(message)}")
     return Internal(f"Triton at {url} refused to {what}: [{status_name(exc)}] {message}")
+
+
+def condense(message: str, limit: int = 1500) -> str:
+    """A model error for people: a TorchScript traceback's last line (the exception) first.
+
+    ``Error: The following operation failed in the TorchScript interpreter. Traceback ...
+    builtins.RuntimeError: input out of range`` becomes ``builtins.RuntimeError: input out of range
+    (Error: The following operation failed in the TorchScript interpreter.)``.
+    """
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if len(lines) > 1:
+        message = f"{lines[-1]} ({lines[0]})"
+    return message if len(message) <= limit else message[: limit - 3] + "..."
 
 
 def close_quietly(client: Any) -> None:

@@ -1,0 +1,15 @@
+"""``python -m bench`` (``make bench``): every benchmark, one after the other; figures are printed."""
+
+from __future__ import annotations
+
+from bench import bench_ingest, bench_pipeline
+
+
+def main() -> int:
+    status = bench_ingest.main([])
+    print(flush=True)
+    return status or bench_pipeline.main([])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""The Prefect flow ``evaluate(model, version, testset)``: one (model, test set) pair, end to end.
+
+    start_evaluation  (gateway: mark running, get the model, the test set and the pending shards)
+    infer_and_commit  deploy to Triton (lease), then per pending shard: infer -> commit_shard
+    finish_evaluation (gateway: succeeded; or failed with the error the user will see)
+
+Shards are committed one by one, so a run that dies resumes at the first missing shard (the
+gateway's plan lists only uncommitted ones) and a re-sent shard replaces its rows. Each step is a
+task that retries **only transient failures** (:class:`~shiftboard.errors.Unavailable`: the gateway,
+Triton or the object store unreachable, or the model gone from Triton), via ``retry_condition_fn``;
+a retried ``infer_and_commit`` deploys again and skips the shards this run already committed. A
+permanent failure (the model does not load, crashes, returns the wrong shape or NaN; a shard does
+not match its manifest) is recorded with ``finish_evaluation(failed=True, error=...)`` and the flow
+run ends failed. So are transient failures that outlast the retries; the sweep hands the pair out
+again later.
+
+With ``settings.store_logits`` every shard's full logits also go to the object store as Parquet,
+``logits/<model>/<version>/<testset>/shard-NNNNNN.parquet`` (columns ``sample``, ``label``,
+``logits``), written before the shard is committed.
+
+The core, :func:`run_evaluation`, is plain Python (no Prefect); the flow adds retries and the UI.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.states import State
+from prefect.tasks import Task
+
+from shiftboard.client import Client
+from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable
+from shiftboard.flows.deploy import ModelDeployer
+from shiftboard.flows.inference import InferencePipeline, ShardResult
+from shiftboard.services.objectstore import ObjectStore
+from shiftboard.settings import Settings
+from shiftboard.shards import shard_file_name
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluation"]
+
+#: Seconds between lease renewals while a long evaluation runs.
+LEASE_RENEW_S = 300.0
+_RETRY_DELAYS_S = [2, 5, 15, 30]
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure may go away on retry (a server down or restarting), not a broken model."""
+    return isinstance(exc, Unavailable)
+
+
+def _retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry a failed task only when it failed transiently."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only classify it
+        return is_transient(exc)
+    return False
+
+
+#: Task options: retry transient failures only (see :func:`is_transient`), never cache.
+TRANSIENT_RETRIES: dict[str, Any] = {"retries": len(_RETRY_DELAYS_S), "retry_delay_seconds": _RETRY_DELAYS_S,
+                             "retry_condition_fn": _retry_transient, "cache_policy": NO_CACHE}
+
+
+@dataclass
+class RunProgress:
+    """What this flow run has committed so far; survives task retries within the run."""
+
+    committed: set[int] = field(default_factory=set)
+    samples: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.samples / self.seconds if self.seconds > 0 else 0.0
+        return {"shards": len(self.committed), "samples": self.samples, "seconds": round(self.seconds, 3),
+                "samples_per_second": round(rate, 1)}
+
+
+def logits_key(key: pb.EvaluationKey, shard_index: int) -> str:
+    """Object key of one shard's logits (Parquet)."""
+    name = shard_file_name(shard_index).rsplit(".", 1)[0]
+    return f"logits/{key.model}/{key.version}/{key.testset}/{name}.parquet"
+
+
+def _logits_parquet(result: ShardResult) -> bytes:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    assert result.logits is not None
+    logits = np.ascontiguousarray(result.logits, dtype=np.float32)
+    table = pa.table({
+        "sample": pa.array(np.asarray(result.predictions.sample, dtype=np.uint64)),
+        "label": pa.array(np.asarray(result.predictions.label, dtype=np.int32)),
+        "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), logits.shape[1]),
+    })
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def check_plan(plan: pb.EvaluationPlan) -> None:
+    """Refuse a pair that can never run (shapes or label spaces differ) with a message for the user."""
+    md, spec = plan.model.metadata, plan.testset.spec
+    want = (md.input.channels, md.input.height, md.input.width)
+    have = (spec.channels, spec.height, spec.width)
+    if want != have:
+        raise InvalidArgument(f"model {md.name}:{md.version} takes {want} images (C, H, W), test set "
+                              f"{spec.name} holds {have}")
+    if spec.num_classes > md.num_classes or any(c >= md.num_classes for c in spec.class_subset):
+        raise InvalidArgument(f"test set {spec.name} has labels up to {spec.num_classes - 1}, beyond the "
+                              f"{md.num_classes} classes of model {md.name}:{md.version}")
+
+
+def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, progress: RunProgress, *,
+                   store: ObjectStore | None = None, deployer: ModelDeployer | None = None,
+                   on_shard: Callable[[pb.Evaluation], None] | None = None) -> RunProgress:
+    """Deploy the plan's model, then infer and commit every pending shard not yet in ``progress``."""
+    check_plan(plan)
+    key = plan.evaluation.key
+    pending = set(plan.pending_shards) - progress.committed
+    shards = [s for s in plan.testset.spec.shards if s.index in pending]
+    if not shards:
+        return progress
+    store = store or ObjectStore.from_settings(settings)
+    deployer = deployer or ModelDeployer(settings, store=store)
+    md, spec = plan.model.metadata, plan.testset.spec
+    with deployer.acquire(plan.model) as lease:
+        pipeline = InferencePipeline(
+            settings.triton_target, lease.model_name, num_classes=md.num_classes,
+            chw=(spec.channels, spec.height, spec.width), class_subset=list(spec.class_subset) or None,
+            batch_size=min(settings.eval_batch_size, lease.max_batch_size), in_flight=settings.eval_in_flight,
+            keep_logits=settings.store_logits, label=f"{md.name}:{md.version}")
+        renewed = time.monotonic()
+        log.info("evaluating %s:%s on %s: %d shard(s) to do", md.name, md.version, spec.name, len(shards))
+        for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
+            if result.logits is not None:
+                store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
+            evaluation = client.commit_shard(key, result.shard.index, result.predictions, result.seconds)
+            progress.committed.add(result.shard.index)
+            progress.samples += len(result.predictions.top1)
+            progress.seconds += result.seconds
+            log.info("shard %d committed: %d samples in %.2f s (%d/%d shards)", result.shard.index,
+                     len(result.predictions.top1), result.seconds, evaluation.shards_done,
+                     evaluation.shards_total)
+            if on_shard is not None:
+                on_shard(evaluation)
+            if time.monotonic() - renewed > LEASE_RENEW_S:
+                lease.renew()
+                renewed = time.monotonic()
+    return progress
+
+
+def error_message(exc: BaseException) -> str:
+    """The message recorded on a failed evaluation (what ``eval list`` shows)."""
+    if isinstance(exc, ShiftboardError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ------------------------------------------------------------------------------ Prefect
+
+
+@task(name="start-evaluation", **TRANSIENT_RETRIES)
+def start_evaluation_task(settings: Settings, key: pb.EvaluationKey, flow_run_id: str) -> pb.EvaluationPlan:
+    """Mark the evaluation running and get its plan."""
+    with Client.from_settings(settings) as client:
+        return client.start_evaluation(key, flow_run_id)
+
+
+@task(name="infer-and-commit", **TRANSIENT_RETRIES)
+def infer_and_commit_task(settings: Settings, plan: pb.EvaluationPlan,
+                          progress: RunProgress) -> dict[str, Any]:
+    """Deploy the model, infer and commit the pending shards (resuming after a retry)."""
+    with Client.from_settings(settings) as client:
+        return run_evaluation(settings, client, plan, progress).summary()
+
+
+@task(name="finish-evaluation", **TRANSIENT_RETRIES)
+def finish_evaluation_task(settings: Settings, key: pb.EvaluationKey, error: str = "") -> pb.Evaluation:
+    """Record the outcome: succeeded, or failed with ``error``."""
+    with Client.from_settings(settings) as client:
+        return client.finish_evaluation(key, failed=bool(error), error=error)
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters or {}
+    return f"{params.get('model')}:{params.get('version')} on {params.get('testset')}"
+
+
+@flow(name="evaluate", flow_run_name=_flow_run_name, log_prints=False, validate_parameters=True)
+def evaluate(model: str, version: str, testset: str) -> dict[str, Any]:
+    """Evaluate one model version on one test set through Triton; predictions go to the gateway."""
+    from prefect.runtime import flow_run
+
+    settings = Settings.from_env()
+    key = pb.EvaluationKey(model=model, version=version, testset=testset)
+    try:
+        plan = start_evaluation_task(settings, key, str(flow_run.id or ""))
+        summary = infer_and_commit_task(settings, plan, RunProgress())
+    except Exception as exc:
+        message = error_message(exc) or type(exc).__name__
+        log.error("evaluation of %s:%s on %s failed: %s", model, version, testset, message)
+        try:
+            _ = finish_evaluation_task(settings, key, message)
+        except Exception:  # noqa: BLE001 - the original failure is what matters
+            log.exception("could not record the failure of %s:%s on %s", model, version, testset)
+        raise
+    _ = finish_evaluation_task(settings, key)
+    log.info("evaluation of %s:%s on %s succeeded: %s", model, version, testset, summary)
+    return summary
