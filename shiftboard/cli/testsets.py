@@ -7,7 +7,6 @@ registered unless every shard arrived intact.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import typer
@@ -17,7 +16,6 @@ from rich.table import Table
 from shiftboard import testsets as ts
 from shiftboard import vocab
 from shiftboard.cli._common import (
-    byte_progress,
     cli_errors,
     client_for,
     console,
@@ -27,6 +25,7 @@ from shiftboard.cli._common import (
 )
 from shiftboard.errors import InvalidArgument, NotFound
 from shiftboard.names import validate_name
+from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.views import testset_view
 
@@ -84,32 +83,25 @@ def add(
             except NotFound:
                 raise NotFound(f"reference test set {reference!r} does not exist: register it first "
                                "(`shiftboard testset add PATH --kind reference`)") from None
-        with tempfile.TemporaryDirectory(prefix="shiftboard-shards-") as tmp:
-            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          TimeRemainingColumn(), console=err_console, disable=as_json) as progress:
-                task = progress.add_task(f"shard {path.name}", total=None)
-                prepared = ts.prepare_testset(
-                    path, out_dir=tmp, shard_samples=shard_samples, shard_bytes=settings.shard_bytes,
-                    size=ts.parse_size(size) if size else None, channels=channels, num_classes=num_classes,
-                    class_subset=_int_list(classes, "classes") if classes else None,
-                    on_progress=lambda done, total: progress.update(task, completed=done, total=total),
-                )
-            for warning in prepared.warnings:
-                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-            spec = pb.TestSetSpec(
-                name=name, kind=kind_value, reference=reference, group=group,
-                num_classes=prepared.num_classes, class_subset=list(prepared.class_subset or ()),
-                channels=prepared.channels, height=prepared.height, width=prepared.width,
-                num_samples=prepared.num_samples, description=description,
-                class_names=list(prepared.class_names),
-                shards=[pb.Shard(index=s.index, first_sample=s.first_sample, num_samples=s.num_samples,
-                                 size_bytes=s.size_bytes, sha256=s.sha256) for s in prepared.shards],
-            )
-            with byte_progress(f"upload {len(prepared.shards)} shards", prepared.size_bytes,
-                               enabled=not as_json) as bar:
-                upload_task = bar.task_ids[0]
-                testset = client.add_testset(spec, [s.path for s in prepared.shards],
-                                             on_progress=lambda n: bar.advance(upload_task, n))
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err_console, disable=as_json) as progress:
+            task = progress.add_task(f"shard {path.name}", total=None)
+            upload_task = progress.add_task("upload shards", total=None, visible=False)
+
+            def prepared_hook(prepared: ts.PreparedTestSet) -> None:
+                for warning in prepared.warnings:
+                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                progress.update(upload_task, total=prepared.size_bytes, visible=True,
+                                description=f"upload {len(prepared.shards)} shard(s), bytes")
+
+            prepared, testset = upload_testset(
+                client, path, name=name, kind=kind_value, reference=reference, group=group,
+                description=description, num_classes=num_classes,
+                class_subset=_int_list(classes, "classes") if classes else None,
+                size=ts.parse_size(size) if size else None, channels=channels, shard_samples=shard_samples,
+                shard_bytes=settings.shard_bytes,
+                on_shard=lambda done, total: progress.update(task, completed=done, total=total),
+                on_prepared=prepared_hook, on_upload=lambda n: progress.advance(upload_task, n))
     if as_json:
         print_json(testset_view(testset, shards=True))
     else:
