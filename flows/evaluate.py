@@ -198,27 +198,46 @@ def _flow_run_name() -> str:
     from prefect.runtime import flow_run
 
     params = flow_run.parameters or {}
-    return f"{params.get('model')}:{params.get('version')} on {params.get('testset')}"
+    testsets = params.get("testsets") or []
+    where = testsets[0] if len(testsets) == 1 else f"{len(testsets)} test sets"
+    return f"{params.get('model')}:{params.get('version')} on {where}"
 
 
-@flow(name="evaluate", flow_run_name=_flow_run_name, log_prints=False, validate_parameters=True)
-def evaluate(model: str, version: str, testset: str) -> dict[str, Any]:
-    """Evaluate one model version on one test set through Triton; predictions go to the gateway."""
-    from prefect.runtime import flow_run
-
-    settings = Settings.from_env()
-    key = pb.EvaluationKey(model=model, version=version, testset=testset)
+def _evaluate_one(settings: Settings, key: pb.EvaluationKey, flow_run_id: str) -> dict[str, Any]:
     try:
-        plan = start_evaluation_task(settings, key, str(flow_run.id or ""))
+        plan = start_evaluation_task(settings, key, flow_run_id)
         summary = infer_and_commit_task(settings, plan, RunProgress())
     except Exception as exc:
         message = error_message(exc) or type(exc).__name__
-        log.error("evaluation of %s:%s on %s failed: %s", model, version, testset, message)
+        log.error("evaluation of %s:%s on %s failed: %s", key.model, key.version, key.testset, message)
         try:
             _ = finish_evaluation_task(settings, key, message)
         except Exception:  # noqa: BLE001 - the original failure is what matters
-            log.exception("could not record the failure of %s:%s on %s", model, version, testset)
+            log.exception("could not record the failure of %s:%s on %s", key.model, key.version, key.testset)
         raise
     _ = finish_evaluation_task(settings, key)
-    log.info("evaluation of %s:%s on %s succeeded: %s", model, version, testset, summary)
+    log.info("evaluation of %s:%s on %s succeeded: %s", key.model, key.version, key.testset, summary)
     return summary
+
+
+@flow(name="evaluate", flow_run_name=_flow_run_name, log_prints=False, validate_parameters=True)
+def evaluate(model: str, version: str, testsets: list[str]) -> dict[str, Any]:
+    """Evaluate one model version on one or more test sets through Triton, one after the other.
+
+    One run per model rather than per pair: the model is deployed once and the run's process start
+    (seconds) is paid once. Each pair succeeds or fails on its own; the run fails if any pair did.
+    """
+    from prefect.runtime import flow_run
+
+    settings = Settings.from_env()
+    results: dict[str, Any] = {}
+    failures: list[str] = []
+    for testset in testsets:
+        key = pb.EvaluationKey(model=model, version=version, testset=testset)
+        try:
+            results[testset] = _evaluate_one(settings, key, str(flow_run.id or ""))
+        except Exception as exc:  # noqa: BLE001 - recorded on the evaluation; the others go on
+            failures.append(f"{testset}: {error_message(exc)}")
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(testsets)} evaluation(s) failed: " + "; ".join(failures))
+    return results

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEPLOYMENT_NAME", "EVALUATE_DEPLOYMENT", "SWEEP_DEPLOYMENT", "serve_worker", "submit_evaluation"]
+__all__ = ["DEPLOYMENT_NAME", "EVALUATE_DEPLOYMENT", "SWEEP_DEPLOYMENT", "serve_worker", "submit_evaluation",
+           "submit_evaluations"]
 
 #: Name of both deployments; Prefect addresses them as "<flow name>/<deployment name>".
 DEPLOYMENT_NAME = "shiftboard"
@@ -74,12 +75,19 @@ def serve_worker(settings: Settings) -> int:
         limit=settings.eval_concurrency,
         query_seconds=max(1, int(settings.worker_poll_s)),
         print_starting_message=False,
+        pause_on_shutdown=False,  # one worker stopping must not pause the sweep's schedule for the others
     )
     return 0
 
 
 def submit_evaluation(settings: Settings, key: pb.EvaluationKey) -> str:
-    """Create a run of the ``evaluate`` deployment for ``key`` without waiting; returns its flow-run id.
+    """One pair: :func:`submit_evaluations` with a single test set."""
+    return submit_evaluations(settings, key.model, key.version, [key.testset])
+
+
+def submit_evaluations(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
+    """Create a run of the ``evaluate`` deployment for one model on ``testsets`` without waiting;
+    returns its flow-run id.
 
     Raises :class:`~shiftboard.errors.Unavailable` when Prefect cannot be reached or the worker has
     not registered the deployment yet (the sweep hands the pair out again later).
@@ -88,7 +96,7 @@ def submit_evaluation(settings: Settings, key: pb.EvaluationKey) -> str:
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    parameters: dict[str, Any] = {"model": key.model, "version": key.version, "testset": key.testset}
+    parameters: dict[str, Any] = {"model": model, "version": version, "testsets": list(testsets)}
     try:
         with temporary_settings({PREFECT_API_URL: settings.prefect_api}):
             run = cast("FlowRun", run_deployment(EVALUATE_DEPLOYMENT, parameters=parameters, timeout=0,
@@ -102,5 +110,5 @@ def submit_evaluation(settings: Settings, key: pb.EvaluationKey) -> str:
         if type(exc).__module__.startswith("httpx"):
             raise Unavailable(f"Prefect at {settings.prefect_api} is unreachable: {exc}") from exc
         raise
-    log.info("submitted %s:%s on %s as flow run %s", key.model, key.version, key.testset, run.id)
+    log.info("submitted %s:%s on %s as flow run %s", model, version, ", ".join(testsets), run.id)
     return str(run.id)

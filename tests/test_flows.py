@@ -494,3 +494,30 @@ def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, tmp_pat
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
         log.close()
+
+
+def test_sweep_requests_failed_pairs_again(gateway, triton, prefect_api, monkeypatch, tmp_path):
+    """The `sweep` flow, run in this process against the Prefect server, asks the gateway for every
+    missing or failed pair."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from shiftboard.flows.sweep import sweep
+
+    client = gateway.client
+    if not hasattr(client, "request_evaluations"):
+        pytest.skip("the gateway has no evaluation RPCs yet")
+    client.submit_model(helpers.torchscript_model(tmp_path / "s.pt"), pb.ModelMetadata(
+        name="sweep-model", version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT,
+        input=pb.InputSpec(channels=1, height=8, width=8), num_classes=10,
+        category=pb.MODEL_CATEGORY_STANDARD))
+    _register(gateway, tmp_path, "sweep-digits")
+    key = pb.EvaluationKey(model="sweep-model", version="1", testset="sweep-digits")
+    client.start_evaluation(key)
+    client.finish_evaluation(key, failed=True, error="Triton at x is unavailable")
+    settings = _gateway_settings(gateway, triton).replace(prefect_api_url=prefect_api)
+    for name, value in settings.as_env().items():
+        monkeypatch.setenv(name, value)
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        result = sweep()
+    assert result["requested"] == len(result["pairs"]) >= 1
+    assert "sweep-model:1 on sweep-digits" in result["pairs"]

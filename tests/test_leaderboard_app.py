@@ -138,7 +138,7 @@ def test_first_page_lists_models_and_testsets(app_env, tmp_path):
     assert not at.exception
     assert at.title[0].value == "shiftboard"
     frames = [df.value for df in at.dataframe]
-    assert any("app-model" in set(frame["name"]) for frame in frames)
+    assert any("name" in frame.columns and "app-model" in set(frame["name"]) for frame in frames)
 
 
 @pytest.mark.stack

@@ -21,13 +21,14 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[Settings, pb.EvaluationKey], str]
+#: (settings, model, version, test sets) -> flow-run id
+Submit = Callable[[Settings, str, str, list[str]], str]
 
 
-def _prefect_submit(settings: Settings, key: pb.EvaluationKey) -> str:
-    from shiftboard.flows.worker import submit_evaluation
+def _prefect_submit(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
+    from shiftboard.flows.worker import submit_evaluations
 
-    return str(submit_evaluation(settings, key))
+    return str(submit_evaluations(settings, model, version, testsets))
 
 
 def incompatibility(model: pb.Model, testset: pb.TestSet) -> str:
@@ -54,7 +55,7 @@ class Scheduler:
         self.catalog = catalog
         self.evaluations = evaluations
         self.submit = submit or _prefect_submit
-        self._queue: queue.Queue[Pair] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, str, list[str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
 
     def request(self, pairs: list[Pair]) -> list[pb.Evaluation]:
@@ -69,8 +70,12 @@ class Scheduler:
             if not reason:
                 runnable.append(pair)
         if self.settings.auto_evaluate:
+            # One flow run per model version: it is deployed once and evaluated on each test set.
+            by_model: dict[tuple[str, str], list[str]] = {}
             for pair in runnable:
-                self._enqueue(pair)
+                by_model.setdefault((pair.model, pair.version), []).append(pair.testset)
+            for (model, version), testsets in by_model.items():
+                self._enqueue((model, version, testsets))
         return [self.evaluations.get(pb.EvaluationKey(model=p.model, version=p.version, testset=p.testset))
                 for p in runnable]
 
@@ -80,22 +85,22 @@ class Scheduler:
     def for_testset(self, name: str) -> list[pb.Evaluation]:
         return self.request([Pair(m.metadata.name, m.metadata.version, name) for m in self.catalog.list_models()])
 
-    def _enqueue(self, pair: Pair) -> None:
+    def _enqueue(self, work: tuple[str, str, list[str]]) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="evaluation-handoff", daemon=True)
             self._thread.start()
-        self._queue.put(pair)
+        self._queue.put(work)
 
     def _run(self) -> None:
         while True:
-            pair = self._queue.get()
-            key = pb.EvaluationKey(model=pair.model, version=pair.version, testset=pair.testset)
+            model, version, testsets = self._queue.get()
             try:
-                flow_run_id = self.submit(self.settings, key)
+                flow_run_id = self.submit(self.settings, model, version, testsets)
             except Exception as exc:  # noqa: BLE001 - Prefect down: stays pending for the sweep
-                log.warning("could not hand %s:%s on %s to the evaluation worker (%s); it stays pending",
-                            pair.model, pair.version, pair.testset, exc)
+                log.warning("could not hand %s:%s on %s to the evaluation worker (%s); they stay pending",
+                            model, version, ", ".join(testsets), exc)
                 continue
-            self.evaluations.set_flow_run(pair, flow_run_id)
-            log.info("evaluation of %s:%s on %s handed to flow run %s", pair.model, pair.version, pair.testset,
+            for testset in testsets:
+                self.evaluations.set_flow_run(Pair(model, version, testset), flow_run_id)
+            log.info("evaluations of %s:%s on %s handed to flow run %s", model, version, ", ".join(testsets),
                      flow_run_id)
