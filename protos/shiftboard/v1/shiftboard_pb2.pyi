@@ -1,13 +1,12 @@
 import datetime
-from collections.abc import Iterable as _Iterable
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar
 
-from google.protobuf import descriptor as _descriptor
-from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -77,7 +76,7 @@ class InputSpec(_message.Message):
     value_max: float
     mean: _containers.RepeatedScalarFieldContainer[float]
     std: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, channels: int | None = ..., height: int | None = ..., width: int | None = ..., value_min: float | None = ..., value_max: float | None = ..., mean: _Iterable[float] | None = ..., std: _Iterable[float] | None = ...) -> None: ...
+    def __init__(self, channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., value_min: _Optional[float] = ..., value_max: _Optional[float] = ..., mean: _Optional[_Iterable[float]] = ..., std: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class ModelMetadata(_message.Message):
     __slots__ = ("name", "version", "format", "input", "num_classes", "category", "description", "tags")
@@ -97,7 +96,7 @@ class ModelMetadata(_message.Message):
     category: ModelCategory
     description: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: str | None = ..., version: str | None = ..., format: ModelFormat | str | None = ..., input: InputSpec | _Mapping | None = ..., num_classes: int | None = ..., category: ModelCategory | str | None = ..., description: str | None = ..., tags: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., format: _Optional[_Union[ModelFormat, str]] = ..., input: _Optional[_Union[InputSpec, _Mapping]] = ..., num_classes: _Optional[int] = ..., category: _Optional[_Union[ModelCategory, str]] = ..., description: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SubmitModelRequest(_message.Message):
     __slots__ = ("metadata", "chunk")
@@ -105,7 +104,7 @@ class SubmitModelRequest(_message.Message):
     CHUNK_FIELD_NUMBER: _ClassVar[int]
     metadata: ModelMetadata
     chunk: bytes
-    def __init__(self, metadata: ModelMetadata | _Mapping | None = ..., chunk: bytes | None = ...) -> None: ...
+    def __init__(self, metadata: _Optional[_Union[ModelMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class Model(_message.Message):
     __slots__ = ("metadata", "size_bytes", "sha256", "artifact_uri", "created_at", "created_by", "deployment")
@@ -123,7 +122,7 @@ class Model(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     created_by: str
     deployment: Deployment
-    def __init__(self, metadata: ModelMetadata | _Mapping | None = ..., size_bytes: int | None = ..., sha256: str | None = ..., artifact_uri: str | None = ..., created_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., created_by: str | None = ..., deployment: Deployment | _Mapping | None = ...) -> None: ...
+    def __init__(self, metadata: _Optional[_Union[ModelMetadata, _Mapping]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("triton_name", "state", "reason")
@@ -133,7 +132,7 @@ class Deployment(_message.Message):
     triton_name: str
     state: str
     reason: str
-    def __init__(self, triton_name: str | None = ..., state: str | None = ..., reason: str | None = ...) -> None: ...
+    def __init__(self, triton_name: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class GetModelRequest(_message.Message):
     __slots__ = ("name", "version")
@@ -141,19 +140,19 @@ class GetModelRequest(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    def __init__(self, name: str | None = ..., version: str | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("category",)
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     category: ModelCategory
-    def __init__(self, category: ModelCategory | str | None = ...) -> None: ...
+    def __init__(self, category: _Optional[_Union[ModelCategory, str]] = ...) -> None: ...
 
 class ListModelsResponse(_message.Message):
     __slots__ = ("models",)
     MODELS_FIELD_NUMBER: _ClassVar[int]
     models: _containers.RepeatedCompositeFieldContainer[Model]
-    def __init__(self, models: _Iterable[Model | _Mapping] | None = ...) -> None: ...
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
 
 class DeleteModelRequest(_message.Message):
     __slots__ = ("name", "version")
@@ -161,7 +160,7 @@ class DeleteModelRequest(_message.Message):
     VERSION_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    def __init__(self, name: str | None = ..., version: str | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
 
 class DeleteModelResponse(_message.Message):
     __slots__ = ()
@@ -181,7 +180,7 @@ class Shard(_message.Message):
     size_bytes: int
     sha256: str
     key: str
-    def __init__(self, index: int | None = ..., first_sample: int | None = ..., num_samples: int | None = ..., size_bytes: int | None = ..., sha256: str | None = ..., key: str | None = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., first_sample: _Optional[int] = ..., num_samples: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TestSetSpec(_message.Message):
     __slots__ = ("name", "kind", "reference", "group", "num_classes", "class_subset", "channels", "height", "width", "num_samples", "shards", "description", "class_names")
@@ -211,7 +210,7 @@ class TestSetSpec(_message.Message):
     shards: _containers.RepeatedCompositeFieldContainer[Shard]
     description: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: str | None = ..., kind: TestSetKind | str | None = ..., reference: str | None = ..., group: str | None = ..., num_classes: int | None = ..., class_subset: _Iterable[int] | None = ..., channels: int | None = ..., height: int | None = ..., width: int | None = ..., num_samples: int | None = ..., shards: _Iterable[Shard | _Mapping] | None = ..., description: str | None = ..., class_names: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_subset: _Optional[_Iterable[int]] = ..., channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_samples: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., description: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TestSet(_message.Message):
     __slots__ = ("spec", "size_bytes", "created_at", "created_by")
@@ -223,7 +222,7 @@ class TestSet(_message.Message):
     size_bytes: int
     created_at: _timestamp_pb2.Timestamp
     created_by: str
-    def __init__(self, spec: TestSetSpec | _Mapping | None = ..., size_bytes: int | None = ..., created_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., created_by: str | None = ...) -> None: ...
+    def __init__(self, spec: _Optional[_Union[TestSetSpec, _Mapping]] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class CreateTestSetUploadRequest(_message.Message):
     __slots__ = ("name", "num_shards")
@@ -231,7 +230,7 @@ class CreateTestSetUploadRequest(_message.Message):
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     num_shards: int
-    def __init__(self, name: str | None = ..., num_shards: int | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., num_shards: _Optional[int] = ...) -> None: ...
 
 class ShardUpload(_message.Message):
     __slots__ = ("index", "url")
@@ -239,7 +238,7 @@ class ShardUpload(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     index: int
     url: str
-    def __init__(self, index: int | None = ..., url: str | None = ...) -> None: ...
+    def __init__(self, index: _Optional[int] = ..., url: _Optional[str] = ...) -> None: ...
 
 class TestSetUpload(_message.Message):
     __slots__ = ("upload_id", "shards", "expires_at")
@@ -249,7 +248,7 @@ class TestSetUpload(_message.Message):
     upload_id: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardUpload]
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, upload_id: str | None = ..., shards: _Iterable[ShardUpload | _Mapping] | None = ..., expires_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ...) -> None: ...
+    def __init__(self, upload_id: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardUpload, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class RegisterTestSetRequest(_message.Message):
     __slots__ = ("upload_id", "spec")
@@ -257,13 +256,13 @@ class RegisterTestSetRequest(_message.Message):
     SPEC_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     spec: TestSetSpec
-    def __init__(self, upload_id: str | None = ..., spec: TestSetSpec | _Mapping | None = ...) -> None: ...
+    def __init__(self, upload_id: _Optional[str] = ..., spec: _Optional[_Union[TestSetSpec, _Mapping]] = ...) -> None: ...
 
 class GetTestSetRequest(_message.Message):
     __slots__ = ("name",)
     NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: str | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
 
 class GetSamplesRequest(_message.Message):
     __slots__ = ("testset", "samples")
@@ -271,7 +270,7 @@ class GetSamplesRequest(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     testset: str
     samples: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, testset: str | None = ..., samples: _Iterable[int] | None = ...) -> None: ...
+    def __init__(self, testset: _Optional[str] = ..., samples: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Sample(_message.Message):
     __slots__ = ("sample", "label", "image")
@@ -281,7 +280,7 @@ class Sample(_message.Message):
     sample: int
     label: int
     image: bytes
-    def __init__(self, sample: int | None = ..., label: int | None = ..., image: bytes | None = ...) -> None: ...
+    def __init__(self, sample: _Optional[int] = ..., label: _Optional[int] = ..., image: _Optional[bytes] = ...) -> None: ...
 
 class GetSamplesResponse(_message.Message):
     __slots__ = ("channels", "height", "width", "samples")
@@ -293,7 +292,7 @@ class GetSamplesResponse(_message.Message):
     height: int
     width: int
     samples: _containers.RepeatedCompositeFieldContainer[Sample]
-    def __init__(self, channels: int | None = ..., height: int | None = ..., width: int | None = ..., samples: _Iterable[Sample | _Mapping] | None = ...) -> None: ...
+    def __init__(self, channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., samples: _Optional[_Iterable[_Union[Sample, _Mapping]]] = ...) -> None: ...
 
 class ListTestSetsRequest(_message.Message):
     __slots__ = ("kind", "group")
@@ -301,13 +300,13 @@ class ListTestSetsRequest(_message.Message):
     GROUP_FIELD_NUMBER: _ClassVar[int]
     kind: TestSetKind
     group: str
-    def __init__(self, kind: TestSetKind | str | None = ..., group: str | None = ...) -> None: ...
+    def __init__(self, kind: _Optional[_Union[TestSetKind, str]] = ..., group: _Optional[str] = ...) -> None: ...
 
 class ListTestSetsResponse(_message.Message):
     __slots__ = ("test_sets",)
     TEST_SETS_FIELD_NUMBER: _ClassVar[int]
     test_sets: _containers.RepeatedCompositeFieldContainer[TestSet]
-    def __init__(self, test_sets: _Iterable[TestSet | _Mapping] | None = ...) -> None: ...
+    def __init__(self, test_sets: _Optional[_Iterable[_Union[TestSet, _Mapping]]] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
     __slots__ = ("name", "admin")
@@ -315,7 +314,7 @@ class CreateTokenRequest(_message.Message):
     ADMIN_FIELD_NUMBER: _ClassVar[int]
     name: str
     admin: bool
-    def __init__(self, name: str | None = ..., admin: bool | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
     __slots__ = ("name", "token")
@@ -323,7 +322,7 @@ class CreateTokenResponse(_message.Message):
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     name: str
     token: str
-    def __init__(self, name: str | None = ..., token: str | None = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -347,7 +346,7 @@ class ServerInfo(_message.Message):
     leaderboard_url: str
     open_reads: bool
     catalog_schema_version: int
-    def __init__(self, version: str | None = ..., bucket: str | None = ..., s3_endpoint: str | None = ..., triton_url: str | None = ..., prefect_api_url: str | None = ..., leaderboard_url: str | None = ..., open_reads: bool | None = ..., catalog_schema_version: int | None = ...) -> None: ...
+    def __init__(self, version: _Optional[str] = ..., bucket: _Optional[str] = ..., s3_endpoint: _Optional[str] = ..., triton_url: _Optional[str] = ..., prefect_api_url: _Optional[str] = ..., leaderboard_url: _Optional[str] = ..., open_reads: _Optional[bool] = ..., catalog_schema_version: _Optional[int] = ...) -> None: ...
 
 class EvaluationKey(_message.Message):
     __slots__ = ("model", "version", "testset")
@@ -357,7 +356,7 @@ class EvaluationKey(_message.Message):
     model: str
     version: str
     testset: str
-    def __init__(self, model: str | None = ..., version: str | None = ..., testset: str | None = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
 
 class Evaluation(_message.Message):
     __slots__ = ("key", "status", "shards_done", "shards_total", "samples_done", "samples_total", "samples_per_second", "error", "flow_run_id", "created_at", "updated_at", "attempts")
@@ -385,7 +384,7 @@ class Evaluation(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
     attempts: int
-    def __init__(self, key: EvaluationKey | _Mapping | None = ..., status: EvaluationStatus | str | None = ..., shards_done: int | None = ..., shards_total: int | None = ..., samples_done: int | None = ..., samples_total: int | None = ..., samples_per_second: float | None = ..., error: str | None = ..., flow_run_id: str | None = ..., created_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., updated_at: datetime.datetime | _timestamp_pb2.Timestamp | _Mapping | None = ..., attempts: int | None = ...) -> None: ...
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., status: _Optional[_Union[EvaluationStatus, str]] = ..., shards_done: _Optional[int] = ..., shards_total: _Optional[int] = ..., samples_done: _Optional[int] = ..., samples_total: _Optional[int] = ..., samples_per_second: _Optional[float] = ..., error: _Optional[str] = ..., flow_run_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., attempts: _Optional[int] = ...) -> None: ...
 
 class ListEvaluationsRequest(_message.Message):
     __slots__ = ("model", "testset", "status")
@@ -395,13 +394,13 @@ class ListEvaluationsRequest(_message.Message):
     model: str
     testset: str
     status: EvaluationStatus
-    def __init__(self, model: str | None = ..., testset: str | None = ..., status: EvaluationStatus | str | None = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., testset: _Optional[str] = ..., status: _Optional[_Union[EvaluationStatus, str]] = ...) -> None: ...
 
 class ListEvaluationsResponse(_message.Message):
     __slots__ = ("evaluations",)
     EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     evaluations: _containers.RepeatedCompositeFieldContainer[Evaluation]
-    def __init__(self, evaluations: _Iterable[Evaluation | _Mapping] | None = ...) -> None: ...
+    def __init__(self, evaluations: _Optional[_Iterable[_Union[Evaluation, _Mapping]]] = ...) -> None: ...
 
 class RequestEvaluationsRequest(_message.Message):
     __slots__ = ("keys", "rerun")
@@ -409,13 +408,13 @@ class RequestEvaluationsRequest(_message.Message):
     RERUN_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedCompositeFieldContainer[EvaluationKey]
     rerun: bool
-    def __init__(self, keys: _Iterable[EvaluationKey | _Mapping] | None = ..., rerun: bool | None = ...) -> None: ...
+    def __init__(self, keys: _Optional[_Iterable[_Union[EvaluationKey, _Mapping]]] = ..., rerun: _Optional[bool] = ...) -> None: ...
 
 class RequestEvaluationsResponse(_message.Message):
     __slots__ = ("evaluations",)
     EVALUATIONS_FIELD_NUMBER: _ClassVar[int]
     evaluations: _containers.RepeatedCompositeFieldContainer[Evaluation]
-    def __init__(self, evaluations: _Iterable[Evaluation | _Mapping] | None = ...) -> None: ...
+    def __init__(self, evaluations: _Optional[_Iterable[_Union[Evaluation, _Mapping]]] = ...) -> None: ...
 
 class StartEvaluationRequest(_message.Message):
     __slots__ = ("key", "flow_run_id")
@@ -423,7 +422,7 @@ class StartEvaluationRequest(_message.Message):
     FLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
     key: EvaluationKey
     flow_run_id: str
-    def __init__(self, key: EvaluationKey | _Mapping | None = ..., flow_run_id: str | None = ...) -> None: ...
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., flow_run_id: _Optional[str] = ...) -> None: ...
 
 class EvaluationPlan(_message.Message):
     __slots__ = ("evaluation", "model", "testset", "pending_shards")
@@ -435,7 +434,7 @@ class EvaluationPlan(_message.Message):
     model: Model
     testset: TestSet
     pending_shards: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, evaluation: Evaluation | _Mapping | None = ..., model: Model | _Mapping | None = ..., testset: TestSet | _Mapping | None = ..., pending_shards: _Iterable[int] | None = ...) -> None: ...
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., testset: _Optional[_Union[TestSet, _Mapping]] = ..., pending_shards: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Predictions(_message.Message):
     __slots__ = ("sample", "label", "top1", "top5", "confidence", "correct")
@@ -451,7 +450,7 @@ class Predictions(_message.Message):
     top5: _containers.RepeatedScalarFieldContainer[int]
     confidence: _containers.RepeatedScalarFieldContainer[float]
     correct: _containers.RepeatedScalarFieldContainer[bool]
-    def __init__(self, sample: _Iterable[int] | None = ..., label: _Iterable[int] | None = ..., top1: _Iterable[int] | None = ..., top5: _Iterable[int] | None = ..., confidence: _Iterable[float] | None = ..., correct: _Iterable[bool] | None = ...) -> None: ...
+    def __init__(self, sample: _Optional[_Iterable[int]] = ..., label: _Optional[_Iterable[int]] = ..., top1: _Optional[_Iterable[int]] = ..., top5: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., correct: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class CommitShardRequest(_message.Message):
     __slots__ = ("key", "shard_index", "predictions", "seconds")
@@ -463,7 +462,7 @@ class CommitShardRequest(_message.Message):
     shard_index: int
     predictions: Predictions
     seconds: float
-    def __init__(self, key: EvaluationKey | _Mapping | None = ..., shard_index: int | None = ..., predictions: Predictions | _Mapping | None = ..., seconds: float | None = ...) -> None: ...
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., shard_index: _Optional[int] = ..., predictions: _Optional[_Union[Predictions, _Mapping]] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class FinishEvaluationRequest(_message.Message):
     __slots__ = ("key", "failed", "error")
@@ -473,7 +472,7 @@ class FinishEvaluationRequest(_message.Message):
     key: EvaluationKey
     failed: bool
     error: str
-    def __init__(self, key: EvaluationKey | _Mapping | None = ..., failed: bool | None = ..., error: str | None = ...) -> None: ...
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., failed: _Optional[bool] = ..., error: _Optional[str] = ...) -> None: ...
 
 class GetAccuracyRequest(_message.Message):
     __slots__ = ("model", "testset")
@@ -481,7 +480,7 @@ class GetAccuracyRequest(_message.Message):
     TESTSET_FIELD_NUMBER: _ClassVar[int]
     model: str
     testset: str
-    def __init__(self, model: str | None = ..., testset: str | None = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
 
 class Accuracy(_message.Message):
     __slots__ = ("key", "samples", "correct", "accuracy", "ci_low", "ci_high")
@@ -497,13 +496,13 @@ class Accuracy(_message.Message):
     accuracy: float
     ci_low: float
     ci_high: float
-    def __init__(self, key: EvaluationKey | _Mapping | None = ..., samples: int | None = ..., correct: int | None = ..., accuracy: float | None = ..., ci_low: float | None = ..., ci_high: float | None = ...) -> None: ...
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., samples: _Optional[int] = ..., correct: _Optional[int] = ..., accuracy: _Optional[float] = ..., ci_low: _Optional[float] = ..., ci_high: _Optional[float] = ...) -> None: ...
 
 class GetAccuracyResponse(_message.Message):
     __slots__ = ("accuracies",)
     ACCURACIES_FIELD_NUMBER: _ClassVar[int]
     accuracies: _containers.RepeatedCompositeFieldContainer[Accuracy]
-    def __init__(self, accuracies: _Iterable[Accuracy | _Mapping] | None = ...) -> None: ...
+    def __init__(self, accuracies: _Optional[_Iterable[_Union[Accuracy, _Mapping]]] = ...) -> None: ...
 
 class GetLeaderboardRequest(_message.Message):
     __slots__ = ("shift", "group", "transform", "resamples")
@@ -515,7 +514,7 @@ class GetLeaderboardRequest(_message.Message):
     group: str
     transform: str
     resamples: int
-    def __init__(self, shift: str | None = ..., group: str | None = ..., transform: str | None = ..., resamples: int | None = ...) -> None: ...
+    def __init__(self, shift: _Optional[str] = ..., group: _Optional[str] = ..., transform: _Optional[str] = ..., resamples: _Optional[int] = ...) -> None: ...
 
 class Interval(_message.Message):
     __slots__ = ("low", "high")
@@ -523,7 +522,7 @@ class Interval(_message.Message):
     HIGH_FIELD_NUMBER: _ClassVar[int]
     low: float
     high: float
-    def __init__(self, low: float | None = ..., high: float | None = ...) -> None: ...
+    def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class LeaderboardRow(_message.Message):
     __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags")
@@ -563,7 +562,7 @@ class LeaderboardRow(_message.Message):
     rank: int
     clipped: bool
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: str | None = ..., category: str | None = ..., baseline: bool | None = ..., ref_acc: float | None = ..., ref_ci: Interval | _Mapping | None = ..., n_ref: int | None = ..., shift_acc: float | None = ..., shift_ci: Interval | _Mapping | None = ..., n_shift: int | None = ..., has_er: bool | None = ..., predicted_shift_acc: float | None = ..., er: float | None = ..., er_ci: Interval | _Mapping | None = ..., has_er_ci: bool | None = ..., tied: bool | None = ..., rank: int | None = ..., clipped: bool | None = ..., tags: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BaselineFit(_message.Message):
     __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped")
@@ -595,7 +594,7 @@ class BaselineFit(_message.Message):
     band_low: _containers.RepeatedScalarFieldContainer[float]
     band_high: _containers.RepeatedScalarFieldContainer[float]
     clipped: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: bool | None = ..., reason: str | None = ..., transform: str | None = ..., n: int | None = ..., slope: float | None = ..., intercept: float | None = ..., r2: float | None = ..., slope_ci: Interval | _Mapping | None = ..., intercept_ci: Interval | _Mapping | None = ..., grid: _Iterable[float] | None = ..., predicted: _Iterable[float] | None = ..., band_low: _Iterable[float] | None = ..., band_high: _Iterable[float] | None = ..., clipped: _Iterable[str] | None = ...) -> None: ...
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., grid: _Optional[_Iterable[float]] = ..., predicted: _Optional[_Iterable[float]] = ..., band_low: _Optional[_Iterable[float]] = ..., band_high: _Optional[_Iterable[float]] = ..., clipped: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GroupRow(_message.Message):
     __slots__ = ("model", "category", "shifts", "of", "mean_ref_acc", "mean_shift_acc", "er_shifts", "has_er", "mean_er")
@@ -617,7 +616,7 @@ class GroupRow(_message.Message):
     er_shifts: int
     has_er: bool
     mean_er: float
-    def __init__(self, model: str | None = ..., category: str | None = ..., shifts: int | None = ..., of: int | None = ..., mean_ref_acc: float | None = ..., mean_shift_acc: float | None = ..., er_shifts: int | None = ..., has_er: bool | None = ..., mean_er: float | None = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., shifts: _Optional[int] = ..., of: _Optional[int] = ..., mean_ref_acc: _Optional[float] = ..., mean_shift_acc: _Optional[float] = ..., er_shifts: _Optional[int] = ..., has_er: _Optional[bool] = ..., mean_er: _Optional[float] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
     __slots__ = ("shift", "reference", "group", "rows", "fit", "notes", "er_mode", "group_rows", "shifts", "class_subset")
@@ -641,7 +640,7 @@ class Leaderboard(_message.Message):
     group_rows: _containers.RepeatedCompositeFieldContainer[GroupRow]
     shifts: _containers.RepeatedCompositeFieldContainer[Leaderboard]
     class_subset: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, shift: str | None = ..., reference: str | None = ..., group: str | None = ..., rows: _Iterable[LeaderboardRow | _Mapping] | None = ..., fit: BaselineFit | _Mapping | None = ..., notes: _Iterable[str] | None = ..., er_mode: str | None = ..., group_rows: _Iterable[GroupRow | _Mapping] | None = ..., shifts: _Iterable[Leaderboard | _Mapping] | None = ..., class_subset: _Iterable[int] | None = ...) -> None: ...
+    def __init__(self, shift: _Optional[str] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ..., fit: _Optional[_Union[BaselineFit, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., er_mode: _Optional[str] = ..., group_rows: _Optional[_Iterable[_Union[GroupRow, _Mapping]]] = ..., shifts: _Optional[_Iterable[_Union[Leaderboard, _Mapping]]] = ..., class_subset: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class CompareModelsRequest(_message.Message):
     __slots__ = ("model_a", "model_b", "testset")
@@ -651,7 +650,7 @@ class CompareModelsRequest(_message.Message):
     model_a: str
     model_b: str
     testset: str
-    def __init__(self, model_a: str | None = ..., model_b: str | None = ..., testset: str | None = ...) -> None: ...
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ...) -> None: ...
 
 class Comparison(_message.Message):
     __slots__ = ("model_a", "model_b", "testset", "samples", "acc_a", "acc_b", "only_a_correct", "only_b_correct", "statistic", "p_value", "method")
@@ -677,4 +676,4 @@ class Comparison(_message.Message):
     statistic: float
     p_value: float
     method: str
-    def __init__(self, model_a: str | None = ..., model_b: str | None = ..., testset: str | None = ..., samples: int | None = ..., acc_a: float | None = ..., acc_b: float | None = ..., only_a_correct: int | None = ..., only_b_correct: int | None = ..., statistic: float | None = ..., p_value: float | None = ..., method: str | None = ...) -> None: ...
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., samples: _Optional[int] = ..., acc_a: _Optional[float] = ..., acc_b: _Optional[float] = ..., only_a_correct: _Optional[int] = ..., only_b_correct: _Optional[int] = ..., statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...
