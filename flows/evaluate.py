@@ -1,14 +1,15 @@
-"""The Prefect flow ``evaluate(model, version, testset)``: one (model, test set) pair, end to end.
+"""The Prefect flow ``evaluate(model, version, testsets)``: one model on its test sets, end to end.
 
-    start_evaluation  (gateway: mark running, get the model, the test set and the pending shards)
-    infer_and_commit  deploy to Triton (lease), then per pending shard: infer -> commit_shard
-    finish_evaluation (gateway: succeeded; or failed with the error the user will see)
+    evaluate-pair (one task per test set):
+      start_evaluation  (gateway: mark running, get the model, the test set and the pending shards)
+      deploy to Triton (lease), then per pending shard: infer -> commit_shard
+      finish_evaluation (gateway: succeeded; or failed with the error the user will see)
 
 Shards are committed one by one, so a run that dies resumes at the first missing shard (the
 gateway's plan lists only uncommitted ones) and a re-sent shard replaces its rows. Each step is a
-task that retries **only transient failures** (:class:`~shiftboard.errors.Unavailable`: the gateway,
+pair's task retries **only transient failures** (:class:`~shiftboard.errors.Unavailable`: the gateway,
 Triton or the object store unreachable, or the model gone from Triton), via ``retry_condition_fn``;
-a retried ``infer_and_commit`` deploys again and skips the shards this run already committed. A
+a retried pair deploys again and skips the shards this run already committed. A
 permanent failure (the model does not load, crashes, returns the wrong shape or NaN; a shard does
 not match its manifest) is recorded with ``finish_evaluation(failed=True, error=...)`` and the flow
 run ends failed. So are transient failures that outlast the retries; the sweep hands the pair out
@@ -172,21 +173,6 @@ def error_message(exc: BaseException) -> str:
 # ------------------------------------------------------------------------------ Prefect
 
 
-@task(name="start-evaluation", **TRANSIENT_RETRIES)
-def start_evaluation_task(settings: Settings, key: pb.EvaluationKey, flow_run_id: str) -> pb.EvaluationPlan:
-    """Mark the evaluation running and get its plan."""
-    with Client.from_settings(settings) as client:
-        return client.start_evaluation(key, flow_run_id)
-
-
-@task(name="infer-and-commit", **TRANSIENT_RETRIES)
-def infer_and_commit_task(settings: Settings, plan: pb.EvaluationPlan,
-                          progress: RunProgress) -> dict[str, Any]:
-    """Deploy the model, infer and commit the pending shards (resuming after a retry)."""
-    with Client.from_settings(settings) as client:
-        return run_evaluation(settings, client, plan, progress).summary()
-
-
 @task(name="finish-evaluation", **TRANSIENT_RETRIES)
 def finish_evaluation_task(settings: Settings, key: pb.EvaluationKey, error: str = "") -> pb.Evaluation:
     """Record the outcome: succeeded, or failed with ``error``."""
@@ -203,19 +189,42 @@ def _flow_run_name() -> str:
     return f"{params.get('model')}:{params.get('version')} on {where}"
 
 
-def _evaluate_one(settings: Settings, key: pb.EvaluationKey, flow_run_id: str) -> dict[str, Any]:
+@task(name="evaluate-pair", **TRANSIENT_RETRIES)
+def evaluate_pair_task(settings: Settings, key: pb.EvaluationKey, flow_run_id: str, progress: RunProgress,
+                       store: ObjectStore, deployer: ModelDeployer) -> dict[str, Any]:
+    """Start, infer and commit every pending shard, finish: one task per pair, retried when transient.
+
+    One task rather than three keeps Prefect's per-task bookkeeping (several API calls) off the
+    critical path of small test sets; a retry starts again from the gateway's plan, so committed
+    shards are skipped.
+    """
+    with Client.from_settings(settings) as client:
+        plan = client.start_evaluation(key, flow_run_id)
+        try:
+            summary = run_evaluation(settings, client, plan, progress, store=store,
+                                     deployer=deployer).summary()
+        except Exception as exc:
+            if not is_transient(exc):
+                client.finish_evaluation(key, failed=True, error=error_message(exc) or type(exc).__name__)
+            raise
+        client.finish_evaluation(key)
+    return summary
+
+
+def _evaluate_one(settings: Settings, key: pb.EvaluationKey, flow_run_id: str, store: ObjectStore,
+                  deployer: ModelDeployer) -> dict[str, Any]:
     try:
-        plan = start_evaluation_task(settings, key, flow_run_id)
-        summary = infer_and_commit_task(settings, plan, RunProgress())
+        summary = evaluate_pair_task(settings, key, flow_run_id, RunProgress(), store, deployer)
     except Exception as exc:
         message = error_message(exc) or type(exc).__name__
         log.error("evaluation of %s:%s on %s failed: %s", key.model, key.version, key.testset, message)
-        try:
-            _ = finish_evaluation_task(settings, key, message)
-        except Exception:  # noqa: BLE001 - the original failure is what matters
-            log.exception("could not record the failure of %s:%s on %s", key.model, key.version, key.testset)
+        if is_transient(exc):  # retries exhausted: record it (the sweep hands the pair out again)
+            try:
+                _ = finish_evaluation_task(settings, key, message)
+            except Exception:  # noqa: BLE001 - the original failure is what matters
+                log.exception("could not record the failure of %s:%s on %s", key.model, key.version,
+                              key.testset)
         raise
-    _ = finish_evaluation_task(settings, key)
     log.info("evaluation of %s:%s on %s succeeded: %s", key.model, key.version, key.testset, summary)
     return summary
 
@@ -230,12 +239,14 @@ def evaluate(model: str, version: str, testsets: list[str]) -> dict[str, Any]:
     from prefect.runtime import flow_run
 
     settings = Settings.from_env()
+    store = ObjectStore.from_settings(settings)
+    deployer = ModelDeployer(settings, store=store)
     results: dict[str, Any] = {}
     failures: list[str] = []
     for testset in testsets:
         key = pb.EvaluationKey(model=model, version=version, testset=testset)
         try:
-            results[testset] = _evaluate_one(settings, key, str(flow_run.id or ""))
+            results[testset] = _evaluate_one(settings, key, str(flow_run.id or ""), store, deployer)
         except Exception as exc:  # noqa: BLE001 - recorded on the evaluation; the others go on
             failures.append(f"{testset}: {error_message(exc)}")
     if failures:

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shiftboard import __version__, credentials
-from shiftboard.cli import board, evals, models, testsets
+from shiftboard.cli import board, demo, evals, models, testsets
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -62,6 +62,9 @@ def root(
 
 
 # ------------------------------------------------------------------------------------------ stack
+
+
+app.command("demo")(demo.demo)
 
 
 @app.command()

@@ -1,0 +1,37 @@
+"""`shiftboard demo --small` on the real stack, as the README's main command runs it (at small size)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from shiftboard.cli.app import app
+
+pytestmark = pytest.mark.stack
+
+
+def test_demo_small_runs_and_reruns(running_stack):
+    env = {k: v for k, v in running_stack.settings.as_env().items() if v}
+    env["COLUMNS"] = "160"
+    runner = CliRunner()
+    result = runner.invoke(app, ["demo", "--small", "--timeout", "600"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "stack: already running" in result.output
+    assert "standard models lie on a line, R² =" in result.output
+    assert "effective robustness by category" in result.output and "done in" in result.output
+    # Everything went through the API: the test sets, the models, and their evaluations.
+    testsets = json.loads(runner.invoke(app, ["testset", "list", "--json"], env=env).stdout)
+    demo_sets = {t["name"] for t in testsets if t["name"].startswith("digits")}
+    assert {"digits", "digits-printed"} <= demo_sets and len(demo_sets) == 6
+    models = json.loads(runner.invoke(app, ["model", "list", "--json"], env=env).stdout)
+    categories = {m["category"] for m in models if m["description"]}
+    assert {"standard", "robustness-intervention", "more-data"} <= categories
+    evaluations = json.loads(runner.invoke(app, ["eval", "list", "--json", "--testset", "digits-printed"],
+                                           env=env).stdout)
+    assert evaluations and all(e["status"] == "succeeded" for e in evaluations), evaluations
+    # A re-run reuses the testbed, the zoo and every registration.
+    again = runner.invoke(app, ["demo", "--small"], env=env)
+    assert again.exit_code == 0, again.output
+    assert "testbed: reusing" in again.output and "zoo: reusing" in again.output
