@@ -1,1 +1,2 @@
-"""Long-running processes: the gateway (the only writer of the catalog), the embedded stack supervisor, and adapters for object storage and Triton."""
+"""Long-running processes: the gateway (the only writer of the catalog), the embedded stack
+supervisor, and the adapters for object storage and Triton."""

@@ -158,8 +158,7 @@ class Client:
         stream = self._stub.WatchEvaluations(pb.ListEvaluationsRequest(model=model, testset=testset),
                                              metadata=self._metadata)
         try:
-            for evaluation in stream:
-                yield evaluation
+            yield from stream
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
                 return
