@@ -186,8 +186,13 @@ def test_killed_worker_resumes_without_duplicates(client, running_stack, tmp_pat
                    for s in services)
 
     wait_for(worker_back, "the supervisor to restart the worker", 120)
-    client.request_evaluations([key])
-    wait_for(all_done(client, model="e2e-slow"), "the resumed evaluation", 400)
+    # Every pair the killed runs held stays "running" until the sweep deems it stale; ask again now.
+    # (The slow model is evaluated on every test set of the stack, not only on e2e-big.)
+    unfinished = [e.key for e in client.list_evaluations(model="e2e-slow")
+                  if e.status != pb.EVALUATION_STATUS_SUCCEEDED]
+    assert key in unfinished
+    client.request_evaluations(unfinished)
+    wait_for(all_done(client, model="e2e-slow"), "the resumed evaluations", 600)
     [evaluation] = client.list_evaluations(model="e2e-slow", testset="e2e-big")
     assert evaluation.status == pb.EVALUATION_STATUS_SUCCEEDED, evaluation.error
     assert evaluation.attempts >= 2
