@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +22,10 @@ from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.stack.objectstore_server import object_store_ports, object_store_spec
 from shiftboard.services.stack.spec import port_is_free
 from shiftboard.settings import Settings
-from tests.stack_fixtures import running_stack  # noqa: F401 - a session fixture: the whole stack
+from tests.stack_fixtures import (
+    running_stack,  # noqa: F401 - a session fixture: the whole stack
+    serving,
+)
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
@@ -49,30 +49,11 @@ def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         object_store_ports,
     )
     spec = object_store_spec(settings, dict(os.environ))
-    env = dict(spec.env)
-    if spec.prepare:
-        env.update(spec.prepare() or {})
-    assert spec.command is not None
-    log = open(state / "objectstore.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(spec.command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 90
-    while (reason := spec.startup_probe()) is not None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"object store did not start ({reason}); log: {state / 'objectstore.log'}")
-        time.sleep(0.3)
-    creds = credentials.s3_credentials(settings)
-    assert creds is not None
-    yield settings.replace(object_store="external", s3_access_key=creds.access_key,
-                           s3_secret_key=creds.secret_key)
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+    with serving(spec, state / "objectstore.log", stop_timeout_s=20):
+        creds = credentials.s3_credentials(settings)
+        assert creds is not None
+        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
+                               s3_secret_key=creds.secret_key)
 
 
 @dataclass

@@ -7,8 +7,13 @@ Import what you use into a test module or ``conftest.py``::
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
-from collections.abc import Iterator
+import subprocess
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +22,7 @@ import pytest
 
 from shiftboard.errors import FailedPrecondition
 from shiftboard.services.stack import control, runfile
-from shiftboard.services.stack.spec import port_is_free, validate_ports
+from shiftboard.services.stack.spec import ServiceSpec, port_is_free, validate_ports
 from shiftboard.services.stack.specs import stack_ports
 from shiftboard.settings import Settings
 
@@ -89,3 +94,32 @@ def running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         yield RunningStack(settings, result, progress)
     finally:
         control.down(settings)
+
+
+@contextlib.contextmanager
+def serving(spec: ServiceSpec, log_path: Path, *, ready: Callable[[], str | None] | None = None,
+            timeout_s: float = 90.0, stop_timeout_s: float = 30.0) -> Iterator[subprocess.Popen[bytes]]:
+    """Run one service of the stack (its spec's command) until it is healthy; stop it afterwards."""
+    env = dict(spec.env)
+    if spec.prepare:
+        env.update(spec.prepare() or {})
+    assert spec.command is not None
+    probe = ready or spec.startup_probe
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(spec.command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + timeout_s
+            while (reason := probe()) is not None:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{spec.name} did not start ({reason}); log: {log_path}")
+                time.sleep(0.2)
+            yield proc
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()

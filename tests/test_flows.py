@@ -35,6 +35,7 @@ from shiftboard.shards import sha256_file
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.conftest import GatewayHandle, free_port_block
+from tests.stack_fixtures import serving
 
 pytestmark = pytest.mark.stack
 
@@ -55,27 +56,9 @@ def triton(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
                                           eval_batch_size=64, eval_in_flight=3),
         lambda s: triton_spec(s, {}).ports,
     )
-    spec = triton_spec(settings, dict(os.environ))
-    assert spec.prepare is not None and spec.command is not None
-    spec.prepare()
-    log = open(state / "triton.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(spec.command, env=spec.env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 90
-    while (reason := spec.check()) is not None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"tritonserver did not start ({reason}); log: {state / 'triton.log'}")
-        time.sleep(0.2)
-    ObjectStore.from_settings(settings).ensure_bucket()
-    yield settings
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+    with serving(triton_spec(settings, dict(os.environ)), state / "triton.log"):
+        ObjectStore.from_settings(settings).ensure_bucket()
+        yield settings
 
 
 @pytest.fixture(scope="module")

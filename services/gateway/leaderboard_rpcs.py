@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
+from shiftboard import vocab
 from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound
 from shiftboard.leaderboard.paired import mcnemar, restricted_correct
 from shiftboard.leaderboard.robustness import (
@@ -88,8 +89,6 @@ class LeaderboardRpcs:
 
     @staticmethod
     def _category(model: pb.Model) -> str:
-        from shiftboard import vocab
-
         return vocab.category_word(model.metadata.category)
 
     def _message(self, shift: pb.TestSet, board: ShiftLeaderboard, models: dict[str, pb.Model]) -> pb.Leaderboard:

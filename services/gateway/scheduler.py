@@ -61,9 +61,14 @@ class Scheduler:
     def request(self, pairs: list[Pair]) -> list[pb.Evaluation]:
         """Make each pair pending (or failed when it cannot run) and queue the runnable ones."""
         runnable: list[Pair] = []
-        for pair in pairs:
-            model, _ = self.catalog.get_model(pair.model, pair.version)
-            testset = self.catalog.get_testset(pair.testset)
+        models: dict[tuple[str, str], pb.Model] = {}
+        testsets: dict[str, pb.TestSet] = {}
+        for pair in pairs:  # each model and test set read once, however many pairs share it
+            if (pair.model, pair.version) not in models:
+                models[pair.model, pair.version] = self.catalog.get_model(pair.model, pair.version)[0]
+            if pair.testset not in testsets:
+                testsets[pair.testset] = self.catalog.get_testset(pair.testset)
+            model, testset = models[pair.model, pair.version], testsets[pair.testset]
             reason = incompatibility(model, testset)
             self.evaluations.ensure_pending(pair, shards_total=len(testset.spec.shards),
                                             samples_total=testset.spec.num_samples, error=reason)

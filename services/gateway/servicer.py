@@ -24,7 +24,7 @@ from typing import Any
 
 import grpc
 
-from shiftboard import __version__, testsets
+from shiftboard import __version__, testsets, vocab
 from shiftboard.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -199,8 +199,6 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
         """Every model, optionally of one category."""
         category = None
         if request.category != pb.MODEL_CATEGORY_UNSPECIFIED:
-            from shiftboard import vocab
-
             category = vocab.category_word(request.category)
         return pb.ListModelsResponse(models=self.catalog.list_models(category))
 
@@ -398,8 +396,6 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
     def ListTestSets(self, request: pb.ListTestSetsRequest, context: grpc.ServicerContext,
                      caller: Any) -> pb.ListTestSetsResponse:
         """Every test set, optionally of one kind or group."""
-        from shiftboard import vocab
-
         kind = vocab.kind_word(request.kind) if request.kind != pb.TEST_SET_KIND_UNSPECIFIED else None
         return pb.ListTestSetsResponse(test_sets=self.catalog.list_testsets(kind, request.group or None))
 
