@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from bench import bench_ingest, bench_pipeline
+from bench import bench_ingest, bench_pipeline, bench_testbed
 
 
 def main() -> int:
     status = bench_ingest.main([])
+    print(flush=True)
+    status = status or bench_testbed.main([])
     print(flush=True)
     return status or bench_pipeline.main([])
 

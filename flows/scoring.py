@@ -15,6 +15,18 @@ Pure numpy, no I/O. The rules, the same for every model and test set:
 
 Logits must be finite: a model that returns NaN or infinity has failed, and :func:`score` says so
 (:class:`NonFiniteLogits`) instead of ranking garbage.
+
+**Class maps** (the ImageNet testbed's way for ObjectNet and the video sets). A test set whose classes
+are not the model's carries a :class:`ClassMap`: test-set class ``g`` is counted as predicted when the
+model's best output among ``groups[g]`` beats the best of every other group. :func:`score_mapped`
+restricts the logits to the mapped outputs, takes the maximum within each group, then the argmax;
+top-5, confidence (softmax over the group maxima) and correctness are in the test set's label space.
+
+**Exact reference accuracy on a class sub-list.** :func:`subset_correct` scores the reference samples
+of a sub-list's classes by the argmax over the sub-list's logits only (the testbed's
+``val-on-<x>-classes``); :func:`class_map_correct` does the same with a class map's groups. The
+evaluator stores these per-sample flags at scoring time: rebuilding them from a stored top-5 counts a
+sample wrong whenever none of its top 5 lies in the sub-list.
 """
 
 from __future__ import annotations
@@ -25,7 +37,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["TOP_K", "NonFiniteLogits", "Scores", "score", "subset_index"]
+__all__ = ["TOP_K", "ClassMap", "NonFiniteLogits", "Scores", "SubsetScores", "class_map_correct", "score",
+           "score_mapped", "subset_correct", "subset_index"]
 
 #: Width of the ``top5`` column; shorter rankings are padded with ``PAD``.
 TOP_K = 5
@@ -132,3 +145,135 @@ def _top_k(scored: NDArray[np.floating], k: int) -> NDArray[np.intp]:
     values = np.take_along_axis(scored, candidates, axis=1)
     order = np.argsort(-values, axis=1, kind="stable")  # candidates are sorted: ties keep index order
     return np.take_along_axis(candidates, order, axis=1)
+
+
+def _logits(logits: ArrayLike, labels: ArrayLike) -> tuple[NDArray[np.floating], NDArray[np.int64]]:
+    x = np.asarray(logits)
+    y = np.asarray(labels)
+    if x.ndim != 2:
+        raise ValueError(f"logits must be a 2-d array [samples, classes], got shape {x.shape}")
+    if y.shape != (x.shape[0],):
+        raise ValueError(f"labels must have shape ({x.shape[0]},) to match the logits, got {y.shape}")
+    if x.shape[1] < 1:
+        raise ValueError("logits have no classes")
+    finite = np.isfinite(x)
+    if not finite.all():
+        bad = np.flatnonzero(~finite.all(axis=1))
+        raise NonFiniteLogits(int(bad.size), bad[:5].tolist())
+    return x, y.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class ClassMap:
+    """Test-set class ``g`` ↔ the model outputs ``groups[g]`` that count as it (disjoint, non-empty).
+
+    Build it with :meth:`from_groups`, which validates; ``names`` optionally names the test-set classes.
+    """
+
+    groups: tuple[NDArray[np.intp], ...]
+    num_classes: int
+    names: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_groups(cls, groups: Sequence[Sequence[int]], num_classes: int,
+                    names: Sequence[str] | None = None) -> ClassMap:
+        """Validate and build: every group non-empty, outputs in ``[0, num_classes)``, no output twice."""
+        if not groups:
+            raise ValueError("a class map needs at least one class")
+        if names is not None and len(names) != len(groups):
+            raise ValueError(f"{len(names)} names for {len(groups)} classes")
+        arrays = []
+        seen: dict[int, int] = {}
+        for g, group in enumerate(groups):
+            ids = np.unique(np.asarray(list(group), dtype=np.int64))
+            if ids.size == 0:
+                raise ValueError(f"class {g} of the class map has no model outputs")
+            if ids[0] < 0 or ids[-1] >= num_classes:
+                raise ValueError(f"class {g} of the class map names outputs outside [0, {num_classes}): "
+                                 f"{ids[(ids < 0) | (ids >= num_classes)][:5].tolist()}")
+            for i in ids.tolist():
+                if i in seen:
+                    raise ValueError(f"model output {i} is mapped to classes {seen[i]} and {g}: each output may "
+                                     "count for one class only")
+                seen[i] = g
+            arrays.append(ids.astype(np.intp))
+        return cls(groups=tuple(arrays), num_classes=num_classes, names=None if names is None else tuple(names))
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def outputs(self) -> NDArray[np.intp]:
+        """Every mapped model output, ascending."""
+        return np.sort(np.concatenate(self.groups))
+
+    def class_of(self, outputs: ArrayLike) -> NDArray[np.int64]:
+        """The test-set class of each model output (-1 where an output is not mapped)."""
+        table = np.full(self.num_classes, -1, dtype=np.int64)
+        for g, ids in enumerate(self.groups):
+            table[ids] = g
+        o = np.asarray(outputs, dtype=np.int64)
+        inside = (o >= 0) & (o < self.num_classes)
+        return np.where(inside, table[np.clip(o, 0, self.num_classes - 1)], -1)
+
+    def group_maxima(self, logits: NDArray[np.floating]) -> NDArray[np.float64]:
+        """(samples x classes of the map): each group's largest logit."""
+        if logits.shape[1] != self.num_classes:
+            raise ValueError(f"the class map is for {self.num_classes} model outputs, the logits have "
+                             f"{logits.shape[1]}")
+        out = np.empty((logits.shape[0], len(self.groups)), dtype=np.float64)
+        for g, ids in enumerate(self.groups):
+            out[:, g] = logits[:, ids].max(axis=1)
+        return out
+
+
+def score_mapped(logits: ArrayLike, labels: ArrayLike, class_map: ClassMap) -> Scores:
+    """Score a batch through a class map: ``labels`` [N] are test-set classes (``0 <= label < len(map)``).
+
+    Prediction = argmax over the group maxima (ties: the lower class index); ``top5`` are test-set
+    classes by decreasing group maximum, padded with ``-1``; ``confidence`` is the softmax over the
+    group maxima at the predicted class; ``correct`` is ``top1 == label``.
+    """
+    x, y = _logits(logits, labels)
+    return score(class_map.group_maxima(x), y)
+
+
+@dataclass(frozen=True)
+class SubsetScores:
+    """Per-sample correctness on a class sub-list: ``kept`` (N) says which samples' labels lie in it,
+    ``correct`` (``kept.sum()``) is their correctness in sample order."""
+
+    kept: NDArray[np.bool_]
+    correct: NDArray[np.bool_]
+
+    @property
+    def accuracy(self) -> float:
+        """Share of the kept samples that are correct (0 when none is kept)."""
+        return float(self.correct.mean()) if self.correct.size else 0.0
+
+
+def subset_correct(logits: ArrayLike, labels: ArrayLike, subset: Sequence[int] | ArrayLike) -> SubsetScores:
+    """Exact correctness on a sub-list of the model's classes (the testbed's ``val-on-<x>-classes``).
+
+    ``labels`` are model classes. Samples whose label is in ``subset`` are kept; each is scored by the
+    argmax of its logits over the sub-list's classes only (ties: the lower class index).
+    """
+    x, y = _logits(logits, labels)
+    index = subset_index(subset, x.shape[1])
+    if index is None:
+        raise ValueError("a class sub-list must hold at least one class")
+    kept = np.isin(y, index)
+    predicted = index[x[kept][:, index].argmax(axis=1)]
+    return SubsetScores(kept=kept, correct=predicted == y[kept])
+
+
+def class_map_correct(logits: ArrayLike, labels: ArrayLike, class_map: ClassMap) -> SubsetScores:
+    """Exact correctness of reference samples through a class map (e.g. ``val-on-vid-robust-classes``).
+
+    ``labels`` are model classes; samples whose label is one of the map's outputs are kept, their
+    label becomes its test-set class and they are scored by :func:`score_mapped`'s rule.
+    """
+    x, y = _logits(logits, labels)
+    target = class_map.class_of(y)
+    kept = target >= 0
+    predicted = class_map.group_maxima(x[kept]).argmax(axis=1)
+    return SubsetScores(kept=kept, correct=predicted == target[kept])

@@ -17,6 +17,12 @@ samples (half a sample: the usual continuity correction; an accuracy ``k / n`` w
 never moved, only 0 and 1 are) and ``eps = DEFAULT_EPSILON`` when ``n`` is unknown. The fit lists the
 baseline models whose accuracy was clipped (:attr:`Fit.clipped`) so that the UI can say so. The shift
 accuracy in the ER formula itself is never clipped: it is not transformed.
+
+**Leaving 0 and 1 out** (``extremes="exclude"``, the ImageNet testbed's rule). Instead of clipping,
+baseline models with an accuracy of exactly 0 or 1 on either axis are left out of the fit and listed
+(:attr:`Fit.excluded`; ImageNet-A's ResNet-50 scores 0%: the set was filtered against it). Nothing is
+clipped then; a model whose *reference* accuracy is 0 or 1 is predicted the limit of the line there
+(0 or 1 for a rising line).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit, logit, ndtr, ndtri
 
 __all__ = [
-    "DEFAULT_EPSILON", "MIN_BASELINE_MODELS", "TRANSFORMS", "Fit", "FitUnavailable", "Transform",
-    "check_transform", "clip_accuracy", "effective_robustness", "fit_baseline", "forward", "inverse",
-    "predict_shift",
+    "DEFAULT_EPSILON", "EXTREMES", "MIN_BASELINE_MODELS", "TRANSFORMS", "Extremes", "Fit", "FitUnavailable",
+    "Transform", "check_extremes", "check_transform", "clip_accuracy", "effective_robustness", "fit_baseline",
+    "forward", "inverse", "predict_shift",
 ]
 
 Transform = Literal["logit", "probit"]
 TRANSFORMS: tuple[str, ...] = get_args(Transform)
+#: What the fit does with accuracies of exactly 0 or 1: clip them by half a sample, or leave the model out.
+Extremes = Literal["clip", "exclude"]
+EXTREMES: tuple[str, ...] = get_args(Extremes)
 #: The fewest baseline models for which a fit is reported.
 MIN_BASELINE_MODELS = 3
 #: Clipping margin when the sample count of an accuracy is unknown.
@@ -54,6 +63,13 @@ def check_transform(transform: str) -> Transform:
     if transform not in TRANSFORMS:
         raise ValueError(f"unknown transform {transform!r}: use one of {', '.join(TRANSFORMS)}")
     return transform  # type: ignore[return-value]
+
+
+def check_extremes(extremes: str) -> Extremes:
+    """``extremes`` as :data:`Extremes`; :class:`ValueError` naming the choices otherwise."""
+    if extremes not in EXTREMES:
+        raise ValueError(f"unknown handling of 0 and 1 {extremes!r}: use one of {', '.join(EXTREMES)}")
+    return extremes  # type: ignore[return-value]
 
 
 def forward(transform: Transform, p: ArrayLike) -> Floats:
@@ -104,7 +120,9 @@ class Fit:
 
     When ``ok`` is false, ``reason`` says why (e.g. ``"not enough baseline models (2)"``) and
     ``slope``, ``intercept`` and ``r2`` are None: there are no numbers to show.
-    ``clipped`` names the baseline models whose reference or shift accuracy was clipped.
+    ``clipped`` names the baseline models whose reference or shift accuracy was clipped;
+    ``excluded`` those left out because an accuracy was exactly 0 or 1 (``extremes="exclude"``).
+    ``n`` and ``models`` count and name the models in the fit.
     """
 
     ok: bool
@@ -116,6 +134,8 @@ class Fit:
     r2: float | None
     models: tuple[str, ...]
     clipped: tuple[str, ...]
+    extremes: Extremes = "clip"
+    excluded: tuple[str, ...] = ()
 
     def coefficients(self) -> tuple[float, float]:
         """``(slope, intercept)``; :class:`FitUnavailable` (with the reason) when there is no fit."""
@@ -143,15 +163,17 @@ def _least_squares(x: Floats, y: Floats) -> tuple[float, float, float] | None:
 
 def fit_baseline(ref_acc: ArrayLike, shift_acc: ArrayLike, transform: str = "logit", *,
                  n_ref: ArrayLike | None = None, n_shift: ArrayLike | None = None,
-                 models: Sequence[str] | None = None) -> Fit:
+                 models: Sequence[str] | None = None, extremes: str = "clip") -> Fit:
     """Least squares of T(shift accuracy) on T(reference accuracy) over the baseline models.
 
     ``n_ref`` / ``n_shift`` are the sample counts (scalars or one per model) that set the clipping
     margin; ``models`` names the models for :attr:`Fit.clipped` (default: their positions as text).
-    Fewer than :data:`MIN_BASELINE_MODELS` models, or reference accuracies that are all equal, give a
-    fit with ``ok=False`` and a reason instead of numbers.
+    ``extremes="exclude"`` leaves models with an accuracy of exactly 0 or 1 out instead of clipping
+    (see the module docstring). Fewer than :data:`MIN_BASELINE_MODELS` models, or reference accuracies
+    that are all equal, give a fit with ``ok=False`` and a reason instead of numbers.
     """
     t = check_transform(transform)
+    how = check_extremes(extremes)
     x_acc = _check_accuracies("ref_acc", ref_acc)
     y_acc = _check_accuracies("shift_acc", shift_acc)
     if x_acc.shape != y_acc.shape:
@@ -159,6 +181,8 @@ def fit_baseline(ref_acc: ArrayLike, shift_acc: ArrayLike, transform: str = "log
     names = tuple(str(i) for i in range(x_acc.size)) if models is None else tuple(models)
     if len(names) != x_acc.size:
         raise ValueError(f"{len(names)} model names for {x_acc.size} models")
+    if how == "exclude":
+        return _fit_without_extremes(x_acc, y_acc, names, t)
     x_clip, x_moved = clip_accuracy(x_acc, n_ref)
     y_clip, y_moved = clip_accuracy(y_acc, n_shift)
     clipped = tuple(name for name, moved in zip(names, x_moved | y_moved, strict=True) if moved)
@@ -173,9 +197,37 @@ def fit_baseline(ref_acc: ArrayLike, shift_acc: ArrayLike, transform: str = "log
     return replace(unfit, ok=True, reason=None, slope=slope, intercept=intercept, r2=r2)
 
 
+def _fit_without_extremes(x_acc: Floats, y_acc: Floats, names: tuple[str, ...], t: Transform) -> Fit:
+    inside = (x_acc > 0) & (x_acc < 1) & (y_acc > 0) & (y_acc < 1)
+    kept = tuple(name for name, keep in zip(names, inside, strict=True) if keep)
+    excluded = tuple(name for name, keep in zip(names, inside, strict=True) if not keep)
+    n = len(kept)
+    unfit = Fit(ok=False, reason=f"not enough baseline models ({n})", transform=t, n=n, slope=None,
+                intercept=None, r2=None, models=kept, clipped=(), extremes="exclude", excluded=excluded)
+    if n < MIN_BASELINE_MODELS:
+        return unfit
+    solved = _least_squares(forward(t, x_acc[inside]), forward(t, y_acc[inside]))
+    if solved is None:
+        return replace(unfit, reason=f"the {n} baseline models have the same reference accuracy")
+    slope, intercept, r2 = solved
+    return replace(unfit, ok=True, reason=None, slope=slope, intercept=intercept, r2=r2)
+
+
 def predict_shift(fit: Fit, ref_acc: ArrayLike, n_ref: ArrayLike | None = None) -> Floats:
-    """The shift accuracy the baseline predicts, T^-1(a * T(ref) + b), one per reference accuracy."""
+    """The shift accuracy the baseline predicts, T^-1(a * T(ref) + b), one per reference accuracy.
+
+    A fit made with ``extremes="exclude"`` clips nothing: at a reference accuracy of 0 or 1 it
+    predicts the line's limit there.
+    """
     slope, intercept = fit.coefficients()
+    if fit.extremes == "exclude":
+        x = _check_accuracies("ref_acc", ref_acc)
+        inner = np.clip(x, np.finfo(np.float64).tiny, 1.0 - np.finfo(np.float64).epsneg)
+        predicted = inverse(fit.transform, slope * forward(fit.transform, inner) + intercept)
+        if slope == 0:
+            return np.where((x == 0) | (x == 1), float(inverse(fit.transform, intercept)), predicted)
+        low, high = (0.0, 1.0) if slope > 0 else (1.0, 0.0)
+        return np.where(x == 0, low, np.where(x == 1, high, predicted))
     x, _ = clip_accuracy(ref_acc, n_ref)
     return inverse(fit.transform, slope * forward(fit.transform, x) + intercept)
 

@@ -18,6 +18,10 @@ a ``numpy.random.Generator``) and gives the same answer for the same inputs and 
 
 A resample whose baseline models all share one reference accuracy (e.g. the same model drawn every
 time) has no least-squares line; it is dropped, and ``used`` says how many resamples counted.
+
+With ``keep_draws=True`` the ER functions also return every model's ER in every kept resample
+(:attr:`ERInterval.draws`, float32): differences between models taken resample by resample are the
+paired bootstrap of the difference (what "tied with the leader" and group means are built on).
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ class ERInterval:
     """Percentile intervals of effective robustness (percentage points), one per model.
 
     ``mode`` is ``"paired"`` (per-sample resampling) or ``"binomial"`` (independent binomials).
+    ``draws`` (models x ``used``) holds every kept resample's ER when asked for, else None.
     """
 
     mode: str
@@ -72,6 +77,7 @@ class ERInterval:
     used: int
     low: Floats
     high: Floats
+    draws: NDArray[np.float32] | None = None
 
 
 def _rng(seed: Seed) -> np.random.Generator:
@@ -178,13 +184,13 @@ def _er_from_accuracies(acc_ref: Floats, acc_shift: Floats, eps_ref: Floats, eps
     return 100.0 * (acc_shift - inverse(t, slope[None, :] * z_ref + intercept[None, :]))
 
 
-def _finish(er: Floats, mode: str, confidence: float, resamples: int) -> ERInterval:
+def _finish(er: Floats, mode: str, confidence: float, resamples: int, keep_draws: bool) -> ERInterval:
     keep = ~np.isnan(er).any(axis=0)
     if not keep.any():
         raise FitUnavailable("every bootstrap resample of the baseline was degenerate")
     low, high = _quantiles(er[:, keep], confidence, axis=1)
     return ERInterval(mode=mode, confidence=confidence, resamples=resamples, used=int(keep.sum()),
-                      low=low, high=high)
+                      low=low, high=high, draws=er[:, keep].astype(np.float32) if keep_draws else None)
 
 
 def _correctness(name: str, correct: ArrayLike) -> NDArray[np.float32]:
@@ -209,7 +215,7 @@ def _chunks(resamples: int, size: int) -> Iterator[int]:
 
 def bootstrap_er(ref_correct: ArrayLike, shift_correct: ArrayLike, baseline: ArrayLike,
                  transform: str = "logit", *, resamples: int = 1000, confidence: float = 0.95,
-                 seed: Seed = 0) -> ERInterval:
+                 seed: Seed = 0, keep_draws: bool = False) -> ERInterval:
     """Paired bootstrap of every model's ER from per-sample correctness.
 
     ``ref_correct`` is (models x reference samples) and ``shift_correct`` (models x shift samples),
@@ -235,12 +241,12 @@ def bootstrap_er(ref_correct: ArrayLike, shift_correct: ArrayLike, baseline: Arr
         acc_ref = (c_ref @ _sample_counts(rng, chunk, n_ref).T).astype(np.float64) / n_ref
         acc_shift = (c_shift @ _sample_counts(rng, chunk, n_shift).T).astype(np.float64) / n_shift
         parts.append(_er_from_accuracies(acc_ref, acc_shift, eps_ref, eps_shift, base, t, rng))
-    return _finish(np.concatenate(parts, axis=1), "paired", confidence, resamples)
+    return _finish(np.concatenate(parts, axis=1), "paired", confidence, resamples, keep_draws)
 
 
 def bootstrap_er_binomial(ref_acc: ArrayLike, shift_acc: ArrayLike, n_ref: ArrayLike, n_shift: ArrayLike,
                           baseline: ArrayLike, transform: str = "logit", *, resamples: int = 1000,
-                          confidence: float = 0.95, seed: Seed = 0) -> ERInterval:
+                          confidence: float = 0.95, seed: Seed = 0, keep_draws: bool = False) -> ERInterval:
     """Bootstrap of every model's ER from accuracies and sample counts only.
 
     Each model's reference and shift accuracies are redrawn as independent ``Binomial(n, acc) / n``
@@ -266,4 +272,4 @@ def bootstrap_er_binomial(ref_acc: ArrayLike, shift_acc: ArrayLike, n_ref: Array
         acc_ref = rng.binomial(nr[:, None], raw_r[:, None], size=(models, chunk)) / nr[:, None]
         acc_shift = rng.binomial(ns[:, None], raw_s[:, None], size=(models, chunk)) / ns[:, None]
         parts.append(_er_from_accuracies(acc_ref, acc_shift, eps_ref, eps_shift, base, t, rng))
-    return _finish(np.concatenate(parts, axis=1), "binomial", confidence, resamples)
+    return _finish(np.concatenate(parts, axis=1), "binomial", confidence, resamples, keep_draws)

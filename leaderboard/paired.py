@@ -13,11 +13,14 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.stats import binom, chi2
 
-__all__ = ["EXACT_BELOW", "McNemar", "RestrictedAccuracy", "mcnemar", "restricted_accuracy",
+__all__ = ["BLEND_WIDTH", "EXACT_BELOW", "McNemar", "RestrictedAccuracy", "mcnemar", "restricted_accuracy",
            "restricted_correct", "subset_mask"]
 
 #: McNemar uses the exact binomial test when there are fewer discordant pairs than this.
 EXACT_BELOW = 25
+#: Over this many discordant-pair counts above :data:`EXACT_BELOW` the p-value moves from the exact
+#: test's to the chi-square's in equal steps, so that changing method never makes p jump.
+BLEND_WIDTH = 15
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,36 +29,50 @@ class McNemar:
 
     ``b``: samples model A gets right and model B wrong; ``c``: the reverse. ``method`` is
     ``"exact"`` (two-sided binomial test of b against Binomial(b + c, 1/2); ``statistic`` is
-    min(b, c)) or ``"chi2"`` (``statistic`` = (|b - c| - 1)² / (b + c), 1 degree of freedom).
+    min(b, c)), ``"chi2"`` (``statistic`` = (|b - c| - 1)² / (b + c), 1 degree of freedom) or
+    ``"blend"`` (between the two: see :func:`mcnemar`; ``statistic`` is the chi-square one).
     """
 
     b: int
     c: int
     statistic: float
     p_value: float
-    method: Literal["exact", "chi2"]
+    method: Literal["exact", "chi2", "blend"]
 
 
-def mcnemar(correct_a: ArrayLike, correct_b: ArrayLike, *, exact_below: int = EXACT_BELOW) -> McNemar:
+def mcnemar(correct_a: ArrayLike, correct_b: ArrayLike, *, exact_below: int | None = EXACT_BELOW,
+            blend: int = BLEND_WIDTH) -> McNemar:
     """McNemar's paired test between two models' per-sample correctness on one test set.
 
-    Exact binomial when ``b + c < exact_below``, chi-square with continuity correction otherwise
-    (the correction is floored at 0, so b = c gives statistic 0 and p = 1, never a negative gap).
+    With ``n = b + c`` discordant pairs: the exact binomial test when ``n < exact_below``; the
+    chi-square with continuity correction when ``n >= exact_below + blend`` (the correction is
+    floored at 0, so b = c gives statistic 0 and p = 1); in between, the p-value is the weighted mean
+    ``(1 - w) p_exact + w p_chi2`` with ``w = (n - exact_below + 1) / (blend + 1)``, so that each step
+    of n moves p at most ``1 / (blend + 1)`` of the gap between the methods instead of all of it at
+    once. ``exact_below=None`` uses the exact test for every n (``binom.cdf`` is an incomplete beta
+    function: as fast for a million pairs as for ten).
     """
     a = np.asarray(correct_a, dtype=bool)
     z = np.asarray(correct_b, dtype=bool)
     if a.ndim != 1 or a.shape != z.shape:
         raise ValueError(f"both models need one correctness flag per sample: shapes {a.shape} and {z.shape}")
+    if blend < 0:
+        raise ValueError(f"blend must be >= 0, got {blend}")
     b = int(np.count_nonzero(a & ~z))
     c = int(np.count_nonzero(~a & z))
     n = b + c
-    if n < exact_below:
-        # Binomial(n, 1/2) is symmetric, so doubling the smaller tail is the two-sided p-value
-        # (the same as scipy.stats.binomtest(b, n).pvalue); n = 0 gives p = 1.
-        p = min(1.0, 2.0 * float(binom.cdf(min(b, c), n, 0.5))) if n else 1.0
-        return McNemar(b=b, c=c, statistic=float(min(b, c)), p_value=p, method="exact")
+    # Binomial(n, 1/2) is symmetric, so doubling the smaller tail is the two-sided p-value
+    # (the same as scipy.stats.binomtest(b, n).pvalue); n = 0 gives p = 1.
+    exact = min(1.0, 2.0 * float(binom.cdf(min(b, c), n, 0.5))) if n else 1.0
+    if exact_below is None or n < exact_below:
+        return McNemar(b=b, c=c, statistic=float(min(b, c)), p_value=exact, method="exact")
     statistic = max(abs(b - c) - 1, 0) ** 2 / n
-    return McNemar(b=b, c=c, statistic=float(statistic), p_value=float(chi2.sf(statistic, 1)), method="chi2")
+    approximate = float(chi2.sf(statistic, 1))
+    if n >= exact_below + blend:
+        return McNemar(b=b, c=c, statistic=float(statistic), p_value=approximate, method="chi2")
+    w = (n - exact_below + 1) / (blend + 1)
+    return McNemar(b=b, c=c, statistic=float(statistic), p_value=(1 - w) * exact + w * approximate,
+                   method="blend")
 
 
 def _subset(subset: ArrayLike) -> NDArray[np.int64]:
@@ -90,7 +107,8 @@ def restricted_correct(labels: ArrayLike, top5: ArrayLike, subset: ArrayLike) ->
     subset**. That is exact whenever at least one of the top-5 lies in the subset (top-5 is ordered
     by logit); when none does the true restricted prediction is unknown and the sample is counted
     wrong, so the restricted accuracy can only be underestimated, by at most the share of such
-    samples (:attr:`RestrictedAccuracy.unresolved`).
+    samples (:attr:`RestrictedAccuracy.unresolved`). Where the evaluation stored the exact restricted
+    correctness, computed from the logits by ``shiftboard.flows.scoring.subset_correct``, use that.
     """
     y = np.asarray(labels, dtype=np.int64)
     predicted, found = _first_in_subset(top5, subset)

@@ -13,9 +13,21 @@ shift_acc, n_ref, n_shift, and optionally per-sample correctness ``ref_correct``
 and returns the ranked rows of one shift and its fit. Where a shift scores a class subset, pass the
 reference correctness restricted to those classes (:func:`restricted_correct`) as ``ref_correct``.
 
-**Ties.** The leader is the model with the highest ER. A model is *tied* when its ER interval
-overlaps the leader's; the leader is marked tied when any model is. Ranks are competition ranks of
-the ER point estimates (equal ER, equal rank); the tie mark is separate, so the UI can show "1=".
+**Ties.** The leader is the model with the highest ER. With bootstrap intervals a model is *tied*
+when the interval of its ER minus the leader's, taken resample by resample over the same resamples
+(:func:`paired_ties`), reaches 0: two models measured on the same images share most of their
+sampling noise, which overlapping marginal intervals ignore. ``Row.diff_ci`` is that interval.
+Without intervals only an equal ER ties. The leader is marked tied when any model is. Ranks are
+competition ranks of the ER point estimates (equal ER, equal rank); the tie mark is separate, so the
+UI can show "1=".
+
+**The baseline.** Models whose category is in ``baseline_categories``, whose reference accuracy is at
+least ``min_ref_acc`` and whose name contains none of ``exclude_name_parts`` (the ImageNet testbed
+leaves out ``aws``, ``batch64`` and ``subsample``). ``extremes`` says what the fit does with
+accuracies of exactly 0 or 1 (clip by half a sample, or leave the model out; see :mod:`.baseline`).
+
+**Groups** (:mod:`.groups`): a group ranking counts only the models with an ER on every shift of the
+group; the others are listed apart with their coverage. The mean ER gets a bootstrap interval.
 """
 
 from __future__ import annotations
@@ -30,11 +42,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from .baseline import (
     DEFAULT_EPSILON,
+    EXTREMES,
     MIN_BASELINE_MODELS,
     TRANSFORMS,
+    Extremes,
     Fit,
     FitUnavailable,
     Transform,
+    check_extremes,
     check_transform,
     clip_accuracy,
     effective_robustness,
@@ -51,7 +66,10 @@ from .bootstrap import (
     bootstrap_fit,
     reference_grid,
 )
+from .groups import GroupLeaderboard, GroupRow, group_leaderboard, group_means
 from .paired import (
+    BLEND_WIDTH,
+    EXACT_BELOW,
     McNemar,
     RestrictedAccuracy,
     mcnemar,
@@ -62,11 +80,12 @@ from .paired import (
 from .stats import clopper_pearson
 
 __all__ = [
-    "DEFAULT_EPSILON", "MIN_BASELINE_MODELS", "TRANSFORMS", "ERInterval", "Fit", "FitBand", "FitUnavailable",
-    "GroupRow", "LeaderboardSettings", "McNemar", "ModelResult", "RestrictedAccuracy", "Row",
-    "ShiftLeaderboard", "Transform", "bootstrap_er", "bootstrap_er_binomial", "bootstrap_fit",
-    "check_transform", "clip_accuracy", "effective_robustness", "fit_baseline", "forward", "group_means",
-    "inverse", "mcnemar", "predict_shift", "rank_with_ties", "reference_grid", "restricted_accuracy",
+    "BLEND_WIDTH", "DEFAULT_EPSILON", "EXACT_BELOW", "EXTREMES", "MIN_BASELINE_MODELS", "TRANSFORMS", "ERInterval",
+    "Extremes", "Fit", "FitBand", "FitUnavailable", "GroupLeaderboard", "GroupRow", "LeaderboardSettings",
+    "McNemar", "ModelResult", "RestrictedAccuracy", "Row", "ShiftLeaderboard", "Transform", "bootstrap_er",
+    "bootstrap_er_binomial", "bootstrap_fit", "check_extremes", "check_transform", "clip_accuracy",
+    "effective_robustness", "fit_baseline", "forward", "group_leaderboard", "group_means", "inverse", "mcnemar",
+    "paired_ties", "predict_shift", "rank_with_ties", "reference_grid", "restricted_accuracy",
     "restricted_correct", "shift_leaderboard", "subset_mask",
 ]
 
@@ -78,7 +97,9 @@ class LeaderboardSettings:
     ``baseline_categories``: model categories that make up the baseline; ``min_ref_acc``: baseline
     models below this reference accuracy are left out of the fit; ``transform``: logit or probit;
     ``resamples``: bootstrap resamples (0: no intervals); ``confidence``: of every interval;
-    ``seed``: of the bootstrap; ``grid_points``: reference accuracies at which the band is given.
+    ``seed``: of the bootstrap; ``grid_points``: reference accuracies at which the band is given;
+    ``extremes``: clip accuracies of 0 or 1, or leave such baseline models out of the fit;
+    ``exclude_name_parts``: baseline models whose lower-cased name contains one of these are left out.
     """
 
     baseline_categories: frozenset[str] = frozenset({"standard"})
@@ -88,9 +109,13 @@ class LeaderboardSettings:
     confidence: float = 0.95
     seed: int = 0
     grid_points: int = 50
+    extremes: Extremes = "clip"
+    exclude_name_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         check_transform(self.transform)
+        check_extremes(self.extremes)
+        object.__setattr__(self, "exclude_name_parts", tuple(p.lower() for p in self.exclude_name_parts))
         if not isinstance(self.baseline_categories, frozenset):
             object.__setattr__(self, "baseline_categories", frozenset(self.baseline_categories))
         if not 0.0 <= self.min_ref_acc <= 1.0:
@@ -128,7 +153,8 @@ class Row:
     ``baseline``: the model is in the fit; ``predicted_shift_acc``: what the baseline predicts for
     it; ``er`` / ``er_ci``: None without a fit (or, for the interval, without a bootstrap);
     ``clipped``: its reference or shift accuracy is 0 or 1 and was clipped for the transform;
-    ``rank``: None without a fit.
+    ``rank``: None without a fit; ``diff_ci``: the paired-bootstrap interval of its ER minus the
+    leader's (None without a bootstrap; ``(0, 0)`` for the leader); ``tied`` is ``diff_ci[1] >= 0``.
     """
 
     model: str
@@ -146,6 +172,7 @@ class Row:
     tied: bool
     rank: int | None
     clipped: bool
+    diff_ci: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -153,7 +180,9 @@ class ShiftLeaderboard:
     """The ranked rows of one shift (best ER first), its fit, the fit's band and notes for the UI.
 
     ``er_mode`` says how the ER intervals were bootstrapped: ``"paired"`` (per-sample), ``"binomial"``
-    (accuracies only) or None (no intervals).
+    (accuracies only) or None (no intervals). ``er_draws`` maps each model to its ER in every kept
+    bootstrap resample (float32; the same resample index is the same resample for every model), for
+    paired comparisons and group means; None without a bootstrap.
     """
 
     shift: str | None
@@ -163,31 +192,65 @@ class ShiftLeaderboard:
     er_mode: str | None
     settings: LeaderboardSettings
     notes: tuple[str, ...] = field(default_factory=tuple)
+    er_draws: Mapping[str, NDArray[np.float32]] | None = None
 
     def records(self) -> list[dict[str, Any]]:
         """The rows as plain dicts (intervals split into ``*_low`` / ``*_high``), e.g. for a DataFrame."""
         out = []
         for row in self.rows:
             record = asdict(row)
-            for key in ("ref_ci", "shift_ci", "er_ci"):
+            for key in ("ref_ci", "shift_ci", "er_ci", "diff_ci"):
                 low, high = record.pop(key) or (None, None)
                 record[f"{key[:-3]}_low"], record[f"{key[:-3]}_high"] = low, high
             out.append(record)
         return out
 
 
-def rank_with_ties(er: ArrayLike, low: ArrayLike | None = None,
-                   high: ArrayLike | None = None) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+def paired_ties(er: ArrayLike, draws: ArrayLike,
+                confidence: float = 0.95) -> tuple[NDArray[np.bool_], NDArray[np.float64], NDArray[np.float64]]:
+    """Ties with the leader from the paired bootstrap of the difference; ``(tied, low, high)``.
+
+    ``draws`` is (models x resamples): every model's ER in the same resamples. For each model the
+    percentile interval ``[low, high]`` of ``draws[model] - draws[leader]`` (resample by resample) is
+    the interval of its ER minus the leader's; it is tied when ``high >= 0`` (the data do not rule out
+    that it is at least as good). The leader's own interval is ``(0, 0)``; it is tied when any model is.
+    """
+    e = np.asarray(er, dtype=np.float64)
+    d = np.asarray(draws, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] != e.size or d.shape[1] == 0:
+        raise ValueError(f"draws must be (models x resamples) for {e.size} models, got shape {d.shape}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if e.size == 0:
+        empty = np.zeros(0)
+        return np.zeros(0, dtype=bool), empty, empty
+    leader = int(np.argmax(e))
+    diff = d - d[leader][None, :]
+    alpha = 1.0 - confidence
+    low, high = np.quantile(diff, [alpha / 2, 1 - alpha / 2], axis=1)
+    tied = high >= 0
+    tied[leader] = bool(np.delete(tied, leader).any())
+    low[leader] = high[leader] = 0.0
+    return tied, np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
+
+
+def rank_with_ties(er: ArrayLike, low: ArrayLike | None = None, high: ArrayLike | None = None, *,
+                   draws: ArrayLike | None = None,
+                   confidence: float = 0.95) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
     """Competition ranks of ``er`` (highest first) and tie marks, both in input order.
 
-    A model is tied when its interval ``[low, high]`` overlaps the leader's; without intervals only an
-    equal ER ties. The leader is marked tied when any other model is.
+    With ``draws`` (models x resamples of ER, the same resamples for every model) the ties are
+    :func:`paired_ties`. Otherwise a model is tied when its interval ``[low, high]`` overlaps the
+    leader's (conservative only where models are independent); without intervals only an equal ER
+    ties. The leader is marked tied when any other model is.
     """
     e = np.asarray(er, dtype=np.float64)
     if e.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     rank = 1 + (e[None, :] > e[:, None]).sum(axis=1)
     leader = int(np.argmax(e))
+    if draws is not None:
+        return rank.astype(np.int64), paired_ties(e, draws, confidence)[0]
     if low is None or high is None:
         tied = e == e[leader]
     else:
@@ -280,17 +343,24 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
         raise ValueError("each model may appear once in a shift's table")
     ref = [_accuracy(r.model, "ref", r.ref_acc, r.n_ref, r.ref_correct) for r in results]
     sh = [_accuracy(r.model, "shift", r.shift_acc, r.n_shift, r.shift_correct) for r in results]
-    acc_r = np.array([a for a, _, _ in ref])
-    acc_s = np.array([a for a, _, _ in sh])
+    acc_r = np.array([a for a, _, _ in ref], dtype=np.float64)
+    acc_s = np.array([a for a, _, _ in sh], dtype=np.float64)
     n_r = np.array([n for _, n, _ in ref])
     n_s = np.array([n for _, n, _ in sh])
+    names = [r.model for r in results]
     is_base = np.array([r.category in cfg.baseline_categories for r in results], dtype=bool)
     is_base &= acc_r >= cfg.min_ref_acc
-    names = [r.model for r in results]
+    if cfg.exclude_name_parts:
+        is_base &= np.array([not any(p in n.lower() for p in cfg.exclude_name_parts) for n in names], dtype=bool)
     fit = fit_baseline(acc_r[is_base], acc_s[is_base], t, n_ref=n_r[is_base], n_shift=n_s[is_base],
-                       models=[n for n, b in zip(names, is_base, strict=True) if b])
-    _, moved_r = clip_accuracy(acc_r, n_r)
-    _, moved_s = clip_accuracy(acc_s, n_s)
+                       models=[n for n, b in zip(names, is_base, strict=True) if b], extremes=cfg.extremes)
+    if cfg.extremes == "exclude":
+        in_fit = set(fit.models)
+        is_base &= np.array([n in in_fit for n in names], dtype=bool)
+        moved_r = moved_s = np.zeros(len(results), dtype=bool)
+    else:
+        _, moved_r = clip_accuracy(acc_r, n_r)
+        _, moved_s = clip_accuracy(acc_s, n_s)
     notes: list[str] = []
     band: FitBand | None = None
     er_ci: ERInterval | None = None
@@ -304,7 +374,8 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
         if cfg.resamples:
             seeds = np.random.SeedSequence(cfg.seed).spawn(2)
             try:
-                grid = reference_grid(acc_r, t, cfg.grid_points, n_r)  # the band spans every model
+                grid = reference_grid(acc_r[(acc_r > 0) & (acc_r < 1)] if cfg.extremes == "exclude" else acc_r,
+                                      t, cfg.grid_points, None if cfg.extremes == "exclude" else n_r)
                 band = bootstrap_fit(acc_r[is_base], acc_s[is_base], t, n_ref=n_r[is_base],
                                      n_shift=n_s[is_base], grid=grid,
                                      resamples=cfg.resamples, confidence=cfg.confidence,
@@ -316,6 +387,8 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
                              f"resamples, {cfg.confidence:.0%}")
             except FitUnavailable as exc:
                 notes.append(f"no bootstrap intervals: {exc}")
+    if fit.excluded:
+        notes.append(f"left out of the fit (an accuracy of exactly 0 or 1): {', '.join(fit.excluded)}")
     if (moved_r | moved_s).any():
         clipped_names = ", ".join(n for n, m in zip(names, moved_r | moved_s, strict=True) if m)
         notes.append(f"accuracies of 0 or 1 clipped by half a sample before the {t} transform: "
@@ -323,9 +396,14 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
 
     rank: NDArray[np.int64] | None = None
     tied = np.zeros(len(results), dtype=bool)
+    diff: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
     if er is not None:
-        rank, tied = rank_with_ties(er, None if er_ci is None else er_ci.low,
-                                    None if er_ci is None else er_ci.high)
+        rank, _ = rank_with_ties(er)
+        if er_ci is not None and er_ci.draws is not None:
+            tied, diff_low, diff_high = paired_ties(er, er_ci.draws, cfg.confidence)
+            diff = (diff_low, diff_high)
+        else:
+            tied = rank_with_ties(er)[1]
     rows = []
     for i, r in enumerate(results):
         rows.append(Row(
@@ -339,10 +417,14 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
             er_ci=None if er_ci is None else (float(er_ci.low[i]), float(er_ci.high[i])),
             tied=bool(tied[i]), rank=None if rank is None else int(rank[i]),
             clipped=bool(moved_r[i] or moved_s[i]),
+            diff_ci=None if diff is None else (float(diff[0][i]), float(diff[1][i])),
         ))
     rows.sort(key=lambda row: (-(row.er if row.er is not None else -math.inf), -row.shift_acc, row.model))
+    draws = None
+    if er_ci is not None and er_ci.draws is not None:
+        draws = {name: er_ci.draws[i] for i, name in enumerate(names)}
     return ShiftLeaderboard(shift=shift, rows=tuple(rows), fit=fit, band=band, er_mode=er_mode,
-                            settings=cfg, notes=tuple(notes))
+                            settings=cfg, notes=tuple(notes), er_draws=draws)
 
 
 def _er_intervals(results: Sequence[ModelResult], acc_r: NDArray[np.float64], acc_s: NDArray[np.float64],
@@ -353,44 +435,6 @@ def _er_intervals(results: Sequence[ModelResult], acc_r: NDArray[np.float64], ac
     shift_matrix = _paired_matrix(results, "shift")
     if ref_matrix is not None and shift_matrix is not None:
         return bootstrap_er(ref_matrix, shift_matrix, is_base, cfg.transform, resamples=cfg.resamples,
-                            confidence=cfg.confidence, seed=rng)
+                            confidence=cfg.confidence, seed=rng, keep_draws=True)
     return bootstrap_er_binomial(acc_r, acc_s, n_r, n_s, is_base, cfg.transform, resamples=cfg.resamples,
-                                 confidence=cfg.confidence, seed=rng)
-
-
-@dataclass(frozen=True, kw_only=True)
-class GroupRow:
-    """One model's means over a group of shifts (plain means, each shift weighted equally).
-
-    ``shifts``: shifts the model appears in, of ``of``; ``er_shifts``: those with an ER (a fit);
-    ``mean_er`` is None when there is none. Compare models only where ``shifts == of``.
-    """
-
-    model: str
-    category: str
-    shifts: int
-    of: int
-    mean_ref_acc: float
-    mean_shift_acc: float
-    er_shifts: int
-    mean_er: float | None
-
-
-def group_means(boards: Sequence[ShiftLeaderboard]) -> list[GroupRow]:
-    """Mean accuracies and mean ER per model over the shifts of a group, best mean ER first."""
-    per_model: dict[str, list[Row]] = {}
-    for board in boards:
-        for row in board.rows:
-            per_model.setdefault(row.model, []).append(row)
-    out = []
-    for model, rows in per_model.items():
-        ers = [r.er for r in rows if r.er is not None]
-        out.append(GroupRow(
-            model=model, category=rows[0].category, shifts=len(rows), of=len(boards),
-            mean_ref_acc=float(np.mean([r.ref_acc for r in rows])),
-            mean_shift_acc=float(np.mean([r.shift_acc for r in rows])),
-            er_shifts=len(ers), mean_er=float(np.mean(ers)) if ers else None,
-        ))
-    out.sort(key=lambda g: (g.mean_er is None, -(g.mean_er or 0.0), -g.mean_shift_acc, g.model))
-    return out
-
+                                 confidence=cfg.confidence, seed=rng, keep_draws=True)

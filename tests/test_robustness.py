@@ -22,8 +22,10 @@ from shiftboard.leaderboard.robustness import (
     clip_accuracy,
     effective_robustness,
     fit_baseline,
+    group_leaderboard,
     group_means,
     mcnemar,
+    paired_ties,
     predict_shift,
     rank_with_ties,
     restricted_accuracy,
@@ -353,3 +355,106 @@ def test_group_means_by_hand() -> None:
     assert x.mean_shift_acc == pytest.approx(0.55)
     assert x.mean_er == pytest.approx(100 * (0.55 - predicted), abs=1e-9)
     assert all(r.mean_er == pytest.approx(0.0, abs=1e-9) for r in rows[1:])
+
+
+# --- leaving 0 and 1 out, paired ties, group rankings, McNemar without a jump ------------------------
+
+
+def test_exclude_leaves_zero_and_one_out_and_lists_them() -> None:
+    ref = LOGIT_REF + [0.9, 1.0]
+    shift = LOGIT_SHIFT + [0.0, 0.5]
+    fit = fit_baseline(ref, shift, models=["a", "b", "c", "zero", "one"], extremes="exclude")
+    assert fit.excluded == ("zero", "one") and fit.models == ("a", "b", "c") and fit.n == 3
+    assert (fit.slope, fit.intercept) == pytest.approx((0.5, -0.5), abs=1e-12) and fit.clipped == ()
+    # ref 1 is predicted at the rising line's limit; shift 0 is measured, not transformed
+    assert predict_shift(fit, [1.0, 0.0]).tolist() == [1.0, 0.0]
+    assert effective_robustness(fit, 0.9, 0.0) == pytest.approx(-100 / (1 + math.exp(-(0.5 * math.log(9) - 0.5))))
+    with pytest.raises(ValueError, match="unknown handling"):
+        fit_baseline(ref, shift, extremes="drop")
+
+
+def test_ties_come_from_the_paired_difference_not_overlapping_intervals() -> None:
+    # Two models on the same samples: B is A minus 0.5 point in every resample. Their marginal
+    # intervals overlap widely, but the paired difference is exactly -0.5: not tied.
+    rng = np.random.default_rng(0)
+    common = rng.normal(0, 3, 400)
+    draws = np.stack([10 + common, 9.5 + common, 9.8 + rng.normal(0, 3, 400)])
+    er = [10.0, 9.5, 9.8]
+    low, high = np.quantile(draws, [0.025, 0.975], axis=1)
+    assert rank_with_ties(er, low, high)[1].tolist() == [True, True, True]  # the old rule
+    tied, d_low, d_high = paired_ties(er, draws)
+    assert tied.tolist() == [True, False, True]
+    assert d_low[1] == pytest.approx(-0.5) and d_high[1] == pytest.approx(-0.5) and (d_low[0], d_high[0]) == (0, 0)
+    assert rank_with_ties(er, draws=draws)[1].tolist() == [True, False, True]
+
+
+def test_shift_leaderboard_marks_a_paired_tie_and_keeps_the_draws() -> None:
+    ref_c, shift_c, names, categories = _population(1000)
+    # "twin" is "robust" with 30 shift samples fewer right (3 points behind) on the same images
+    twin_shift = shift_c[8].copy()
+    twin_shift[np.flatnonzero(twin_shift)[:30]] = False
+    table = [ModelResult(model=m, category=c, ref_correct=r, shift_correct=s)
+             for m, c, r, s in zip(names, categories, ref_c, shift_c, strict=True)]
+    table.append(ModelResult(model="twin", category="more-data", ref_correct=ref_c[8], shift_correct=twin_shift))
+    board = shift_leaderboard(table, LeaderboardSettings(resamples=300))
+    rows = {r.model: r for r in board.rows}
+    assert board.rows[0].model == "robust" and board.rows[0].diff_ci == (0.0, 0.0)
+    twin, top = rows["twin"], board.rows[0]
+    assert twin.diff_ci is not None and twin.diff_ci[0] < -3 < twin.diff_ci[1] < 0 and not twin.tied
+    # its marginal interval overlaps the leader's: the old rule would have called it tied
+    assert twin.er_ci is not None and top.er_ci is not None and twin.er_ci[1] >= top.er_ci[0]
+    assert rows["near"].tied and rows["near"].diff_ci[0] < 0 < rows["near"].diff_ci[1]  # type: ignore[index]
+    assert board.er_draws is not None and board.er_draws["robust"].shape == (300,)
+    assert "diff_low" in board.records()[0]
+
+
+def test_group_ranking_counts_only_complete_models_and_gives_the_mean_an_interval() -> None:
+    def board(shift: str, models: list[str], shift_accs: list[float]) -> ShiftLeaderboard:
+        ref = {"a": LOGIT_REF[0], "b": LOGIT_REF[1], "c": LOGIT_REF[2], "x": 0.5, "y": 0.5}
+        table = {"model": models, "category": ["standard" if m in "abc" else "zero-shot" for m in models],
+                 "ref_acc": [ref[m] for m in models], "shift_acc": shift_accs,
+                 "n_ref": [2000] * len(models), "n_shift": [2000] * len(models)}
+        return shift_leaderboard(table, LeaderboardSettings(resamples=400), shift=shift)
+
+    one = board("s1", ["a", "b", "c", "x", "y"], LOGIT_SHIFT + [0.5, 0.7])
+    two = board("s2", ["a", "b", "c", "x"], LOGIT_SHIFT + [0.6])
+    group = group_leaderboard([one, two])
+    assert [g.model for g in group.rows][0] == "x" and all(g.complete for g in group.rows)
+    assert [g.model for g in group.partial] == ["y"] and group.partial[0].rank is None
+    assert (group.partial[0].er_shifts, group.partial[0].of) == (1, 2)
+    x = group.rows[0]
+    assert x.rank == 1 and x.mean_er_ci is not None and x.mean_er_ci[0] < x.mean_er < x.mean_er_ci[1]  # type: ignore[operator]
+    assert all(g.diff_ci is not None and g.diff_ci[1] < 0 for g in group.rows[1:])  # far behind x
+    assert any("listed apart" in n for n in group.notes)
+    assert [g.model for g in group_means([one, two])][-1] == "y"
+    flat = group_leaderboard([shift_leaderboard({k: v for k, v in {
+        "model": ["a", "b", "c"], "category": ["standard"] * 3, "ref_acc": LOGIT_REF, "shift_acc": LOGIT_SHIFT,
+        "n_ref": [100] * 3, "n_shift": [100] * 3}.items()}, LeaderboardSettings(resamples=0))])
+    assert all(g.mean_er_ci is None for g in flat.rows) and any("no interval" in n for n in flat.notes)
+
+
+def test_mcnemar_p_has_no_jump_where_the_method_changes() -> None:
+    below, width = 25, 15
+
+    def exact(b: int, c: int) -> float:
+        return binomtest(b, b + c).pvalue
+
+    def chi(b: int, c: int) -> float:
+        return math.erfc(math.sqrt(max(abs(b - c) - 1, 0) ** 2 / (b + c) / 2))
+
+    for b in range(0, 56):
+        for n in range(below - 1, below + width + 1):
+            if b > n:
+                continue
+            result = mcnemar(*_pairs(b, n - b), exact_below=below, blend=width)
+            gap = abs(chi(b, n - b) - exact(b, n - b))
+            # weight on the chi-square grows by 1/(width+1) per discordant pair: no step moves p by the whole gap
+            share = min(1.0, max(0.0, (n - below + 1) / (width + 1)))
+            assert abs(result.p_value - exact(b, n - b)) == pytest.approx(share * gap, abs=1e-12)
+    assert mcnemar(*_pairs(10, 14)).method == "exact" and mcnemar(*_pairs(10, 15)).method == "blend"
+    assert mcnemar(*_pairs(20, 20)).method == "chi2"
+    # the old rule switched all at once: at 7 vs 18 it moved p by the whole gap
+    assert abs(chi(7, 18) - exact(7, 18)) > 0.002
+    assert abs(mcnemar(*_pairs(7, 18)).p_value - exact(7, 18)) < abs(chi(7, 18) - exact(7, 18)) / 10
+    big = mcnemar(*_pairs(40000, 40500), exact_below=None)
+    assert big.method == "exact" and big.p_value == pytest.approx(binomtest(40000, 80500).pvalue, rel=1e-9)

@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from shiftboard.flows.scoring import NonFiniteLogits, score, subset_index
+from shiftboard.flows.scoring import (
+    ClassMap,
+    NonFiniteLogits,
+    class_map_correct,
+    score,
+    score_mapped,
+    subset_correct,
+    subset_index,
+)
 
 
 def test_top1_top5_confidence_and_correct_by_hand() -> None:
@@ -125,3 +133,80 @@ def test_subset_index_validates_and_normalises() -> None:
 def test_empty_batch() -> None:
     s = score(np.zeros((0, 10), dtype=np.float32), np.zeros(0, dtype=np.int64))
     assert len(s) == 0 and s.top5.shape == (0, 5)
+
+
+# --- class maps and exact sub-list correctness (the ImageNet testbed's scoring) -------------------
+
+
+def test_score_mapped_takes_the_group_maximum_then_the_argmax_by_hand() -> None:
+    # outputs 0..5; test-set class 0 <- {1, 4}, class 1 <- {2}, class 2 <- {0, 5}; output 3 is unmapped
+    cmap = ClassMap.from_groups([[1, 4], [2], [5, 0]], num_classes=6)
+    logits = np.array([[0.0, 1.0, 2.0, 9.0, 3.0, 0.5],    # 3 ignored; maxima (3, 2, 0.5) -> class 0
+                       [4.0, 1.0, 3.5, 0.0, 0.0, 0.0]])   # maxima (1, 3.5, 4) -> class 2
+    s = score_mapped(logits, np.array([0, 1]), cmap)
+    assert s.top1.tolist() == [0, 2] and s.correct.tolist() == [True, False]
+    assert s.top5.tolist() == [[0, 1, 2, -1, -1], [2, 1, 0, -1, -1]]
+    e = [math.exp(v) for v in (3.0, 2.0, 0.5)]
+    assert s.confidence[0] == pytest.approx(e[0] / sum(e), rel=1e-6)
+
+
+def test_objectnet_class_map_agrees_with_the_testbeds_loop() -> None:
+    from shiftboard.testbed import class_map, class_sublist
+
+    groups = class_map("objectnet-1.0-beta")
+    cmap = ClassMap.from_groups(list(groups.values()), 1000, names=list(groups))
+    assert len(cmap) == 113 and cmap.outputs().tolist() == list(class_sublist("objectnet-1.0-beta"))
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((500, 1000)).astype(np.float32)
+    labels = rng.integers(0, 113, 500)
+    s = score_mapped(logits, labels, cmap)
+    # The testbed: argmax over the 125 mapped outputs, correct when it is one of the label's outputs.
+    sub = np.array(class_sublist("objectnet-1.0-beta"))
+    members = list(groups.values())
+    expected = [int(sub[np.argmax(row[sub])]) in members[y] for row, y in zip(logits, labels, strict=True)]
+    assert s.correct.tolist() == expected
+
+
+def test_subset_correct_is_exact_where_the_stored_top5_undercounts() -> None:
+    from shiftboard.leaderboard.paired import restricted_correct
+
+    # 8 classes, sub-list {6, 7}; sample 0 (label 6) has neither 6 nor 7 in its top 5, but 6 beats 7.
+    logits = np.array([[9.0, 8.0, 7.0, 6.0, 5.0, 0.0, 1.0, 0.5],
+                       [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0],
+                       [5.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 2.0]])
+    labels = np.array([6, 6, 3])
+    exact = subset_correct(logits, labels, [7, 6])
+    assert exact.kept.tolist() == [True, True, False] and exact.correct.tolist() == [True, False]
+    assert exact.accuracy == 0.5
+    stored = score(logits, labels)
+    assert restricted_correct(labels, stored.top5, [6, 7]).tolist() == [False, False]  # the undercount
+
+
+def test_class_map_correct_maps_reference_labels_to_groups() -> None:
+    cmap = ClassMap.from_groups([[0, 1], [2]], num_classes=4)
+    logits = np.array([[0.0, 3.0, 2.0, 9.0], [5.0, 0.0, 6.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    result = class_map_correct(logits, np.array([0, 1, 3]), cmap)
+    assert result.kept.tolist() == [True, True, False]
+    assert result.correct.tolist() == [True, False]  # sample 1: label 1 -> class 0, but class 1 (6.0) wins
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    ([], "at least one class"),
+    ([[0], []], "class 1 of the class map has no model outputs"),
+    ([[0, 9]], r"outside \[0, 4\)"),
+    ([[0, 1], [1]], "model output 1 is mapped to classes 0 and 1"),
+])
+def test_class_map_validation(groups: list[list[int]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        ClassMap.from_groups(groups, num_classes=4)
+
+
+def test_mapped_scoring_refuses_bad_logits() -> None:
+    cmap = ClassMap.from_groups([[0], [1]], num_classes=2)
+    with pytest.raises(ValueError, match="for 2 model outputs"):
+        score_mapped(np.zeros((1, 3)), np.zeros(1, dtype=np.int64), cmap)
+    bad = np.array([[np.nan, 0.0]])
+    with pytest.raises(NonFiniteLogits):
+        subset_correct(bad, np.array([0]), [0])
+    with pytest.raises(ValueError, match="at least one class"):
+        subset_correct(np.zeros((1, 2)), np.array([0]), [])
