@@ -23,14 +23,13 @@ import numpy as np
 import pyarrow as pa
 
 from shiftboard.services.gateway.catalog import Catalog
-from shiftboard.services.gateway.evaluations import Evaluations
+from shiftboard.services.gateway.evaluations import Evaluations, label_bytes, labels_of
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 
 def _fake_predictions(first: int, n: int, rng: np.random.Generator) -> pb.Predictions:
     top5 = rng.integers(0, 1000, size=(n, 5), dtype=np.int32)
-    return pb.Predictions(sample=np.arange(first, first + n).tolist(),
-                          label=rng.integers(0, 1000, n, dtype=np.int32).tolist(), top1=top5[:, 0].tolist(),
+    return pb.Predictions(sample=np.arange(first, first + n).tolist(), top1=top5[:, 0].tolist(),
                           top5=top5.ravel().tolist(), confidence=rng.random(n, dtype=np.float32).tolist())
 
 
@@ -47,7 +46,9 @@ def _setup(catalog: Catalog, rows: int, shard: int) -> tuple[pb.EvaluationKey, l
                                              channels=3, height=8, width=8, num_samples=rows, shards=shards),
                          created_by="bench")
     testset.created_at.GetCurrentTime()
-    catalog.add_testset(testset)
+    rng = np.random.default_rng(2)
+    catalog.add_testset(testset, labels={s.index: label_bytes(rng.integers(0, 1000, s.num_samples))
+                                         for s in shards})
     return pb.EvaluationKey(model="bench", version="1", testset="bench-set"), shards
 
 
@@ -77,8 +78,10 @@ def bench_commit(path: Path, rows: int, shard: int) -> tuple[float, float]:
     rng = np.random.default_rng(1)
     messages = [_fake_predictions(s.first_sample, s.num_samples, rng) for s in shards]
     start = time.perf_counter()
-    for s, message in zip(shards, messages, strict=True):
-        evaluations.commit_shard(key, s, message, 0.0, 1000)
+    for s, message in zip(shards, messages, strict=True):  # labels read as CommitShard reads them
+        labels = catalog.shard_labels("bench-set", s.index)
+        assert labels is not None
+        evaluations.commit_shard(key, s, message, 0.0, 1000, labels_of(labels))
     elapsed = time.perf_counter() - start
     # Re-committing every shard replaces rows: the count must not change.
     count = catalog.query("SELECT count(*) FROM predictions")[0][0]

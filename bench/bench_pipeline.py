@@ -42,6 +42,7 @@ from bench.models import resnet18, trivial
 from bench.servers import group_cpu_seconds, object_store_and_triton
 from shiftboard.flows.deploy import ModelDeployer
 from shiftboard.flows.inference import InferencePipeline
+from shiftboard.flows.triton import TritonAuth, connect
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.triton_repository import INPUT_NAME, OUTPUT_NAME
 from shiftboard.settings import Settings
@@ -118,7 +119,8 @@ def run_torch(case: Case, batch: int) -> float:
 def run_pipeline(case: Case, settings: Settings, model_name: str, store: ObjectStore) -> float:
     """Seconds for the pipeline: shards from the object store, Triton over gRPC, scores."""
     pipeline = InferencePipeline(settings.triton_target, model_name, num_classes=CLASSES, chw=case.chw,
-                                 batch_size=settings.eval_batch_size, in_flight=settings.eval_in_flight)
+                                 batch_size=settings.eval_batch_size, in_flight=settings.eval_in_flight,
+                                 auth=TritonAuth.from_settings(settings))
     start = time.perf_counter()
     results = pipeline.run(case.shards, lambda shard: store.get_bytes(shard.key))
     samples = sum(len(r.predictions.top1) for r in results)
@@ -131,7 +133,7 @@ def run_triton_alone(case: Case, settings: Settings, model_name: str) -> float:
     """Seconds for synchronous Triton requests of preloaded batches (no fetch, no scoring)."""
     import tritonclient.grpc as triton_grpc
 
-    client = triton_grpc.InferenceServerClient(settings.triton_target)
+    client = connect(settings.triton_target, TritonAuth.from_settings(settings))
     batch = settings.eval_batch_size
     requests = []
     for i in range(0, len(case.images), batch):

@@ -7,7 +7,8 @@ command::
 
     shiftboard-healthcheck grpc localhost:50051          # grpc.health.v1 Check == SERVING (gateway)
     shiftboard-healthcheck http http://localhost:8501/_stcore/health ok   # 2xx, body "ok" (leaderboard)
-    shiftboard-healthcheck http http://localhost:8000/v2/health/ready     # 2xx (Triton)
+    shiftboard-healthcheck tcp localhost:8001            # accepts connections (Triton: its health API
+                                                         # needs the key, and the image has no gRPC client)
 
 The probes are the ones the local stack uses (``shiftboard.services.stack.health``), written against
 the standard library and ``grpcio-health-checking`` only: the Triton image has neither shiftboard nor
@@ -16,12 +17,14 @@ grpc installed, and a health check must not pay for importing the whole package 
 
 from __future__ import annotations
 
+import socket
 import sys
 import urllib.error
 import urllib.request
 
 USAGE = """usage: shiftboard-healthcheck grpc HOST:PORT [SERVICE]
-       shiftboard-healthcheck http URL [EXPECTED_BODY]"""
+       shiftboard-healthcheck http URL [EXPECTED_BODY]
+       shiftboard-healthcheck tcp HOST:PORT"""
 
 
 def check_http(url: str, expect: str | None = None, *, timeout_s: float = 3.0) -> str | None:
@@ -55,9 +58,21 @@ def check_grpc(target: str, service: str = "", *, timeout_s: float = 3.0) -> str
     return None
 
 
+def check_tcp(target: str, *, timeout_s: float = 3.0) -> str | None:
+    """None when something accepts TCP connections on ``host:port``."""
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"{target}: {exc}"
+
+
 def main(argv: list[str]) -> int:
     if len(argv) in (2, 3) and argv[0] == "http":
         reason = check_http(argv[1], argv[2] if len(argv) == 3 else None)
+    elif len(argv) == 2 and argv[0] == "tcp":
+        reason = check_tcp(argv[1])
     elif len(argv) in (2, 3) and argv[0] == "grpc":
         reason = check_grpc(argv[1], argv[2] if len(argv) == 3 else "")
     else:

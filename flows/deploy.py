@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftboard.errors import FailedPrecondition, InvalidArgument
-from shiftboard.flows.triton import ModelFailed, TritonError, close_quietly, connect, translate
+from shiftboard.flows.triton import ModelFailed, TritonAuth, TritonError, close_quietly, connect, translate
 from shiftboard.services import triton_repository
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
@@ -48,7 +48,7 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 log = logging.getLogger(__name__)
 
 __all__ = ["DeploymentState", "Lease", "ModelDeployer", "deployment_state", "model_threads",
-           "triton_model_name"]
+           "triton_model_name", "undeploy"]
 
 REGISTRY_FILE = ".shiftboard-deployments.json"
 LOCK_FILE = ".shiftboard-deployments.lock"
@@ -90,7 +90,7 @@ class DeploymentState:
 def deployment_state(settings: Settings, model: pb.Model) -> DeploymentState:
     """Where ``model`` stands in Triton (for ``model show``); raises ``Unavailable`` if Triton is down."""
     name = triton_model_name(model.metadata.name, model.metadata.version, model.sha256)
-    client = connect(settings.triton_target)
+    client = connect(settings.triton_target, TritonAuth.from_settings(settings))
     try:
         index = client.get_model_repository_index(as_json=True, client_timeout=STATE_TIMEOUT_S)
     except TritonError as exc:
@@ -209,6 +209,7 @@ class ModelDeployer:
     def __init__(self, settings: Settings, *, store: ObjectStore | None = None) -> None:
         self.settings = settings
         self.url = settings.triton_target
+        self.auth = TritonAuth.from_settings(settings)
         self.repo = settings.triton_repository
         self.max_loaded = settings.triton_max_loaded_models
         self.registry = _Registry(self.repo)
@@ -224,7 +225,7 @@ class ModelDeployer:
         rewritten = not self._entry_current(name)
         if rewritten:
             self._write_entry(name, model)  # outside the lock: downloads can be slow
-        client = connect(self.url)
+        client = connect(self.url, self.auth)
         try:
             with self.registry.locked() as data:
                 index = self._index(client)
@@ -242,7 +243,7 @@ class ModelDeployer:
 
     def loaded_models(self) -> list[str]:
         """Names of the models Triton has loaded (READY) now."""
-        client = connect(self.url)
+        client = connect(self.url, self.auth)
         try:
             return sorted(n for n, e in self._index(client).items() if e.get("state") == "READY")
         finally:
@@ -250,7 +251,7 @@ class ModelDeployer:
 
     def unload_idle(self) -> list[str]:
         """Unload every loaded model without a live lease; returns their names."""
-        client = connect(self.url)
+        client = connect(self.url, self.auth)
         try:
             with self.registry.locked() as data:
                 now = time.time()
@@ -282,29 +283,36 @@ class ModelDeployer:
         spec = md.input
         with tempfile.TemporaryDirectory(prefix="shiftboard-model-") as tmp:
             path = Path(tmp) / "model.pt"
-            self._download(model.artifact_uri, path)
+            digest = self._download(model.artifact_uri, path)
+            if model.sha256 and digest != model.sha256:
+                raise ModelFailed(f"model {md.name}:{md.version}: the downloaded artifact's sha256 {digest} does "
+                                  f"not match the catalog's {model.sha256}; nothing was deployed")
             try:
                 triton_repository.write_python_backend_model(
                     self.repo, name, path, (spec.channels, spec.height, spec.width), md.num_classes,
                     value_min=spec.value_min, value_max=spec.value_max,
                     mean=list(spec.mean), std=list(spec.std),
                     max_batch_size=max(self.settings.eval_batch_size, 1),
-                    torch_threads=model_threads(self.settings),
+                    torch_threads=model_threads(self.settings), sha256=digest,
                 )
             except InvalidArgument as exc:
                 raise ModelFailed(f"model {md.name}:{md.version} cannot be deployed: {exc.message}") from exc
         log.info("wrote Triton entry %s for %s:%s", name, md.name, md.version)
 
-    def _download(self, uri: str, path: Path) -> None:
+    def _download(self, uri: str, path: Path) -> str:
+        """Write the artifact at ``uri`` to ``path``; return its sha256 (hex)."""
         if not uri.startswith("s3://") or "/" not in uri[5:]:
             raise FailedPrecondition(f"model artifact URI {uri!r} is not s3://bucket/key")
         bucket, key = uri[5:].split("/", 1)
         store = self._store
         if store is None or store.bucket != bucket:
             store = ObjectStore.from_settings(self.settings.replace(s3_bucket=bucket))
+        digest = hashlib.sha256()
         with open(path, "wb") as f:
             for chunk in store.iter_chunks(key):
+                digest.update(chunk)
                 f.write(chunk)
+        return digest.hexdigest()
 
     def _index(self, client: Any) -> dict[str, dict[str, Any]]:
         try:
@@ -365,3 +373,36 @@ class ModelDeployer:
         except TritonError as exc:
             raise translate(exc, what="read the model config", url=self.url, model=name) from exc
         return int(reply.get("config", {}).get("max_batch_size") or 1)
+
+
+def undeploy(settings: Settings, model: pb.Model) -> str:
+    """Unload ``model`` from Triton and remove its repository entry and bookkeeping (a model deleted).
+
+    Returns its Triton model name. The entry and the bookkeeping are removed even when Triton cannot
+    be reached; that failure is raised afterwards (:class:`~shiftboard.errors.Unavailable`). A model
+    Triton does not know is not an error.
+    """
+    import shutil
+
+    name = triton_model_name(model.metadata.name, model.metadata.version, model.sha256)
+    repo = settings.triton_repository
+    failure: Exception | None = None
+    client = connect(settings.triton_target, TritonAuth.from_settings(settings))
+    try:
+        client.unload_model(name, client_timeout=CALL_TIMEOUT_S)
+    except TritonError as exc:
+        message = str(exc.message() or "").lower()
+        if not any(words in message for words in ("unknown model", "not found", "no version")):
+            failure = translate(exc, what=f"unload {name}", url=settings.triton_target)
+    finally:
+        close_quietly(client)
+    if repo.is_dir():
+        registry = _Registry(repo)
+        with registry.locked() as data:
+            data["last_used"].pop(name, None)
+            data["leases"] = {k: v for k, v in data["leases"].items() if v.get("model") != name}
+            shutil.rmtree(repo / name, ignore_errors=True)
+    log.info("undeployed %s (%s:%s) from Triton", name, model.metadata.name, model.metadata.version)
+    if failure is not None:
+        raise failure
+    return name

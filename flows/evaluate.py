@@ -41,6 +41,8 @@ from shiftboard.client import Client
 from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable
 from shiftboard.flows.deploy import ModelDeployer
 from shiftboard.flows.inference import InferencePipeline, ShardResult
+from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
+from shiftboard.sandbox import redact, secret_values
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.shards import shard_file_name
@@ -99,11 +101,11 @@ def _logits_parquet(result: ShardResult) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    assert result.logits is not None
+    assert result.logits is not None and result.labels is not None
     logits = np.ascontiguousarray(result.logits, dtype=np.float32)
     table = pa.table({
         "sample": pa.array(np.asarray(result.predictions.sample, dtype=np.uint64)),
-        "label": pa.array(np.asarray(result.predictions.label, dtype=np.int32)),
+        "label": pa.array(np.asarray(result.labels, dtype=np.int32)),
         "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), logits.shape[1]),
     })
     sink = io.BytesIO()
@@ -119,9 +121,35 @@ def check_plan(plan: pb.EvaluationPlan) -> None:
     if want != have:
         raise InvalidArgument(f"model {md.name}:{md.version} takes {want} images (C, H, W), test set "
                               f"{spec.name} holds {have}")
-    if spec.num_classes > md.num_classes or any(c >= md.num_classes for c in spec.class_subset):
+    if spec.class_map:
+        top = max(max(g.outputs) for g in spec.class_map)
+        if top >= md.num_classes:
+            raise InvalidArgument(f"test set {spec.name}'s class map counts model output {top}, beyond the "
+                                  f"{md.num_classes} classes of model {md.name}:{md.version}")
+    elif spec.num_classes > md.num_classes or any(c >= md.num_classes for c in spec.class_subset):
         raise InvalidArgument(f"test set {spec.name} has labels up to {spec.num_classes - 1}, beyond the "
                               f"{md.num_classes} classes of model {md.name}:{md.version}")
+
+
+def plan_scoring(plan: pb.EvaluationPlan) -> tuple[ClassMap | None, list[tuple[str, Restriction]]]:
+    """The test set's class map (None without one) and the plan's restrictions, in the model's outputs.
+
+    A restriction whose classes the model does not have is left out (the gateway falls back for it).
+    """
+    md, spec = plan.model.metadata, plan.testset.spec
+    class_map = ClassMap.from_groups([list(g.outputs) for g in spec.class_map], md.num_classes) \
+        if spec.class_map else None
+    restrictions: list[tuple[str, Restriction]] = []
+    for r in plan.restrictions:
+        try:
+            if r.class_map:
+                restrictions.append((r.shift, ClassMap.from_groups([list(g.outputs) for g in r.class_map],
+                                                                   md.num_classes)))
+            elif (index := subset_index(list(r.class_subset), md.num_classes)) is not None:
+                restrictions.append((r.shift, index))
+        except ValueError as exc:
+            log.warning("not scoring %s on the class sub-list of %s: %s", spec.name, r.shift, exc)
+    return class_map, restrictions
 
 
 def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, progress: RunProgress, *,
@@ -137,18 +165,21 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
     store = store or ObjectStore.from_settings(settings)
     deployer = deployer or ModelDeployer(settings, store=store)
     md, spec = plan.model.metadata, plan.testset.spec
+    class_map, restrictions = plan_scoring(plan)
     with deployer.acquire(plan.model) as lease:
         pipeline = InferencePipeline(
             settings.triton_target, lease.model_name, num_classes=md.num_classes,
             chw=(spec.channels, spec.height, spec.width), class_subset=list(spec.class_subset) or None,
             batch_size=min(settings.eval_batch_size, lease.max_batch_size), in_flight=settings.eval_in_flight,
-            keep_logits=settings.store_logits, label=f"{md.name}:{md.version}")
+            keep_logits=settings.store_logits, label=f"{md.name}:{md.version}", auth=deployer.auth,
+            class_map=class_map, restrictions=restrictions)
         renewed = time.monotonic()
         log.info("evaluating %s:%s on %s: %d shard(s) to do", md.name, md.version, spec.name, len(shards))
         for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
             if result.logits is not None:
                 store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
-            evaluation = client.commit_shard(key, result.shard.index, result.predictions, result.seconds)
+            evaluation = client.commit_shard(key, result.shard.index, result.predictions, result.seconds,
+                                             restricted=result.restricted)
             progress.committed.add(result.shard.index)
             progress.samples += len(result.predictions.top1)
             progress.seconds += result.seconds
@@ -164,10 +195,9 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
 
 
 def error_message(exc: BaseException) -> str:
-    """The message recorded on a failed evaluation (what ``eval list`` shows)."""
-    if isinstance(exc, ShiftboardError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
+    """The message recorded on a failed evaluation (what ``eval list`` shows), secrets redacted."""
+    message = exc.message if isinstance(exc, ShiftboardError) else f"{type(exc).__name__}: {exc}"
+    return redact(message, secret_values(Settings.from_env()))
 
 
 # ------------------------------------------------------------------------------ Prefect

@@ -7,7 +7,10 @@ Three things overlap so that the model never waits:
 * a feeder thread cuts shards into batches of at most ``batch_size`` images and sends them with
   ``async_infer``, keeping ``in_flight`` requests outstanding; it runs ahead into the next shard
   while the caller is still committing the previous one;
-* each response is scored (:mod:`shiftboard.flows.scoring`) in the gRPC callback as it arrives.
+* each response is scored (:mod:`shiftboard.flows.scoring`) in the gRPC callback as it arrives:
+  through the test set's class map when it has one (predictions in its label space), else over its
+  class sub-list or every class; on a reference, the top-1 restricted to each of its shifts' class
+  sub-lists (or class maps) is computed from the same logits.
 
 The caller iterates :meth:`InferencePipeline.run` and gets one :class:`ShardResult` per shard, in
 shard order. Images travel as uint8 (the server normalises them). Failures surface from the
@@ -34,8 +37,16 @@ import tritonclient.grpc as triton_grpc
 from numpy.typing import NDArray
 
 from shiftboard.errors import InvalidArgument, ShiftboardError
-from shiftboard.flows.scoring import NonFiniteLogits, score, subset_index
-from shiftboard.flows.triton import ModelFailed, close_quietly, connect, translate
+from shiftboard.flows.scoring import (
+    ClassMap,
+    NonFiniteLogits,
+    Restriction,
+    restricted_top1,
+    score,
+    score_mapped,
+    subset_index,
+)
+from shiftboard.flows.triton import ModelFailed, TritonAuth, close_quietly, connect, translate
 from shiftboard.services.triton_repository import INPUT_NAME, OUTPUT_NAME
 from shiftboard.shards import read_npy_header, read_shard, sha256_bytes
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -50,12 +61,18 @@ Fetch = Callable[[pb.Shard], bytes]
 
 @dataclass(frozen=True)
 class ShardResult:
-    """One shard's predictions; ``seconds`` is the wall time since the previous shard completed."""
+    """One shard's predictions; ``seconds`` is the wall time since the previous shard completed.
+
+    ``predictions`` carry no labels (the gateway scores against its own); ``labels`` are the shard's,
+    as read here, for what stays on the worker (the logits files).
+    """
 
     shard: pb.Shard
     predictions: pb.Predictions
     seconds: float
     logits: NDArray[np.float32] | None = None
+    labels: NDArray[np.int64] | None = None
+    restricted: tuple[pb.RestrictedTop1, ...] = ()
 
 
 def decode_shard(data: bytes, shard: pb.Shard, chw: tuple[int, int, int],
@@ -129,6 +146,7 @@ class _ShardWork:
     logits: NDArray[np.float32] | None
     pending: int
     done: threading.Event = field(default_factory=threading.Event)
+    restricted: list[NDArray[np.int32]] = field(default_factory=list)
 
 
 class InferencePipeline:
@@ -137,14 +155,21 @@ class InferencePipeline:
     def __init__(self, url: str, model_name: str, *, num_classes: int, chw: tuple[int, int, int],
                  class_subset: Sequence[int] | None = None, batch_size: int = 256, in_flight: int = 4,
                  prefetch: int = 2, keep_logits: bool = False, verify: bool = True,
-                 request_timeout_s: float = 600.0, label: str = "") -> None:
+                 request_timeout_s: float = 600.0, label: str = "", auth: TritonAuth | None = None,
+                 class_map: ClassMap | None = None, restrictions: Sequence[tuple[str, Restriction]] = ()) -> None:
+        """``class_map`` scores through the test set's class map (instead of ``class_subset``);
+        ``restrictions`` are (shift, sub-list index or class map) whose restricted top-1 every shard
+        result carries."""
         if batch_size < 1 or in_flight < 1 or prefetch < 1:
             raise ValueError("batch_size, in_flight and prefetch must be at least 1")
         self.url = url
+        self.auth = auth
         self.model_name = model_name
         self.num_classes = num_classes
         self.chw = chw
         self.subset = subset_index(class_subset, num_classes)
+        self.class_map = class_map
+        self.restrictions = list(restrictions)
         self.batch_size = batch_size
         self.in_flight = in_flight
         self.prefetch = prefetch
@@ -181,7 +206,7 @@ class _Run:
         self.p = pipeline
         self.shards = shards
         self.fetch = fetch
-        self.client = connect(pipeline.url)
+        self.client = connect(pipeline.url, pipeline.auth)
         self.window = threading.BoundedSemaphore(pipeline.in_flight)
         # shards handed to the feeder but not yet consumed: bounds memory to prefetch + 1 shards
         self.ahead = threading.Semaphore(pipeline.prefetch + 1)
@@ -210,7 +235,10 @@ class _Run:
             assert work is not None
             predictions = self._predictions(work)
             now = time.perf_counter()
-            result = ShardResult(shard, predictions, now - last, work.logits)
+            # a copy: the labels may be a view into the whole shard's bytes
+            restricted = tuple(pb.RestrictedTop1(shift=shift, top1=top1.tolist())
+                               for (shift, _), top1 in zip(self.p.restrictions, work.restricted, strict=True))
+            result = ShardResult(shard, predictions, now - last, work.logits, np.array(work.labels), restricted)
             last = now
             with self.cond:
                 del self.works[position]
@@ -221,7 +249,7 @@ class _Run:
         first = int(work.shard.first_sample)
         n = len(work.labels)
         return pb.Predictions(
-            sample=range(first, first + n), label=work.labels.tolist(), top1=work.top1.tolist(),
+            sample=range(first, first + n), top1=work.top1.tolist(),
             top5=work.top5.ravel().tolist(), confidence=work.confidence.tolist())
 
     # ---------------------------------------------------------------- feeder thread
@@ -262,7 +290,8 @@ class _Run:
         logits = np.empty((n, self.p.num_classes), dtype=np.float32) if self.p.keep_logits else None
         return _ShardWork(shard=shard, images=images, labels=labels, top1=np.empty(n, dtype=np.int32),
                           top5=np.empty((n, 5), dtype=np.int32), confidence=np.empty(n, dtype=np.float32),
-                          logits=logits, pending=batches)
+                          logits=logits, pending=batches,
+                          restricted=[np.empty(n, dtype=np.int32) for _ in self.p.restrictions])
 
     def _acquire(self, semaphore: threading.Semaphore) -> bool:
         while not semaphore.acquire(timeout=0.5):
@@ -300,9 +329,14 @@ class _Run:
                 raise ModelFailed(f"model {self.p.label} returned logits of shape {shape} for "
                                   f"{stop - start} images; expected [{stop - start}, {self.p.num_classes}]")
             try:
-                scores = score(logits, work.labels[start:stop], self.p.subset)
+                if self.p.class_map is not None:
+                    scores = score_mapped(logits, work.labels[start:stop], self.p.class_map)
+                else:
+                    scores = score(logits, work.labels[start:stop], self.p.subset)
             except NonFiniteLogits as exc:
                 raise ModelFailed(f"model {self.p.label} on shard {work.shard.index}: {exc}") from exc
+            for top1, (_, restriction) in zip(work.restricted, self.p.restrictions, strict=True):
+                top1[start:stop] = restricted_top1(logits, restriction)
             work.top1[start:stop] = scores.top1
             work.top5[start:stop] = scores.top5
             work.confidence[start:stop] = scores.confidence

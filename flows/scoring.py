@@ -26,7 +26,10 @@ top-5, confidence (softmax over the group maxima) and correctness are in the tes
 of a sub-list's classes by the argmax over the sub-list's logits only (the testbed's
 ``val-on-<x>-classes``); :func:`class_map_correct` does the same with a class map's groups. The
 evaluator stores these per-sample flags at scoring time: rebuilding them from a stored top-5 counts a
-sample wrong whenever none of its top 5 lies in the sub-list.
+sample wrong whenever none of its top 5 lies in the sub-list. The split between the two sides: the
+worker computes :func:`restricted_top1` from the logits for every sample; the gateway, which holds the
+labels, turns it into :class:`SubsetScores` with :func:`restricted_outcome`, and the two together
+equal :func:`subset_correct` / :func:`class_map_correct`.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["TOP_K", "ClassMap", "NonFiniteLogits", "Scores", "SubsetScores", "class_map_correct", "score",
-           "score_mapped", "subset_correct", "subset_index"]
+__all__ = ["TOP_K", "ClassMap", "NonFiniteLogits", "Scores", "SubsetScores", "class_map_correct", "restricted_outcome",
+           "restricted_top1", "score", "score_mapped", "subset_correct", "subset_index"]
 
 #: Width of the ``top5`` column; shorter rankings are padded with ``PAD``.
 TOP_K = 5
@@ -277,3 +280,27 @@ def class_map_correct(logits: ArrayLike, labels: ArrayLike, class_map: ClassMap)
     kept = target >= 0
     predicted = class_map.group_maxima(x[kept]).argmax(axis=1)
     return SubsetScores(kept=kept, correct=predicted == target[kept])
+
+
+Restriction = NDArray[np.intp] | ClassMap
+
+
+def restricted_top1(logits: ArrayLike, restriction: Restriction) -> NDArray[np.int32]:
+    """Every sample's top-1 restricted to a class sub-list (a model class; from :func:`subset_index`) or a
+    class map (a class of the map), by the rules of :func:`subset_correct` and :func:`class_map_correct`."""
+    x = np.asarray(logits)
+    if isinstance(restriction, ClassMap):
+        return restriction.group_maxima(x).argmax(axis=1).astype(np.int32)
+    return restriction[x[:, restriction].argmax(axis=1)].astype(np.int32)
+
+
+def restricted_outcome(labels: ArrayLike, top1: ArrayLike, restriction: Restriction) -> SubsetScores:
+    """Which samples a restriction keeps (their label, a model class, lies in it) and whether each kept
+    sample's restricted ``top1`` (from :func:`restricted_top1`) is right."""
+    y = np.asarray(labels, dtype=np.int64)
+    t = np.asarray(top1, dtype=np.int64)
+    if t.shape != y.shape:
+        raise ValueError(f"{t.size} restricted predictions for {y.size} labels")
+    target = restriction.class_of(y) if isinstance(restriction, ClassMap) else np.where(np.isin(y, restriction), y, -1)
+    kept = target >= 0
+    return SubsetScores(kept=kept, correct=t[kept] == target[kept])

@@ -13,16 +13,23 @@ Every ``tritonclient`` exception the flows meet is turned into a shiftboard erro
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import tritonclient.grpc as triton_grpc
+from tritonclient._plugin import InferenceServerClientPlugin
+from tritonclient._request import Request
 from tritonclient.utils import InferenceServerException
 
-from shiftboard.errors import FailedPrecondition, Internal, ShiftboardError, Unavailable
+from shiftboard import credentials
+from shiftboard.errors import FailedPrecondition, Internal, PermissionDenied, ShiftboardError, Unavailable
+from shiftboard.sandbox import sanitize
+from shiftboard.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ModelFailed", "TritonError", "connect", "is_transient_status", "translate"]
+__all__ = ["KEY_HEADER", "ModelFailed", "TritonAuth", "TritonError", "connect", "is_transient_status",
+           "translate"]
 
 TritonError = InferenceServerException
 
@@ -38,12 +45,64 @@ class ModelFailed(FailedPrecondition):
     """The model failed in Triton (load error, exception, crash, wrong output): retrying cannot help."""
 
 
-def connect(url: str) -> triton_grpc.InferenceServerClient:
-    """A gRPC client of the Triton server at ``host:port``."""
-    return triton_grpc.InferenceServerClient(url, channel_args=[
+#: The header Triton checks on every restricted gRPC protocol (``--grpc-restricted-protocol=...:KEY=value``).
+KEY_HEADER = "shiftboard-triton-key"
+# Triton's gRPC server expects the restricted-protocol header under this prefix.
+_GRPC_HEADER_PREFIX = "triton-grpc-protocol-"
+_REFUSED = "protocol is restricted"
+
+
+@dataclass(frozen=True)
+class TritonAuth:
+    """What a client shows Triton: the key header and, when Triton requires it, the stack's TLS files."""
+
+    key: str | None
+    tls: credentials.TlsFiles | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TritonAuth:
+        """The key and TLS files of ``settings`` (read from the state directory, never generated here)."""
+        tls = None
+        if settings.triton_tls:
+            tls = credentials.stack_tls(settings)
+            if tls is None:
+                raise FailedPrecondition(
+                    f"no TLS certificates for Triton in {credentials.tls_dir(settings)}: start the stack "
+                    f"(`shiftboard up`) once, or set {env_name('triton_tls')}=false for a Triton without TLS")
+        return cls(credentials.triton_key(settings), tls)
+
+
+class _KeyHeader(InferenceServerClientPlugin):
+    """Adds the key header to every call of a client (tritonclient calls its plugin for each)."""
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+
+    def __call__(self, request: Request) -> None:
+        request.headers[_GRPC_HEADER_PREFIX + KEY_HEADER] = self._key
+
+    def __repr__(self) -> str:  # never show the key
+        return "_KeyHeader(***)"
+
+
+def connect(url: str, auth: TritonAuth | None = None) -> triton_grpc.InferenceServerClient:
+    """A gRPC client of the Triton server at ``host:port`` whose every call carries ``auth``."""
+    options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
-    ])
+    ]
+    tls = auth.tls if auth else None
+    if tls is None:
+        client = triton_grpc.InferenceServerClient(url, channel_args=options)
+    else:
+        # Every certificate of the stack names TLS_SERVER_NAME, whatever address Triton is dialled at.
+        options.append(("grpc.ssl_target_name_override", credentials.TLS_SERVER_NAME))
+        client = triton_grpc.InferenceServerClient(
+            url, ssl=True, root_certificates=str(tls.ca), private_key=str(tls.key),
+            certificate_chain=str(tls.cert), channel_args=options)
+    if auth and auth.key:
+        client.register_plugin(_KeyHeader(auth.key))
+    return client
 
 
 def status_name(exc: InferenceServerException) -> str:
@@ -54,6 +113,8 @@ def status_name(exc: InferenceServerException) -> str:
 
 def is_transient_status(exc: InferenceServerException) -> bool:
     message = str(exc.message() or "").lower()
+    if _REFUSED in message:  # a wrong key: Triton says UNAVAILABLE, but retrying cannot help
+        return False
     if status_name(exc) in _TRANSIENT:
         return True
     return status_name(exc) == "" and ("failed to connect" in message or "socket closed" in message)
@@ -66,6 +127,9 @@ def translate(exc: BaseException, *, what: str, url: str, model: str = "") -> Sh
     if not isinstance(exc, InferenceServerException):
         return Internal(f"Triton at {url}: {what}: {type(exc).__name__}: {exc}")
     message = str(exc.message() or exc).strip()
+    if _REFUSED in message.lower():
+        return PermissionDenied(f"Triton at {url} refused the key ({what}): set {env_name('triton_api_key')} "
+                                "to the key Triton was started with")
     if is_transient_status(exc):
         return Unavailable(f"Triton at {url} is unavailable ({what}): {message}")
     lowered = message.lower()
@@ -83,11 +147,11 @@ def condense(message: str, limit: int = 1500) -> str:
 
     ``Error: The following operation failed in the TorchScript interpreter. Traceback ...
     builtins.RuntimeError: input out of range`` becomes ``builtins.RuntimeError: input out of range
-    (Error: The following operation failed in the TorchScript interpreter.)``.
+    (Error: The following operation failed in the TorchScript interpreter.)``. The model wrote
+    these lines: each is cut to one short line of printable ASCII (:func:`shiftboard.sandbox.sanitize`).
     """
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    if len(lines) > 1:
-        message = f"{lines[-1]} ({lines[0]})"
+    lines = [sanitize(line) for line in message.strip().splitlines() if line.strip()]
+    message = f"{lines[-1]} ({lines[0]})" if len(lines) > 1 else (lines[0] if lines else "")
     return message if len(message) <= limit else message[: limit - 3] + "..."
 
 

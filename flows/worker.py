@@ -18,6 +18,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, cast
 
+from shiftboard import credentials
 from shiftboard.errors import Unavailable
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -39,14 +40,19 @@ SWEEP_DEPLOYMENT = f"{SWEEP_FLOW}/{DEPLOYMENT_NAME}"
 
 
 def prefect_env(settings: Settings) -> dict[str, str]:
-    """The Prefect variables a worker (and its flow runs) need: API, poll interval, log forwarding."""
-    return {
+    """The Prefect variables a worker (and its flow runs) need: API and its auth string, poll interval,
+    log forwarding."""
+    env = {
         "PREFECT_API_URL": settings.prefect_api,
         "PREFECT_RUNNER_POLL_FREQUENCY": str(max(1, int(settings.worker_poll_s))),
         "PREFECT_LOGGING_EXTRA_LOGGERS": "shiftboard",
         "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # the worker's own lines stay local
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
+    auth = credentials.prefect_auth_string(settings)
+    if auth:
+        env["PREFECT_API_AUTH_STRING"] = auth
+    return env
 
 
 def serve_worker(settings: Settings) -> int:
@@ -94,11 +100,15 @@ def submit_evaluations(settings: Settings, model: str, version: str, testsets: l
     """
     from prefect.deployments import run_deployment
     from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     parameters: dict[str, Any] = {"model": model, "version": version, "testsets": list(testsets)}
+    prefect_settings: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api}
+    auth = credentials.prefect_auth_string(settings)
+    if auth:
+        prefect_settings[PREFECT_API_AUTH_STRING] = auth
     try:
-        with temporary_settings({PREFECT_API_URL: settings.prefect_api}):
+        with temporary_settings(prefect_settings):
             run = cast("FlowRun", run_deployment(EVALUATE_DEPLOYMENT, parameters=parameters, timeout=0,
                                                  as_subflow=False, tags=["shiftboard"]))
     except ObjectNotFound as exc:

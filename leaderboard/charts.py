@@ -37,6 +37,11 @@ _INVERSE_EXPR = {"logit": "1 / (1 + exp(-datum.value))", "probit": "cumulativeNo
 Chart = alt.Chart | alt.LayerChart | alt.FacetChart
 
 
+#: Point shapes of the scatter: measured models as circles/diamonds, imported ones as squares/triangles.
+ROLES = {"baseline (in the fit)": "circle", "not in the fit": "diamond", "imported, in the fit": "square",
+         "imported, not in the fit": "triangle-up"}
+
+
 def category_scale(categories: Any) -> alt.Scale:
     order = category_order(categories)
     extra = iter(_EXTRA_COLOURS * 4)
@@ -70,6 +75,10 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
     points["y"] = forward(t, clip_accuracy(points["shift_acc"].to_numpy(float),  # type: ignore[arg-type]
                                            points["n_shift"].to_numpy())[0])
     points["role"] = np.where(points["baseline"], "baseline (in the fit)", "not in the fit")
+    if "origin" in points:  # imported (accuracy-only) points are drawn as squares / triangles
+        imported = points["origin"] == "imported"
+        points.loc[imported, "role"] = np.where(points.loc[imported, "baseline"], "imported, in the fit",
+                                                "imported, not in the fit")
     points["er_text"] = [f"{e:+.2f} pp {i}".strip() if pd.notna(e) else "no fit"
                          for e, i in zip(points["er"], points["er_interval"], strict=True)]
     points["ref_text"] = [f"{a:.2%} [{lo:.2%}, {hi:.2%}]" for a, lo, hi in
@@ -120,10 +129,10 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
         **encoding,
         color=alt.Color("category:N", scale=category_scale(points["category"]),
                         legend=_inset_legend("category")),
-        shape=alt.Shape("role:N", scale=alt.Scale(domain=["baseline (in the fit)", "not in the fit"],
-                                                  range=["circle", "diamond"]),
+        shape=alt.Shape("role:N", scale=alt.Scale(domain=[*ROLES], range=[*ROLES.values()]),
                         legend=_inset_legend(None)),
-        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("category:N"), alt.Tooltip("rank_text:N", title="rank"),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("category:N"), alt.Tooltip("role:N", title="point"),
+                 alt.Tooltip("rank_text:N", title="rank"),
                  alt.Tooltip("er_text:N", title="effective robustness"),
                  alt.Tooltip("ref_text:N", title="reference accuracy"),
                  alt.Tooltip("shift_text:N", title="shift accuracy"),
@@ -136,6 +145,10 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
                                                     fontSize=11, color="#444444")
                           .encode(**encoding, text="model:N"))
     return alt.layer(*layers).properties(height=height).interactive()
+
+
+#: Heatmaps wider than this many shifts show values in tooltips only (labels would overlap).
+MAX_LABELLED_COLUMNS = 16
 
 
 def er_heatmap(long: pd.DataFrame, *, shifts: list[str] | None = None, models: list[str] | None = None,
@@ -163,6 +176,8 @@ def er_heatmap(long: pd.DataFrame, *, shifts: list[str] | None = None, models: l
                  alt.Tooltip("interval:N", title="ER interval"), alt.Tooltip("rank_text:N", title="rank"),
                  alt.Tooltip("ref_acc:Q", title="reference accuracy", format=".2%"),
                  alt.Tooltip("shift_acc:Q", title="shift accuracy", format=".2%")])
+    if len(columns) > MAX_LABELLED_COLUMNS:  # values would overlap: the tooltip carries them
+        return rects.properties(height=alt.Step(row_height))
     text = base.mark_text(fontSize=12).encode(
         text="label:N",
         color=alt.condition(f"abs(datum.er) > {0.6 * limit}", alt.value("white"), alt.value("#222222")))

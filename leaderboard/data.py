@@ -164,7 +164,7 @@ def ranking_frame(board: pb.Leaderboard) -> pd.DataFrame:
     """One row per model of a shift's leaderboard, best ER first (the gateway's order)."""
     columns = ["rank", "tie", "model", "category", "baseline", "ref_acc", "ref_low", "ref_high", "n_ref",
                "shift_acc", "shift_low", "shift_high", "n_shift", "predicted_shift_acc", "er", "er_low",
-               "er_high", "er_interval", "tied", "clipped", "tags"]
+               "er_high", "er_interval", "tied", "clipped", "tags", "origin", "source", "testbed_type"]
     rows = []
     for r in board.rows:
         rows.append({
@@ -177,6 +177,7 @@ def ranking_frame(board: pb.Leaderboard) -> pd.DataFrame:
             "er_low": r.er_ci.low if r.has_er_ci else None, "er_high": r.er_ci.high if r.has_er_ci else None,
             "er_interval": _interval_text(r.er_ci.low, r.er_ci.high) if r.has_er_ci else "",
             "tied": r.tied, "clipped": r.clipped, "tags": ", ".join(r.tags),
+            "origin": "imported" if r.imported else "measured", "source": r.source, "testbed_type": r.testbed_type,
         })
     frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank": "Int64", "er": "Float64", "er_low": "Float64", "er_high": "Float64",
@@ -232,7 +233,7 @@ def er_matrix(long: pd.DataFrame, shifts: Sequence[str] | None = None) -> pd.Dat
     wide = long.pivot_table(index="model", columns="shift", values="er", aggfunc="first", dropna=False)
     wide = wide.reindex(columns=[s for s in order if s in wide.columns]).astype("float64")
     wide = wide.dropna(axis="columns", how="all")  # a shift without a fit has no ER to show
-    info = long.drop_duplicates("model").set_index("model")[["category", "tags"]]
+    info = long.drop_duplicates("model").set_index("model")[[c for c in ("category", "origin", "tags") if c in long]]
     out = info.join(wide, how="left")
     out.insert(2, "mean_er", wide.mean(axis=1, skipna=True))
     out.insert(3, "shifts_evaluated", long.groupby("model")["shift"].nunique())
@@ -242,12 +243,15 @@ def er_matrix(long: pd.DataFrame, shifts: Sequence[str] | None = None) -> pd.Dat
 
 
 def filter_models(frame: pd.DataFrame, categories: Iterable[str] = (),
-                  tags: Iterable[str] = ()) -> pd.DataFrame:
-    """Rows whose category is one of ``categories`` and that carry any of ``tags`` (empty: no filter)."""
+                  tags: Iterable[str] = (), origins: Iterable[str] = ()) -> pd.DataFrame:
+    """Rows whose category is one of ``categories``, that carry any of ``tags`` and whose origin
+    (measured, imported) is one of ``origins`` (empty: no filter)."""
     keep = pd.Series(True, index=frame.index)
-    categories, tags = set(categories), set(tags)
+    categories, tags, origins = set(categories), set(tags), set(origins)
     if categories:
         keep &= frame["category"].isin(categories)
+    if origins and "origin" in frame:
+        keep &= frame["origin"].isin(origins)
     if tags:
         keep &= frame["tags"].map(lambda t: bool(tags & set(_tag_list(t))))
     return frame[keep]

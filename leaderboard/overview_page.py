@@ -13,6 +13,9 @@ from streamlit.delta_generator import DeltaGenerator
 from shiftboard.leaderboard import charts, data, ui
 from shiftboard.v1 import shiftboard_pb2 as pb
 
+#: Cells (models x shifts) the heatmap draws at most; above it the page asks which shifts to show.
+MAX_HEATMAP_CELLS = 12_000
+
 
 def render() -> None:
     gateway = ui.Gateway.from_env()
@@ -23,13 +26,17 @@ def render() -> None:
                "accuracy, in percentage points. Above zero: more robust than that trend.")
     models = client.list_models()
     testsets = client.list_testsets()
-    shifts = data.shifts_of(testsets)
-    cols = st.columns(4)
+    sources = client.imported_sources()
+    registered = data.shifts_of(testsets)
+    cols = st.columns(5)
     cols[0].metric("models", len(models))
-    cols[1].metric("test sets", len(testsets))
-    cols[2].metric("shifts", len(shifts))
+    cols[1].metric("imported models", sum(s.models for s in sources))
+    cols[2].metric("test sets", len(testsets))
     groups = data.groups_of(testsets)
-    cols[3].metric("groups of shifts", len(groups))
+    cols[4].metric("groups of shifts", len(groups))
+    if sources:
+        st.caption("Imported results (accuracy only; squares and triangles on the scatter): " + "; ".join(
+            f"{s.source} ({s.models} models, {s.points:,} points, version {s.version[:12]})" for s in sources))
 
     st.subheader("Evaluation progress")
     ui.progress_panel(gateway, detailed=True)
@@ -40,17 +47,17 @@ def render() -> None:
                                  bind="query-params",
                                  help="The scale on which the baseline trend is a straight line: logit "
                                       "(Taori et al.) or probit (Miller et al.).")
-    references = {t.spec.name: t.spec.reference for t in testsets}
-    boards, errors = ui.leaderboards(gateway, {s: references[s] for s in shifts}, transform)
-    for shift, message in errors.items():
-        st.warning(f"{shift}: {message}")
+    # One request for every shift (no bootstrap): the intervals are on each shift's page.
+    boards = ui.overview(gateway, ui.fingerprint(), ui.imported_key(gateway), transform)
+    shifts = [*[s for s in registered if s in boards], *sorted(set(boards) - set(registered))]
+    cols[3].metric("shifts", len(shifts))
     long = data.er_long_frame(boards)
     if long.empty:
         st.info("No shift has results on both itself and its reference yet. Add a shifted test set "
                 "(`shiftboard testset add PATH --name NAME --kind natural --reference REF`) and let the "
                 "evaluations finish.")
     else:
-        _grid(long, [s for s in shifts if s in boards], boards, filters)
+        _grid(long, shifts, boards, filters)
     _catalog(models, testsets)
 
 
@@ -60,7 +67,8 @@ def _grid(long: pd.DataFrame, shifts: list[str], boards: dict[str, pb.Leaderboar
     categories = left.multiselect("Categories", data.category_order(long["category"]), key="categories",
                                   placeholder="all categories")
     tags = right.multiselect("Tags", data.all_tags(long), key="tags", placeholder="any tag")
-    shown = data.filter_models(long, categories, tags)
+    origins = right.multiselect("Results", ["measured", "imported"], key="origins", placeholder="measured and imported")
+    shown = data.filter_models(long, categories, tags, origins)
     if shown.empty:
         st.info("No model matches these filters.")
         return
@@ -70,8 +78,16 @@ def _grid(long: pd.DataFrame, shifts: list[str], boards: dict[str, pb.Leaderboar
         st.caption("No baseline fit (so no ER) yet on: " + ", ".join(
             f"{s} ({boards[s].fit.reason})" for s in unfitted))
     if shown["er"].notna().any():
-        st.altair_chart(charts.er_heatmap(shown, shifts=shifts, models=list(matrix["model"])),
-                        width="stretch")
+        on_map = shifts
+        if len(shifts) * len(matrix) > MAX_HEATMAP_CELLS:  # e.g. the ImageNet testbed: 200+ shifts x 300+ models
+            # Systematically named settings (ImageNet-C, PGD: "a.b.c") come after the named shifts.
+            default = sorted(shifts, key=lambda s: ("." in s, shifts.index(s)))[:MAX_HEATMAP_CELLS // len(matrix)]
+            on_map = st.multiselect("Heatmap shifts", shifts, default=default, key="heatmap-shifts",
+                                    help="The table below has every shift; the heatmap shows those chosen here.")
+        shown_map = shown[shown["shift"].isin(on_map)]
+        if not shown_map.empty and shown_map["er"].notna().any():
+            st.altair_chart(charts.er_heatmap(shown_map, shifts=list(on_map), models=list(matrix["model"])),
+                            width="stretch")
     st.caption("Mean ER over the shifts a model has; click a column header to sort.")
     ui.table(matrix, "effective-robustness", key="er-matrix", config={
         "mean_er": st.column_config.NumberColumn("mean ER", format="%+.2f"),

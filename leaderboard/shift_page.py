@@ -17,7 +17,8 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 
 VIEWS = ("shift", "group")
 _RANKING_COLUMNS = ["rank", "tie", "model", "category", "baseline", "ref_acc", "shift_acc", "er",
-                    "er_interval", "predicted_shift_acc", "n_ref", "n_shift", "clipped", "tags"]
+                    "er_interval", "predicted_shift_acc", "n_ref", "n_shift", "clipped", "origin", "source",
+                    "testbed_type", "tags"]
 _RANKING_CONFIG = {
     "rank": st.column_config.NumberColumn("rank", format="%d", width="small"),
     "tie": st.column_config.TextColumn("tie", width="small",
@@ -38,6 +39,13 @@ def render() -> None:
     gateway = ui.Gateway.from_env()
     testsets = {t.spec.name: t for t in ui.client(gateway).list_testsets()}
     shifts, groups = data.shifts_of(testsets.values()), data.groups_of(testsets.values())
+    imported = ui.imported_key(gateway)
+    if imported:  # settings declared by imported results have boards but no test set here
+        declared = ui.overview(gateway, ui.fingerprint(), imported)
+        references = {name: b.reference for name, b in declared.items()}
+        shifts += sorted(set(declared) - set(shifts))
+    else:
+        references = {}
     header = st.container()  # the title names the selection, made below it
     if not shifts:
         header.title("Shift")
@@ -62,8 +70,8 @@ def render() -> None:
         return
     shift = controls[1].selectbox("Shift", shifts, key="shift", bind="query-params")
     header.title(f"Shift: {shift}")
-    board = ui.leaderboard(gateway, ui.fingerprint(shift, testsets[shift].spec.reference), shift=shift,
-                           transform=transform)
+    reference = testsets[shift].spec.reference if shift in testsets else references.get(shift, "")
+    board = ui.leaderboard(gateway, ui.fingerprint(shift, reference) + imported, shift=shift, transform=transform)
     shift_board(board, testsets.get(shift), transform, key="one", caption=header)
     _compare(gateway, board)
 
@@ -111,7 +119,8 @@ def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: st
                         f"{fit['slope']:.3f} · {transform}(reference acc) {fit['intercept']:+.3f}.{interval}")
         tied = [m for m in rows[rows["tied"]]["model"] if m != leader["model"]]
         if pd.notna(leader["er"]) and tied:
-            st.markdown(f"**Tied with the leader** (ER intervals overlap): {', '.join(tied)}")
+            st.markdown(f"**Tied with the leader** (the interval of the paired ER difference contains 0): "
+                        f"{', '.join(tied)}")
         if fit["ok"]:
             st.caption("Each point is a model; the dashed line is y = x (no drop), the solid line the "
                        "baseline fit with its bootstrap band. Points above the band are more robust than the "
@@ -151,7 +160,7 @@ def _group(board: pb.Leaderboard, testsets: dict[str, pb.TestSet], transform: st
 
 
 def _compare(gateway: ui.Gateway, board: pb.Leaderboard) -> None:
-    models = [r.model for r in board.rows]
+    models = [r.model for r in board.rows if not r.imported]  # imported rows have no per-sample predictions
     if len(models) < 2:
         return
     with st.expander("Compare two models sample by sample (McNemar's test)"):

@@ -93,6 +93,19 @@ def leaderboards(gateway: Gateway, shifts: Mapping[str, str],
     return boards, errors
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def overview(gateway: Gateway, fingerprint: str, imported: str, transform: str = "logit") -> dict[str, pb.Leaderboard]:
+    """Every shift's board without intervals, in one request (``imported`` keys the imported sources)."""
+    boards = _client(gateway.target, gateway.token).overview(transform=transform)
+    return {b.shift: b for b in boards}
+
+
+def imported_key(gateway: Gateway) -> str:
+    """Source and version of every imported source: moves when an import changes something."""
+    sources = _client(gateway.target, gateway.token).imported_sources()
+    return ";".join(f"{s.source}@{s.version}" for s in sources)
+
+
 @st.cache_data(show_spinner=False, max_entries=64)
 def accuracies(gateway: Gateway, fingerprint: str, name: str, version: str) -> pd.DataFrame:
     """Accuracy of one model version on each test set it finished, with Clopper-Pearson intervals."""

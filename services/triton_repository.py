@@ -18,6 +18,7 @@ per model instance, so ``torch_threads`` bounds the CPU threads each instance us
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ MODEL_FILE = "model.pt"
 MODEL_PY = '''\
 """Triton Python-backend model written by shiftboard: uint8 images -> FP32 logits (TorchScript)."""
 
+import hashlib
 import json
 import os
 import sys
@@ -65,6 +67,14 @@ class TritonPythonModel:
         self.np = np
         self.torch = torch
         path = os.path.join(args["model_repository"], args["model_version"], params["torchscript_file"])
+        if params.get("sha256"):  # never load an artifact other than the one the catalog names
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            if digest.hexdigest() != params["sha256"]:
+                raise pb_utils.TritonModelException(
+                    f"{params['torchscript_file']} does not match its sha256 {params['sha256']}: not loaded")
         self.module = torch.jit.load(path, map_location="cpu").eval()
         low, high = float(params["value_min"]), float(params["value_max"])
         channels = int(params["channels"])
@@ -171,12 +181,14 @@ def write_python_backend_model(
     *,
     torch_threads: int = 1,
     instances: int = 1,
+    sha256: str = "",
 ) -> Path:
     """Write (or replace) the repository entry ``<repo_dir>/<model_name>`` and return its directory.
 
     The TorchScript file is copied into the entry so the repository is self-contained (another
     Triton replica can serve it from a copy). ``mean``/``std`` take none (0 / 1), one value for all
-    channels, or one per channel. Load it afterwards with explicit model control
+    channels, or one per channel. ``model.py`` checks the copy against ``sha256`` (given: it must
+    match the file; else computed from it) before loading it. Load it afterwards with explicit model control
     (``client.load_model(model_name)``); reloading picks up a replaced entry.
     """
     validate_name(model_name, "Triton model name")
@@ -192,6 +204,9 @@ def write_python_backend_model(
     source = Path(torchscript_path)
     if not source.is_file():
         raise InvalidArgument(f"TorchScript file {source} does not exist")
+    digest = _sha256_file(source)
+    if sha256 and sha256 != digest:
+        raise InvalidArgument(f"TorchScript file {source} has sha256 {digest}, expected {sha256}")
     parameters = {
         "sys_path": json.dumps(environment_sys_path()),
         "torchscript_file": MODEL_FILE,
@@ -202,6 +217,7 @@ def write_python_backend_model(
         "mean": json.dumps(_floats(mean, "mean", c)),
         "std": json.dumps(_floats(std, "std", c)),
         "torch_threads": str(torch_threads),
+        "sha256": digest,
     }
     entry = Path(repo_dir) / model_name
     version_dir = entry / "1"
@@ -221,6 +237,14 @@ def remove_model(repo_dir: str | os.PathLike[str], model_name: str) -> None:
     """Delete a repository entry (unload it from Triton first)."""
     validate_name(model_name, "Triton model name")
     shutil.rmtree(Path(repo_dir) / model_name, ignore_errors=True)
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,8 +87,18 @@ class Client:
         return self._call(self._stub.GetServerInfo, pb.GetServerInfoRequest())
 
     @_translate
-    def create_token(self, name: str, *, admin: bool = False) -> pb.CreateTokenResponse:
-        return self._call(self._stub.CreateToken, pb.CreateTokenRequest(name=name, admin=admin))
+    def create_token(self, name: str, *, admin: bool = False,
+                     role: int = pb.TOKEN_ROLE_UNSPECIFIED) -> pb.CreateTokenResponse:
+        """A new token; ``role`` is a ``pb.TOKEN_ROLE_*`` value (submitter when unset, admin with ``admin``)."""
+        return self._call(self._stub.CreateToken, pb.CreateTokenRequest(name=name, admin=admin, role=role))
+
+    @_translate
+    def list_tokens(self) -> list[pb.TokenInfo]:
+        return list(self._call(self._stub.ListTokens, pb.ListTokensRequest()).tokens)
+
+    @_translate
+    def revoke_token(self, name: str) -> None:
+        self._call(self._stub.RevokeToken, pb.RevokeTokenRequest(name=name))
 
     # ---------------------------------------------------------------- models
 
@@ -179,8 +189,9 @@ class Client:
 
     @_translate
     def commit_shard(self, key: pb.EvaluationKey, shard_index: int, predictions: pb.Predictions,
-                     seconds: float) -> pb.Evaluation:
-        request = pb.CommitShardRequest(key=key, shard_index=shard_index, predictions=predictions, seconds=seconds)
+                     seconds: float, *, restricted: Sequence[pb.RestrictedTop1] = ()) -> pb.Evaluation:
+        request = pb.CommitShardRequest(key=key, shard_index=shard_index, predictions=predictions, seconds=seconds,
+                                        restricted=list(restricted))
         return self._call(self._stub.CommitShard, request)
 
     @_translate
@@ -202,9 +213,51 @@ class Client:
 
     @_translate
     def leaderboard(self, *, shift: str = "", group: str = "", transform: str = "logit",
-                    resamples: int = 0) -> pb.Leaderboard:
-        request = pb.GetLeaderboardRequest(shift=shift, group=group, transform=transform, resamples=resamples)
+                    resamples: int = 0, extremes: str = "") -> pb.Leaderboard:
+        request = pb.GetLeaderboardRequest(shift=shift, group=group, transform=transform, resamples=resamples,
+                                           extremes=extremes)
         return self._call(self._stub.GetLeaderboard, request)
+
+    @_translate
+    def overview(self, *, transform: str = "logit", kind: int = pb.TEST_SET_KIND_UNSPECIFIED,
+                 extremes: str = "") -> list[pb.Leaderboard]:
+        """Every shift's board without intervals (one request)."""
+        request = pb.GetOverviewRequest(transform=transform, kind=kind, extremes=extremes)
+        return list(self._stub.GetOverview(request, metadata=self._metadata, timeout=self.timeout_s))
+
+    # ---------------------------------------------------------------- imported results
+
+    @_translate
+    def import_results(self, path: str | os.PathLike[str] | None = None, *, format: str = "",
+                       model_types: str | os.PathLike[str] | None = None, source: str = "", url: str = "",
+                       scale: str = "", preset: str = "") -> pb.ImportResultsResponse:
+        """Import a results file (``format`` testbed or long) or a ``preset``; sent in chunks."""
+        if (path is None) == (not preset):
+            raise InvalidArgument("give a results file or --preset (one of them)")
+        types = b""
+        if model_types is not None:
+            types = _read_file(Path(model_types), "model-types file")
+        header = pb.ImportResultsHeader(format=format, model_types=types, source=source, url=url, scale=scale,
+                                        preset=preset)
+        file = None
+        if path is not None:
+            file = Path(path)
+            if not file.is_file():
+                raise InvalidArgument(f"{file} is not a file: give the path of a results file (CSV or Parquet)")
+            header.filename, header.size_bytes = file.name, file.stat().st_size
+
+        def requests() -> Iterator[pb.ImportResultsRequest]:
+            yield pb.ImportResultsRequest(header=header)
+            if file is not None:
+                with open(file, "rb") as f:
+                    while chunk := f.read(CHUNK_BYTES):
+                        yield pb.ImportResultsRequest(chunk=chunk)
+
+        return self._stub.ImportResults(requests(), metadata=self._metadata, timeout=self.timeout_s)
+
+    @_translate
+    def imported_sources(self) -> list[pb.ImportedSource]:
+        return list(self._call(self._stub.ListImportedSources, pb.ListImportedSourcesRequest()).sources)
 
     @_translate
     def compare(self, model_a: str, model_b: str, testset: str) -> pb.Comparison:
@@ -221,6 +274,13 @@ class Client:
             for slot, path in zip(upload.shards, shard_files, strict=True):
                 _put_file(http, slot.url, path, on_progress)
         return self.register_testset(upload.upload_id, spec)
+
+
+def _read_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the {what} {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def _put_file(http: httpx.Client, url: str, path: Path, on_progress: Progress | None) -> None:

@@ -48,9 +48,31 @@ class Settings:
                           "Default: the admin token in the state directory, when readable.", secret=True)
     admin_token: str = _setting("", "Admin token of the gateway. Default: generated at first start "
                                 "and kept in <state_dir>/secrets/admin-token.", secret=True)
+    evaluator_token: str = _setting("", "Evaluator token: the gateway registers it with the evaluator role and "
+                                    "the worker sends it. Default: generated at first start and kept in "
+                                    "<state_dir>/secrets/evaluator-token.", secret=True)
+    max_streams: int = _setting(0, "Streaming calls (WatchEvaluations, GetPredictions) the gateway serves at "
+                                "once, below gateway_workers so unary calls always get a thread. "
+                                "Default: half the gateway workers.")
+    max_streams_per_caller: int = _setting(4, "Streaming calls one caller (token, or address when anonymous) "
+                                           "may hold open at once.")
     catalog_path: str = _setting("", "DuckDB catalog file. Default: <state_dir>/catalog.duckdb.")
     max_model_bytes: int = _setting(512 * 1024 * 1024, "Largest model artifact accepted, in bytes.")
     probe_timeout_s: float = _setting(120.0, "Seconds a submitted model may take to load and run a probe batch.")
+    sandbox: str = _setting(
+        "required", "Operating-system sandbox of every process running a submitted model (the probe, "
+        "Triton's model instances): required (refuse to start when the kernel lacks a mechanism; "
+        "`shiftboard status` lists them), best-effort (use what works), or off (models run with the "
+        "server's rights)."
+    )
+    sandbox_memory_bytes: int = _setting(
+        2 * 1024 ** 3, "Data-segment limit (RLIMIT_DATA) of the probe and of each Triton model instance, in bytes."
+    )
+    sandbox_cpu_seconds: int = _setting(60, "CPU seconds the probe of a submitted model may use.")
+    sandbox_triton_cpu_seconds: int = _setting(
+        6 * 3600, "CPU seconds one Triton model instance may use over its life (it is then killed; "
+        "Triton reports its requests failed). 0: no limit."
+    )
 
     # object storage
     object_store: str = _setting(
@@ -76,9 +98,18 @@ class Settings:
     )
 
     # triton
-    triton_http_port: int = _setting(8000, "HTTP port of the embedded tritonserver.")
+    triton_http_port: int = _setting(8000, "HTTP port of the embedded tritonserver (unused: the stack runs "
+                                     "Triton with HTTP off, gRPC only).")
     triton_grpc_port: int = _setting(8001, "gRPC port of the embedded tritonserver.")
-    triton_metrics_port: int = _setting(8002, "Metrics port of the embedded tritonserver.")
+    triton_metrics_port: int = _setting(8002, "Metrics port of the embedded tritonserver (unused: the stack "
+                                        "runs Triton with metrics off).")
+    triton_api_key: str = _setting(
+        "", "Key Triton requires on every gRPC call (header triton-grpc-protocol-shiftboard-triton-key). "
+        "Default: generated at first start, kept in <state_dir>/secrets/triton-key.", secret=True)
+    triton_tls: bool = _setting(
+        True, "Call Triton's gRPC API over mutual TLS with the stack's certificates (<state_dir>/secrets/tls, "
+        "generated at first start); the embedded Triton requires it. false for a Triton without TLS "
+        "(docker-compose), which then relies on the key alone.")
     triton_url: str = _setting("", "host:port of Triton's gRPC API. Default: <host>:<triton_grpc_port>.")
     triton_model_repository: str = _setting(
         "", "Triton model repository. Default: <state_dir>/triton/models."
@@ -89,6 +120,9 @@ class Settings:
     prefect_api_url: str = _setting(
         "", "Prefect API URL. Default: http://<host>:<prefect_port>/api."
     )
+    prefect_auth_string: str = _setting(
+        "", "Password of the Prefect API (HTTP basic auth; the Prefect UI asks for it). Default: generated at "
+        "first start, kept in <state_dir>/secrets/prefect-auth.", secret=True)
 
     # evaluation (flows)
     eval_concurrency: int = _setting(2, "Evaluations the worker runs at once (Prefect runner limit).")
@@ -147,6 +181,11 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port <= 65535:
                 raise ValueError(f"{env_name(name)}={port} is not a valid port (0-65535)")
+        if self.sandbox not in {"required", "best-effort", "off"}:
+            raise ValueError(f"{env_name('sandbox')}={self.sandbox!r}: use required, best-effort or off")
+        if min(self.sandbox_memory_bytes, self.sandbox_cpu_seconds, self.sandbox_triton_cpu_seconds) < 0:
+            raise ValueError(f"{env_name('sandbox_memory_bytes')}, {env_name('sandbox_cpu_seconds')} and "
+                             f"{env_name('sandbox_triton_cpu_seconds')} must not be negative")
         if self.object_store not in {"auto", "minio", "seaweedfs", "external"}:
             raise ValueError(f"{env_name('object_store')}={self.object_store!r}: "
                              "use auto, minio, seaweedfs or external")
@@ -155,6 +194,13 @@ class Settings:
         for name in ("eval_concurrency", "eval_batch_size", "eval_in_flight", "triton_max_loaded_models"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{env_name(name)} must be at least 1")
+        if self.max_streams < 0 or self.max_streams_per_caller < 1:
+            raise ValueError(f"{env_name('max_streams')} must be 0 (default) or more and "
+                             f"{env_name('max_streams_per_caller')} at least 1")
+        if self.max_streams and self.max_streams >= self.gateway_workers:
+            raise ValueError(f"{env_name('max_streams')}={self.max_streams} must be below "
+                             f"{env_name('gateway_workers')}={self.gateway_workers}: streams would take every "
+                             "thread and starve unary calls and health checks")
         if self.worker_poll_s <= 0:
             raise ValueError(f"{env_name('worker_poll_s')} must be positive")
 
@@ -182,6 +228,11 @@ class Settings:
     @property
     def catalog_file(self) -> Path:
         return Path(self.catalog_path) if self.catalog_path else self.state_path / "catalog.duckdb"
+
+    @property
+    def stream_limit(self) -> int:
+        """Streaming calls served at once: the setting, else half the gateway workers (at least 1)."""
+        return self.max_streams or max(1, self.gateway_workers // 2)
 
     @property
     def gateway_target(self) -> str:

@@ -16,10 +16,21 @@ Two sources are understood:
 
 Every image is converted to the target channel count first (Pillow ``convert``: ``L`` to ``RGB``
 replicates the gray value; ``RGB`` to ``L`` uses ITU-R 601-2 luma; alpha is dropped, palettes
-expanded) and then resized straight to ``(height, width)`` with Pillow's bilinear filter, whose
-support widens with the scale factor, so downscaling is antialiased. There is no crop: the aspect
-ratio is not kept. Images already at the target shape pass through untouched. The output is uint8
-``N×C×H×W`` (channels first) with int64 labels, written by :mod:`shiftboard.shards`.
+expanded), then goes through the :class:`Transform`, in the ImageNet testbed's order (its
+``inference.py`` composes a setting's own transform, ObjectNet's border crop, before the model's
+resize and centre crop):
+
+1. ``border``: that many pixels cropped off every side (``ImageOps.crop``; ObjectNet's is 2);
+2. ``resize``: scaled so that the shorter side is ``resize`` pixels, the longer one
+   ``int(resize * long / short)`` (torchvision's ``Resize(int)``), aspect ratio kept;
+3. ``crop``: the centre ``H×W``, its top-left corner at ``round((side - crop) / 2)`` (torchvision's
+   ``CenterCrop``);
+4. ``size`` (``--size``): resized straight to ``(height, width)``, aspect ratio not kept.
+
+Every resize uses the named Pillow filter (bilinear by default; nearest, bicubic, lanczos), whose
+support widens with the scale factor, so downscaling is antialiased. Images already at the target
+shape pass through untouched. The output is uint8 ``N×C×H×W`` (channels first) with int64 labels,
+written by :mod:`shiftboard.shards`.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
+from PIL import Image, ImageOps
 
 from shiftboard.errors import InvalidArgument
 
@@ -54,9 +65,9 @@ from shiftboard.shards import (
 )
 
 __all__ = [
-    "ImageFolderTestSet", "NpzTestSet", "PreparedTestSet", "ShardInfo", "TestSetSource", "encode_shard",
-    "parse_size", "prepare_testset", "read_image_folder", "read_npz", "read_shard", "sha256_bytes",
-    "sha256_file", "verify_shard", "write_shards",
+    "INTERPOLATIONS", "ImageFolderTestSet", "NpzTestSet", "PreparedTestSet", "ShardInfo", "TestSetSource",
+    "Transform", "encode_shard", "parse_class_map", "parse_size", "prepare_testset", "read_image_folder",
+    "read_npz", "read_shard", "sha256_bytes", "sha256_file", "verify_shard", "write_shards",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
@@ -66,26 +77,122 @@ _GRAY_MODES = frozenset({"1", "L", "LA"})
 _DEEP_MODES = ("I", "F")  # 16/32-bit integer and float; convert("L") would clip, not rescale
 
 
-def _to_chw(image: Image.Image, height: int, width: int, channels: int) -> NDArray[np.uint8]:
+#: The resampling filters a transform may name.
+INTERPOLATIONS: dict[str, Image.Resampling] = {
+    "nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transform:
+    """What ingestion does to each image after converting its channels (see the module docstring).
+
+    ``crop`` and ``size`` are ``(height, width)``. ``resize`` needs ``crop`` (images of different
+    shapes would differ in size) and may not be smaller than it; ``size`` replaces resize and crop.
+    Raises :class:`InvalidArgument` for any of these.
+    """
+
+    border: int = 0
+    resize: int | None = None
+    crop: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    interpolation: str = "bilinear"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.border, int | np.integer) or isinstance(self.border, bool) or self.border < 0:
+            raise InvalidArgument(f"--border is {self.border!r}: give the pixels to crop off each side, 0 or more")
+        if self.resize is not None and not _is_count(self.resize):
+            raise InvalidArgument(f"--resize is {self.resize!r}: give the shorter side in pixels, e.g. 256")
+        for what, value in (("crop", self.crop), ("size", self.size)):
+            if value is not None and (len(value) != 2 or not all(_is_count(v) for v in value)):
+                raise InvalidArgument(f"--{what} is {value!r}: give HxW as two positive whole numbers")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InvalidArgument(f"--interpolation {self.interpolation!r}: use {', '.join(INTERPOLATIONS)}")
+        if self.size is not None and (self.resize is not None or self.crop is not None):
+            raise InvalidArgument("--size resizes straight to HxW; --resize and --crop keep the aspect ratio and "
+                                  "crop the centre: give one or the other")
+        if self.resize is not None and self.crop is None:
+            raise InvalidArgument(f"--resize {self.resize} keeps the aspect ratio, so images of different shapes "
+                                  f"would differ in size: give --crop too (e.g. --resize {self.resize} --crop "
+                                  f"{self.resize * 7 // 8})")
+        if self.resize is not None and self.crop is not None and max(self.crop) > self.resize:
+            raise InvalidArgument(f"--crop {self.crop[0]}x{self.crop[1]} is larger than --resize {self.resize}: the "
+                                  "resized shorter side must hold the crop; give a crop of at most the resize")
+
+    @property
+    def geometric(self) -> bool:
+        """Whether anything but a plain resize to the target shape happens (border, resize or crop)."""
+        return bool(self.border) or self.resize is not None or self.crop is not None
+
+    def output_size(self, height: int | None, width: int | None) -> tuple[int, int] | None:
+        """``(height, width)`` of every output for sources of that size (None: of mixed sizes)."""
+        if self.size is not None:
+            return self.size
+        if self.crop is not None:
+            return self.crop
+        if height is None or width is None:
+            return None
+        return height - 2 * self.border, width - 2 * self.border
+
+    def apply(self, image: Image.Image, height: int, width: int, name: str = "an image") -> Image.Image:
+        """Steps 1-4 of the module docstring; the result is ``height×width``."""
+        method = INTERPOLATIONS[self.interpolation]
+        if self.border:
+            if min(image.size) <= 2 * self.border:
+                raise InvalidArgument(f"{name} is {image.height}x{image.width}: too small to crop a border of "
+                                      f"{self.border} pixels off each side")
+            image = ImageOps.crop(image, border=self.border)
+        if self.resize is not None:
+            w, h = image.size
+            short, long = (w, h) if w <= h else (h, w)
+            new_long = int(self.resize * long / short)
+            new = (self.resize, new_long) if w <= h else (new_long, self.resize)
+            if new != image.size:
+                image = image.resize(new, method)
+        if self.crop is not None:
+            crop_h, crop_w = self.crop
+            if image.height < crop_h or image.width < crop_w:
+                raise InvalidArgument(f"{name} is {image.height}x{image.width} (after the border and resize): "
+                                      f"smaller than the crop {crop_h}x{crop_w}; give --resize, or a smaller --crop")
+            top = int(round((image.height - crop_h) / 2.0))
+            left = int(round((image.width - crop_w) / 2.0))
+            image = image.crop((left, top, left + crop_w, top + crop_h))
+        if image.size != (width, height):
+            image = image.resize((width, height), method)
+        return image
+
+    def record(self) -> dict[str, object]:
+        """The manifest's record (the fields of ``ImageTransform``)."""
+        crop = self.crop or (0, 0)
+        return {"border": int(self.border), "resize": int(self.resize or 0), "crop_height": int(crop[0]),
+                "crop_width": int(crop[1]), "interpolation": self.interpolation, "stretch": self.size is not None}
+
+
+_PLAIN = Transform()
+
+
+def _to_chw(image: Image.Image, height: int, width: int, channels: int, transform: Transform = _PLAIN,
+            name: str = "an image") -> NDArray[np.uint8]:
     if image.mode in ("P", "PA"):
         image = image.convert("RGBA")  # palette transparency converts cleanly only via RGBA
     target = "L" if channels == 1 else "RGB"
     if image.mode != target:
         image = image.convert(target)
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    image = transform.apply(image, height, width, name)
     array = np.asarray(image, dtype=np.uint8)
     return array[None] if channels == 1 else array.transpose(2, 0, 1)
 
 
-def _convert_hwc(images: NDArray[np.uint8], height: int, width: int, channels: int) -> NDArray[np.uint8]:
+def _convert_hwc(images: NDArray[np.uint8], height: int, width: int, channels: int,
+                 transform: Transform = _PLAIN, first: int = 0) -> NDArray[np.uint8]:
     """``n×H×W×C`` uint8 to ``n×channels×height×width``, through Pillow unless nothing changes."""
-    if images.shape[1:] == (height, width, channels):
+    if images.shape[1:] == (height, width, channels) and not transform.geometric:
         return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
     out = np.empty((len(images), channels, height, width), dtype=np.uint8)
     for i, image in enumerate(images):
         pil = Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image)
-        out[i] = _to_chw(pil, height, width, channels)
+        out[i] = _to_chw(pil, height, width, channels, transform, f"image {first + i}")
     return out
 
 
@@ -109,8 +216,8 @@ class NpzTestSet:
     warnings: tuple[str, ...] = ()
     mixed_sizes: str = ""  # never set: all npz images share one size
 
-    def iter_batches(self, *, height: int, width: int, channels: int,
-                     batch_samples: int = BATCH_SAMPLES) -> Iterator[Batch]:
+    def iter_batches(self, *, height: int, width: int, channels: int, batch_samples: int = BATCH_SAMPLES,
+                     transform: Transform = _PLAIN) -> Iterator[Batch]:
         """Yield ``(images uint8 n×C×H×W, labels int64 n)`` converted to the given shape, in order."""
         n = len(self.labels)
         src = (self.height, self.width, self.channels)
@@ -130,7 +237,7 @@ class NpzTestSet:
                         if len(raw) != count * row:
                             raise _npz_error(self.path, "'images' is truncated: write the file again")
                         chunk = np.frombuffer(raw, dtype=np.uint8).reshape(count, *src)
-                    yield (_convert_hwc(chunk, height, width, channels),
+                    yield (_convert_hwc(chunk, height, width, channels, transform, start),
                            self.labels[start:start + count])
         except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise _npz_error(self.path, f"'images' cannot be read ({e}): write the file again") from e
@@ -228,8 +335,8 @@ class ImageFolderTestSet:
     warnings: tuple[str, ...] = ()
     mixed_sizes: str = ""  # when height/width are None: an example of two sizes that differ
 
-    def iter_batches(self, *, height: int, width: int, channels: int,
-                     batch_samples: int = BATCH_SAMPLES) -> Iterator[Batch]:
+    def iter_batches(self, *, height: int, width: int, channels: int, batch_samples: int = BATCH_SAMPLES,
+                     transform: Transform = _PLAIN) -> Iterator[Batch]:
         """Yield ``(images uint8 n×C×H×W, labels int64 n)`` decoded and converted, in order."""
         n = len(self.files)
         for start in range(0, n, batch_samples):
@@ -238,7 +345,7 @@ class ImageFolderTestSet:
             for i, rel in enumerate(self.files[start:start + count]):
                 with _open_image(self.root, rel) as image:
                     try:
-                        out[i] = _to_chw(image, height, width, channels)
+                        out[i] = _to_chw(image, height, width, channels, transform, rel)
                     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
                         raise InvalidArgument(
                             f"{rel}: the image is corrupt ({e}): re-export it as JPEG/PNG or remove it"
@@ -348,11 +455,41 @@ class PreparedTestSet:
     shard_samples: int
     shards: tuple[ShardInfo, ...]
     warnings: tuple[str, ...] = ()
+    transform: Transform | None = None  # None: the images kept their source size
 
     @property
     def size_bytes(self) -> int:
         """The bytes of all shards together."""
         return sum(s.size_bytes for s in self.shards)
+
+
+def parse_class_map(data: object, what: str = "the class map") -> tuple[list[list[int]], tuple[str, ...]]:
+    """A class map from JSON: a list of lists of model outputs (class ``g`` <- ``data[g]``), or an object
+    ``{class name: [outputs]}`` in class order. Returns the groups and the class names (empty for a list).
+
+    Only the shape is checked here; the outputs' range and that none is in two classes are checked
+    against the reference's label space by :class:`~shiftboard.flows.scoring.ClassMap`.
+    """
+    names: tuple[str, ...] = ()
+    if isinstance(data, dict):
+        names = tuple(str(k) for k in data)
+        items = list(data.values())
+    elif isinstance(data, list):
+        items = data
+    else:
+        raise InvalidArgument(f"{what} must be a JSON list of lists of model outputs, e.g. [[409, 530], [414]], "
+                              "or an object {class name: [outputs]}")
+    if not items:
+        raise InvalidArgument(f"{what} is empty: give one list of model outputs per class")
+    groups: list[list[int]] = []
+    for g, item in enumerate(items):
+        label = repr(names[g]) if names else str(g)
+        if not isinstance(item, list) or not item or not all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in item):
+            raise InvalidArgument(f"class {label} of {what} is {item!r}: give a non-empty list of model output "
+                                  "indices (whole numbers from 0)")
+        groups.append([int(v) for v in item])
+    return groups, names
 
 
 def _is_count(value: object) -> bool:
@@ -421,6 +558,7 @@ def prepare_testset(
     num_classes: int | None = None,
     class_subset: Sequence[int] | None = None,
     on_progress: ProgressCallback | None = None,
+    transform: Transform | None = None,
 ) -> PreparedTestSet:
     """Read the test set at ``path`` (an ``.npz`` file or an ImageFolder directory), check it, and
     write its shards into ``out_dir``.
@@ -431,8 +569,10 @@ def prepare_testset(
     images or an ImageFolder of gray images only, else 3. ``num_classes`` defaults to the number of
     class folders, of ``class_names`` in an npz, or else the largest label + 1. ``class_subset`` lists
     the class indices the set covers (e.g. ImageNet-R's 200 of 1000); every label must be in it.
-    ``on_progress(done, total)`` is called as samples are written. Raises :class:`InvalidArgument`
-    for any problem with the arguments or the data, before writing where it can.
+    ``on_progress(done, total)`` is called as samples are written. ``transform`` crops a border,
+    resizes the shorter side and centre-crops (see :class:`Transform`; its ``size`` is ``size``'s
+    alternative). Raises :class:`InvalidArgument` for any problem with the arguments or the data,
+    before writing where it can.
     """
     if shard_samples is not None and not _is_count(shard_samples):
         raise InvalidArgument(f"shard_samples is {shard_samples!r}: give a whole number of at least 1")
@@ -451,20 +591,30 @@ def prepare_testset(
     source: TestSetSource = read_image_folder(source_path) if folder else read_npz(source_path)
     count = _num_classes(source, num_classes, source_path.name, folder)
     subset = None if class_subset is None else _class_subset(class_subset, count, source.labels)
-    if size is None:
-        if source.height is None or source.width is None:
-            raise InvalidArgument(f"{source_path.name}: {source.mixed_sizes}: give one size to resize "
-                                  "to (--size HxW)")
-        size = (source.height, source.width)
-    height, width = int(size[0]), int(size[1])
+    if transform is not None and size is not None and transform.size not in (None, tuple(size)):
+        raise InvalidArgument(f"size {tuple(size)} and the transform's size {transform.size} differ: give one")
+    if transform is None and size is not None:
+        transform = Transform(size=(int(size[0]), int(size[1])))
+    elif transform is not None and size is not None:
+        transform = Transform(border=transform.border, resize=transform.resize, crop=transform.crop,
+                              size=(int(size[0]), int(size[1])), interpolation=transform.interpolation)
+    target = (transform or _PLAIN).output_size(source.height, source.width)
+    if target is None:
+        raise InvalidArgument(f"{source_path.name}: {source.mixed_sizes}: give one size to resize "
+                              "to (--size HxW), or --resize and --crop")
+    if min(target) < 1:
+        raise InvalidArgument(f"{source_path.name}: images of {source.height}x{source.width} pixels leave nothing "
+                              f"after a border of {(transform or _PLAIN).border}: give a smaller --border")
+    height, width = int(target[0]), int(target[1])
     channels = channels or source.channels
     per_sample = channels * height * width + 8  # pixels and one int64 label; headers are negligible
     shard_samples = int(shard_samples or max(1, shard_bytes // per_sample))
-    shards = write_shards(source.iter_batches(height=height, width=width, channels=channels),
+    shards = write_shards(source.iter_batches(height=height, width=width, channels=channels,
+                                              transform=transform or _PLAIN),
                           num_samples=len(source.labels), out_dir=out_dir, shard_samples=shard_samples,
                           on_progress=on_progress)
     return PreparedTestSet(
         source_format="imagefolder" if folder else "npz", num_samples=len(source.labels), num_classes=count,
         channels=channels, height=height, width=width, class_names=source.class_names, class_subset=subset,
-        shard_samples=shard_samples, shards=tuple(shards), warnings=source.warnings,
+        shard_samples=shard_samples, shards=tuple(shards), warnings=source.warnings, transform=transform,
     )

@@ -20,21 +20,30 @@ def upload_testset(
     size: tuple[int, int] | None = None, channels: int | None = None, shard_samples: int | None = None,
     shard_bytes: int = ts.DEFAULT_SHARD_BYTES, on_shard: Callable[[int, int], None] | None = None,
     on_prepared: Callable[[ts.PreparedTestSet], None] | None = None, on_upload: Callable[[int], None] | None = None,
+    transform: ts.Transform | None = None, class_map: Sequence[Sequence[int]] | None = None,
+    class_names: Sequence[str] = (),
 ) -> tuple[ts.PreparedTestSet, pb.TestSet]:
-    """Shard ``path`` into a temporary directory, upload the shards and register them (all or nothing)."""
+    """Shard ``path`` into a temporary directory, upload the shards and register them (all or nothing).
+
+    ``class_map`` gives, for each class of the set, the model outputs that count as it; ``class_names``
+    name the classes where the source does not.
+    """
     with tempfile.TemporaryDirectory(prefix="shiftboard-shards-") as tmp:
         prepared = ts.prepare_testset(path, out_dir=tmp, shard_samples=shard_samples, shard_bytes=shard_bytes,
                                       size=size, channels=channels, num_classes=num_classes,
-                                      class_subset=class_subset, on_progress=on_shard)
+                                      class_subset=class_subset, on_progress=on_shard, transform=transform)
         if on_prepared:
             on_prepared(prepared)
         spec = pb.TestSetSpec(
             name=name, kind=kind, reference=reference, group=group, num_classes=prepared.num_classes,
             class_subset=list(prepared.class_subset or ()), channels=prepared.channels, height=prepared.height,
             width=prepared.width, num_samples=prepared.num_samples, description=description,
-            class_names=list(prepared.class_names),
+            class_names=list(prepared.class_names) or list(class_names),
             shards=[pb.Shard(index=s.index, first_sample=s.first_sample, num_samples=s.num_samples,
                              size_bytes=s.size_bytes, sha256=s.sha256) for s in prepared.shards],
+            class_map=[pb.ClassGroup(outputs=list(g)) for g in class_map or ()],
         )
+        if prepared.transform is not None:
+            spec.transform.CopyFrom(pb.ImageTransform(**prepared.transform.record()))  # type: ignore[arg-type]
         testset = client.add_testset(spec, [s.path for s in prepared.shards], on_progress=on_upload)
     return prepared, testset

@@ -58,15 +58,39 @@ def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]
         "description": s.description,
         "created_at": _time(testset.created_at),
         "created_by": testset.created_by,
+        "transform": _transform(s.transform) if s.HasField("transform") else None,
     }
     if shards:
         out["class_names"] = list(s.class_names)
+        out["class_map"] = [list(g.outputs) for g in s.class_map]
         out["shards"] = [
             {"index": sh.index, "first_sample": sh.first_sample, "num_samples": sh.num_samples,
              "size_bytes": sh.size_bytes, "sha256": sh.sha256, "key": sh.key}
             for sh in s.shards
         ]
     return out
+
+
+def _transform(t: pb.ImageTransform) -> dict[str, Any]:
+    return {"border": t.border, "resize": t.resize or None,
+            "crop": [t.crop_height, t.crop_width] if t.crop_height else None,
+            "interpolation": t.interpolation or None, "stretch": t.stretch}
+
+
+def transform_text(view: dict[str, Any] | None) -> str:
+    """A transform view (``testset_view(...)["transform"]``) in words, in the order it was applied."""
+    if not view:
+        return "none recorded"
+    steps = []
+    if view["border"]:
+        steps.append(f"border {view['border']} px cropped")
+    if view["resize"]:
+        steps.append(f"shorter side resized to {view['resize']} ({view['interpolation']})")
+    if view["crop"]:
+        steps.append(f"centre crop {view['crop'][0]}x{view['crop'][1]}")
+    if view["stretch"]:
+        steps.append(f"resized to the set's size ({view['interpolation']})")
+    return ", then ".join(steps) or "none"
 
 
 def _ci(interval: Any) -> list[float]:
@@ -86,7 +110,7 @@ def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
             "r2": round(fit.r2, 6) if fit.ok else None,
             "slope_ci": _ci(fit.slope_ci) if fit.grid else None,
             "intercept_ci": _ci(fit.intercept_ci) if fit.grid else None,
-            "clipped": list(fit.clipped),
+            "clipped": list(fit.clipped), "excluded": list(fit.excluded),
         },
         "rows": [{
             "rank": r.rank or None, "model": r.model, "category": r.category, "baseline": r.baseline,
@@ -95,13 +119,19 @@ def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
             "predicted_shift_acc": round(r.predicted_shift_acc, 6) if r.has_er else None,
             "er": round(r.er, 4) if r.has_er else None, "er_ci": _ci(r.er_ci) if r.has_er_ci else None,
             "tied": r.tied, "clipped": r.clipped, "tags": list(r.tags),
+            "diff_ci": _ci(r.diff_ci) if r.has_diff_ci else None, "imported": r.imported,
+            "source": r.source if r.imported else None, "version": r.version if r.imported else None,
+            "url": r.url if r.imported else None, "testbed_type": r.testbed_type or None,
         } for r in board.rows],
     }
     if board.group:
         out["group_rows"] = [{
             "model": g.model, "category": g.category, "shifts": g.shifts, "of": g.of,
             "mean_ref_acc": round(g.mean_ref_acc, 6), "mean_shift_acc": round(g.mean_shift_acc, 6),
-            "mean_er": round(g.mean_er, 4) if g.has_er else None,
+            "mean_er": round(g.mean_er, 4) if g.has_er else None, "complete": g.complete, "rank": g.rank or None,
+            "mean_er_ci": _ci(g.mean_er_ci) if g.has_mean_er_ci else None,
+            "diff_ci": _ci(g.diff_ci) if g.has_diff_ci else None, "tied": g.tied, "imported": g.imported,
+            "source": g.source if g.imported else None,
         } for g in board.group_rows]
         out["shifts"] = [leaderboard_view(b) for b in board.shifts]
     return out

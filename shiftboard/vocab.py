@@ -15,6 +15,9 @@ CATEGORIES: dict[str, int] = {
     "more-data": pb.MODEL_CATEGORY_MORE_DATA,
     "zero-shot": pb.MODEL_CATEGORY_ZERO_SHOT,
     "other": pb.MODEL_CATEGORY_OTHER,
+    # the ImageNet testbed's kinds (imported results; a submitter may use them too)
+    "lp-adversarial": pb.MODEL_CATEGORY_LP_ADVERSARIAL,
+    "low-accuracy": pb.MODEL_CATEGORY_LOW_ACCURACY,
 }
 FORMATS: dict[str, int] = {
     "torchscript": pb.MODEL_FORMAT_TORCHSCRIPT,

@@ -149,3 +149,64 @@ def test_mutating_without_token(cli, tmp_path, gateway, monkeypatch):
     result = runner.invoke(app, ["model", "submit", str(path), "--name", "x", "--num-classes", "10",
                                  "--input-shape", "1,8,8"], env=env)
     assert result.exit_code == 1 and "token is not valid" in result.output
+
+
+def test_testset_add_transform_and_class_map(cli, tmp_path, gateway):
+    """--border/--resize/--crop are recorded in the manifest and shown; class maps from a file or a preset."""
+    npz = helpers.digits_npz(tmp_path / "d.npz", 120)
+    out = json.loads(cli("testset", "add", str(npz), "--name", "cli-cropped", "--kind", "reference", "--border", "1",
+                         "--resize", "12", "--crop", "10", "--interpolation", "bicubic", "--json").output)
+    assert out["input_shape"] == [1, 10, 10]
+    want = {"border": 1, "resize": 12, "crop": [10, 10], "interpolation": "bicubic", "stretch": False}
+    assert out["transform"] == want
+    assert json.loads(cli("testset", "show", "cli-cropped", "--json").output)["transform"] == want
+    shown = " ".join(cli("testset", "show", "cli-cropped").output.split())  # the console wraps long lines
+    assert "transform border 1 px cropped, then shorter side resized to 12 (bicubic), then centre crop 10x10" in shown
+    sized = json.loads(cli("testset", "add", str(npz), "--name", "cli-sized", "--kind", "reference", "--size", "16",
+                           "--json").output)
+    assert sized["input_shape"] == [1, 16, 16] and sized["transform"]["stretch"] is True
+
+    class_map = tmp_path / "map.json"
+    class_map.write_text(json.dumps({"low": [0, 1, 2, 3, 4], "high": [5, 6, 7, 8, 9]}))
+    images, labels = helpers.digits(120)
+    import numpy as np
+
+    np.savez(tmp_path / "halves.npz", images=images, labels=(labels >= 5).astype(np.int64))
+    cli("testset", "add", str(npz), "--name", "cli-map-ref", "--kind", "reference")
+    mapped = json.loads(cli("testset", "add", str(tmp_path / "halves.npz"), "--name", "cli-halves", "--kind",
+                            "natural", "--reference", "cli-map-ref", "--class-map", str(class_map), "--json").output)
+    assert mapped["num_classes"] == 2 and mapped["class_names"] == ["low", "high"]
+    assert mapped["class_map"] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert "class_map 2 classes <- 10 model outputs" in " ".join(cli("testset", "show", "cli-halves").output.split())
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--resize", "8", "--crop", "10"], "--crop 10x10 is larger than --resize 8"),
+    (["--resize", "8"], "give --crop too"),
+    (["--size", "8", "--crop", "6"], "give one or the other"),
+    (["--crop", "6", "--interpolation", "area"], "--interpolation 'area'"),
+    (["--class-map-preset", "objectnet"], "not to a reference"),
+])
+def test_testset_add_bad_transforms_store_nothing(cli, tmp_path, gateway, args, words):
+    before = len(gateway.client.list_testsets())
+    result = cli("testset", "add", str(helpers.digits_npz(tmp_path / "d.npz", 50)), "--name", "cli-bad-transform",
+                 "--kind", "reference", *args, ok=False)
+    assert result.exit_code == 1 and "Error:" in result.output and words in result.output
+    assert "Traceback" not in result.output
+    assert len(gateway.client.list_testsets()) == before
+
+
+def test_testset_add_class_map_with_an_output_twice_stores_nothing(cli, tmp_path, gateway):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[[0, 1], [1, 2]]")
+    cli("testset", "add", str(helpers.digits_npz(tmp_path / "r.npz", 50)), "--name", "cli-bad-map-ref",
+        "--kind", "reference")
+    before = len(gateway.client.list_testsets())
+    result = cli("testset", "add", str(helpers.digits_npz(tmp_path / "d.npz", 50)), "--name", "cli-bad-map",
+                 "--kind", "natural", "--reference", "cli-bad-map-ref", "--class-map", str(bad), ok=False)
+    assert result.exit_code == 1 and "model output 1 is mapped to classes 0 and 1" in result.output
+    bad.write_text("{not json")
+    result = cli("testset", "add", str(tmp_path / "d.npz"), "--name", "cli-bad-map", "--kind", "natural",
+                 "--reference", "cli-bad-map-ref", "--class-map", str(bad), ok=False)
+    assert result.exit_code == 1 and "is not JSON" in result.output
+    assert len(gateway.client.list_testsets()) == before

@@ -42,10 +42,11 @@ from packaging.version import Version
 from typer.testing import CliRunner
 
 from shiftboard.cli.app import app
+from shiftboard.flows.triton import KEY_HEADER
 from shiftboard.services import triton_repository
 from shiftboard.services.stack.prefect_server import prefect_command
 from shiftboard.services.stack.specs import SERVICE_NAMES, stack_specs
-from shiftboard.services.stack.triton import triton_command
+from shiftboard.services.stack.triton import RESTRICTED_PROTOCOLS, triton_command
 from shiftboard.settings import Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,7 +258,7 @@ def test_healthcheck_commands_are_well_formed(compose):
         test = svc["healthcheck"]["test"][1:]
         if "shiftboard-healthcheck" in " ".join(test[:2]):
             args = test[test.index(next(a for a in test if a.endswith("shiftboard-healthcheck"))) + 1:]
-            assert args[0] in ("grpc", "http") and len(args) in (2, 3), name
+            assert (args[0] in ("grpc", "http") and len(args) in (2, 3)) or (args[0] == "tcp" and len(args) == 2), name
             if args[0] == "http":
                 assert urlparse(args[1]).scheme == "http", name
 
@@ -288,19 +289,45 @@ def test_containers_run_the_commands_of_the_embedded_stack(compose, tmp_path):
     assert ["-m", *compose["services"]["prefect"]["command"]] == prefect_command(settings)[1:]
 
 
+def _key_flag(flag: str) -> str:
+    """A ``--grpc-restricted-protocol`` flag with its key replaced (each deployment passes its own)."""
+    return flag.rsplit("=", 1)[0] + "=KEY" if flag.startswith("--grpc-restricted-protocol=") else flag
+
+
 def test_triton_runs_with_the_flags_of_the_embedded_stack(compose, tmp_path):
-    stack_flags = set(triton_command(Settings(state_dir=str(tmp_path))))
+    stack_flags = {_key_flag(f) for f in triton_command(Settings(state_dir=str(tmp_path)), "key")}
     command = compose["services"]["triton"]["command"]
     assert command[0] == "tritonserver"
-    per_container = ("--model-repository=", "--http-port=", "--grpc-port=", "--metrics-port=")
+    per_container = ("--model-repository=", "--grpc-port=")
     for flag in command[1:]:
-        assert flag.startswith(per_container) or flag in stack_flags, f"{flag} is not what the stack runs"
+        assert flag.startswith(per_container) or _key_flag(flag) in stack_flags, f"{flag} is not what the stack runs"
     assert "--model-control-mode=explicit" in command
-    # the Triton image's default command and the Kubernetes sidecar run the same
-    cmd = next(args for kw, args in dockerfile_instructions(DOCKERFILES[1]) if kw == "CMD")
-    assert json.loads(cmd) == command
+    # gRPC only, and every gRPC protocol needs the key, which comes from deploy/compose.env
+    assert {"--allow-http=false", "--allow-metrics=false"} <= set(command)
+    assert not any(f.startswith(("--http-", "--metrics-")) for f in command)
+    restricted = [f for f in command if f.startswith("--grpc-restricted-protocol=")]
+    assert restricted == [f"--grpc-restricted-protocol={','.join(RESTRICTED_PROTOCOLS)}:{KEY_HEADER}="
+                          "${SHIFTBOARD_TRITON_API_KEY:?set SHIFTBOARD_TRITON_API_KEY in deploy/compose.env}"]
+    # the Kubernetes sidecar runs the same, its key from the Secret; the image's default command too,
+    # but without the key, which an image cannot hold
     sidecar = next(c for w, _, c in k8s_containers() if c["name"] == "triton")
-    assert sidecar["args"] == command
+    assert [_key_flag(f) for f in sidecar["args"]] == [_key_flag(f) for f in command]
+    assert sidecar["args"][command.index(restricted[0])].endswith("=$(SHIFTBOARD_TRITON_API_KEY)")
+    cmd = next(args for kw, args in dockerfile_instructions(DOCKERFILES[1]) if kw == "CMD")
+    assert json.loads(cmd) == [f for f in command if f not in restricted]
+
+
+def test_prefect_and_its_clients_share_the_auth_string(compose, compose_vars):
+    auth = compose_vars["SHIFTBOARD_PREFECT_AUTH_STRING"]
+    assert compose["services"]["prefect"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"].startswith(
+        "${SHIFTBOARD_PREFECT_AUTH_STRING:?")
+    for name in ("gateway", "worker"):
+        env = service_env(compose, name, compose_vars)
+        assert env["SHIFTBOARD_PREFECT_AUTH_STRING"] == auth, name
+        assert env["SHIFTBOARD_TRITON_API_KEY"] == compose_vars["SHIFTBOARD_TRITON_API_KEY"], name
+    without = {k: v for k, v in compose_vars.items() if k != "SHIFTBOARD_PREFECT_AUTH_STRING"}
+    with pytest.raises(ValueError, match="set SHIFTBOARD_PREFECT_AUTH_STRING in deploy/compose.env"):
+        service_env(compose, "worker", without)
 
 
 # ------------------------------------------------------------------------------------------ settings
@@ -348,7 +375,9 @@ def test_container_settings_parse_and_point_at_the_compose_services(compose, com
     worker = Settings.from_env(service_env(compose, "worker", compose_vars))
     assert gateway.s3_access_key and gateway.s3_secret_key and gateway.admin_token
     assert (worker.s3_access_key, worker.s3_secret_key) == (gateway.s3_access_key, gateway.s3_secret_key)
-    assert worker.token == gateway.admin_token  # the worker may commit predictions
+    # the worker commits predictions with the token the gateway registers as evaluator, never the admin token
+    assert worker.token == gateway.evaluator_token and worker.token != gateway.admin_token
+    assert not worker.admin_token
     assert gateway.s3_public_target == compose_vars["S3_PUBLIC_ENDPOINT"]
 
 
@@ -372,7 +401,7 @@ def test_ports_paths_and_volumes_agree(compose, compose_vars):
 
     triton = {f.split("=")[0]: f.split("=", 1)[1] for f in services["triton"]["command"][1:] if "=" in f}
     assert gateway.triton_target.endswith(":" + triton["--grpc-port"])
-    assert urlparse(services["triton"]["healthcheck"]["test"][-1]).port == int(triton["--http-port"])
+    assert services["triton"]["healthcheck"]["test"][-1] == f"localhost:{triton['--grpc-port']}"
 
     def mounts(name: str) -> dict[str, str]:
         """container path -> named volume"""
@@ -616,3 +645,21 @@ def test_kubernetes_sketch_is_consistent():
     env = {**settings_map, **{v["name"]: v.get("value", "secret") for v in worker["env"]}}
     settings = Settings.from_env(env)
     assert settings.triton_target == "localhost:8001" and settings.object_store == "external"
+
+
+def test_containers_run_submitted_models_sandboxed(compose):
+    """The Triton image replaces the Python-backend stub with the sandbox wrapper, and the services that
+    run submitted code (Triton's instances, the gateway's probe) may create the sandbox's namespaces."""
+    dockerfile = (DEPLOY / "triton" / "Dockerfile").read_text()
+    assert "COPY --chmod=0644 shiftboard/sandbox/enter.py /opt/shiftboard/sandbox/enter.py" in dockerfile
+    assert 'mv "$stub" "$stub.sandboxed"' in dockerfile
+    assert "enter.py --policy-file /opt/shiftboard/sandbox/stub-policy.json --triton-stub --" in dockerfile
+    assert (ROOT / "shiftboard" / "sandbox" / "enter.py").is_file()
+    # The policy the image writes is one the launcher accepts: every field of SandboxPolicy, no other.
+    from shiftboard.sandbox import SandboxPolicy
+
+    fields = set(re.findall(r"'(\w+)': ", dockerfile.split("json.dump(", 1)[1].split("open(", 1)[0]))
+    top_level = {f.name for f in dataclasses.fields(SandboxPolicy)}
+    assert top_level <= fields and fields - top_level <= {"HOME", "TMPDIR"}
+    for service in ("triton", "gateway"):
+        assert "seccomp:unconfined" in compose["services"][service].get("security_opt", []), service

@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from shiftboard import credentials
 from shiftboard import testsets as ts
 from shiftboard.errors import InvalidArgument, NotFound, Unavailable
 from shiftboard.flows.deploy import ModelDeployer, deployment_state, triton_model_name
 from shiftboard.flows.evaluate import RunProgress, logits_key, run_evaluation
 from shiftboard.flows.inference import InferencePipeline
-from shiftboard.flows.triton import ModelFailed
+from shiftboard.flows.triton import ModelFailed, TritonAuth
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.stack.triton import triton_spec
 from shiftboard.settings import Settings
@@ -124,8 +125,9 @@ def assert_matches_torch(batches: list[pb.Predictions], path: Path, images: np.n
     top5 = np.concatenate([np.asarray(b.top5) for b in batches]).reshape(-1, 5)
     confidence = np.concatenate([np.asarray(b.confidence) for b in batches])
     label = np.concatenate([np.asarray(b.label) for b in batches])
+    # From the pipeline: no labels (the gateway scores with its own); read back from the gateway: those.
+    assert (len(label) == 0 and not any(len(b.correct) for b in batches)) or label.tolist() == labels.tolist()
     want_top1, want_top5, want_confidence = torch_reference(path, images, spec, subset)
-    assert (label == labels).all()
     assert (top1 == want_top1).all()
     assert (top5 == want_top5).all()
     np.testing.assert_allclose(confidence, want_confidence, atol=1e-5, rtol=0)
@@ -139,7 +141,8 @@ def pipeline(settings: Settings, model_name: str, *, subset: list[int] | None = 
              **kwargs: object) -> InferencePipeline:
     return InferencePipeline(settings.triton_target, model_name, num_classes=classes, chw=(1, 8, 8),
                              class_subset=subset, batch_size=settings.eval_batch_size,
-                             in_flight=settings.eval_in_flight, **kwargs)  # type: ignore[arg-type]
+                             in_flight=settings.eval_in_flight, auth=TritonAuth.from_settings(settings),
+                             **kwargs)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------------ inference
@@ -165,6 +168,7 @@ def test_two_models_through_triton_equal_torch_in_process(triton, store, tmp_pat
                            for r in results)
                 assert_matches_torch([r.predictions for r in results], path, images, labels,
                                      model.metadata.input, subset)
+                assert np.concatenate([r.labels for r in results]).tolist() == labels.tolist()
     assert deployment_state(triton, models[0][1]).state == "READY"
 
 
@@ -284,10 +288,16 @@ def test_stopping_early_releases_everything(triton, store, tmp_path):
 
 
 def _gateway_settings(gateway: GatewayHandle, triton: Settings) -> Settings:
+    """The gateway's settings pointed at the module's Triton, with its key and (as in one stack's
+    state directory) its TLS files."""
+    import shutil
+
+    shutil.copytree(credentials.tls_dir(triton), credentials.tls_dir(gateway.settings), dirs_exist_ok=True)
     return gateway.settings.replace(
         triton_http_port=triton.triton_http_port, triton_grpc_port=triton.triton_grpc_port,
         triton_metrics_port=triton.triton_metrics_port, triton_model_repository=str(triton.triton_repository),
-        triton_max_loaded_models=triton.triton_max_loaded_models, eval_batch_size=64)
+        triton_max_loaded_models=triton.triton_max_loaded_models, eval_batch_size=64,
+        triton_api_key=credentials.triton_key(triton) or "")
 
 
 def _register(gateway: GatewayHandle, tmp_path: Path, name: str,
@@ -380,18 +390,27 @@ class RaisesOnBrightImages(torch.nn.Module):
 
 
 @pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Prefect server (the stack's service spec) on a free port; yields its API URL."""
+def prefect_auth() -> str:
+    """The auth string of the module's Prefect server."""
+    import secrets
+
+    return secrets.token_urlsafe(24)
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory, prefect_auth: str) -> Iterator[str]:
+    """A Prefect server (the stack's service spec, requiring ``prefect_auth``) on a free port; yields its API URL."""
     from shiftboard.services.stack.prefect_server import prefect_spec
 
     state = tmp_path_factory.mktemp("prefect")
-    settings = free_port_block(lambda base: Settings(state_dir=str(state), prefect_port=base + 7),
+    settings = free_port_block(lambda base: Settings(state_dir=str(state), prefect_port=base + 7,
+                                                     prefect_auth_string=prefect_auth),
                                lambda s: prefect_spec(s, {}).ports)
     spec = prefect_spec(settings, dict(os.environ))
     assert spec.prepare is not None and spec.command is not None
-    spec.prepare()
+    env = {**spec.env, **spec.prepare()}
     log = open(state / "prefect.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(spec.command, env=spec.env, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(spec.command, env=env, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + 120
     while (reason := spec.check()) is not None:
@@ -421,14 +440,15 @@ def _wait_for(client, key: pb.EvaluationKey, statuses: set[int], timeout_s: floa
         time.sleep(0.5)
 
 
-def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, tmp_path):
+def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, prefect_auth, tmp_path):
     """`shiftboard serve worker` against a real Prefect server: one pair succeeds, one fails for good."""
     from shiftboard.flows.worker import submit_evaluation
 
     client = gateway.client
     if not hasattr(client, "start_evaluation"):
         pytest.skip("the gateway has no evaluation RPCs yet")
-    settings = _gateway_settings(gateway, triton).replace(prefect_api_url=prefect_api, eval_concurrency=2)
+    settings = _gateway_settings(gateway, triton).replace(prefect_api_url=prefect_api, eval_concurrency=2,
+                                                          prefect_auth_string=prefect_auth)
     good = helpers.torchscript_model(tmp_path / "good.pt", seed=7)
     bright = tmp_path / "bright.pt"
     torch.jit.script(RaisesOnBrightImages()).save(str(bright))
@@ -479,10 +499,10 @@ def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, tmp_pat
         log.close()
 
 
-def test_sweep_requests_failed_pairs_again(gateway, triton, prefect_api, monkeypatch, tmp_path):
+def test_sweep_requests_failed_pairs_again(gateway, triton, prefect_api, prefect_auth, monkeypatch, tmp_path):
     """The `sweep` flow, run in this process against the Prefect server, asks the gateway for every
     missing or failed pair."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from shiftboard.flows.sweep import sweep
 
@@ -497,10 +517,78 @@ def test_sweep_requests_failed_pairs_again(gateway, triton, prefect_api, monkeyp
     key = pb.EvaluationKey(model="sweep-model", version="1", testset="sweep-digits")
     client.start_evaluation(key)
     client.finish_evaluation(key, failed=True, error="Triton at x is unavailable")
-    settings = _gateway_settings(gateway, triton).replace(prefect_api_url=prefect_api)
+    settings = _gateway_settings(gateway, triton).replace(prefect_api_url=prefect_api, prefect_auth_string=prefect_auth)
     for name, value in settings.as_env().items():
         monkeypatch.setenv(name, value)
-    with temporary_settings({PREFECT_API_URL: prefect_api}):
+    with temporary_settings({PREFECT_API_URL: prefect_api, PREFECT_API_AUTH_STRING: prefect_auth}):
         result = sweep()
     assert result["requested"] == len(result["pairs"]) >= 1
     assert "sweep-model:1 on sweep-digits" in result["pairs"]
+
+
+# ------------------------------------------------------------------------------------ class maps, sub-lists
+
+CLASS_MAP = [[0, 1], [2, 5], [3], [7, 8, 9]]  # outputs 4 and 6 count for no class of the mapped set
+
+
+def _register_shift(gateway: GatewayHandle, tmp_path: Path, name: str, images: np.ndarray, labels: np.ndarray,
+                    reference: str, **fields: object) -> pb.TestSet:
+    np.savez(tmp_path / f"{name}.npz", images=images, labels=labels)
+    p = ts.prepare_testset(tmp_path / f"{name}.npz", out_dir=tmp_path / f"{name}-shards", shard_samples=64)
+    spec = pb.TestSetSpec(
+        name=name, kind=pb.TEST_SET_KIND_NATURAL, reference=reference, channels=1, height=8, width=8,
+        num_samples=p.num_samples, shards=[pb.Shard(index=s.index, first_sample=s.first_sample,
+                                                    num_samples=s.num_samples, size_bytes=s.size_bytes,
+                                                    sha256=s.sha256) for s in p.shards], **fields)  # type: ignore[arg-type]
+    return gateway.client.add_testset(spec, [s.path for s in p.shards])
+
+
+def test_class_map_set_and_exact_reference_sub_lists_through_triton(gateway, triton, tmp_path):
+    """A class-map set evaluated through real Triton gives numpy's max-within-group top-1; the same
+    model's reference evaluation stores the exact restricted correctness of every restricted shift."""
+    client = gateway.client
+    settings = _gateway_settings(gateway, triton)
+    path = helpers.torchscript_model(tmp_path / "cm.pt", seed=21)
+    client.submit_model(path, pb.ModelMetadata(
+        name="flows-cm", version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT,
+        input=pb.InputSpec(channels=1, height=8, width=8), num_classes=10, category=pb.MODEL_CATEGORY_STANDARD))
+    images, labels = helpers.digits(500)
+    _register(gateway, tmp_path, "flows-cm-ref")
+    group_of = {o: g for g, outputs in enumerate(CLASS_MAP) for o in outputs}
+    mapped = np.isin(labels, list(group_of))
+    mapped_labels = np.array([group_of[int(y)] for y in labels[mapped]])
+    _register_shift(gateway, tmp_path, "flows-cm-mapped", images[mapped], mapped_labels, "flows-cm-ref",
+                    num_classes=len(CLASS_MAP), class_map=[pb.ClassGroup(outputs=g) for g in CLASS_MAP])
+    sub = np.isin(labels, [6, 7])
+    _register_shift(gateway, tmp_path, "flows-cm-sub", images[sub], labels[sub], "flows-cm-ref", num_classes=10,
+                    class_subset=[6, 7])
+    for testset in ("flows-cm-ref", "flows-cm-mapped", "flows-cm-sub"):
+        key = pb.EvaluationKey(model="flows-cm", version="1", testset=testset)
+        plan = client.start_evaluation(key, "run-cm")
+        want = {"flows-cm-mapped", "flows-cm-sub"} if testset == "flows-cm-ref" else set()
+        assert {r.shift for r in plan.restrictions} == want
+        run_evaluation(settings, client, plan, RunProgress())
+        assert client.finish_evaluation(key).status == pb.EVALUATION_STATUS_SUCCEEDED
+
+    with torch.inference_mode():  # the same file in-process: the independent computation
+        logits = torch.jit.load(str(path))(torch.from_numpy(images[:, None]).float() / 255.0).numpy()
+    maxima = np.stack([logits[:, g].max(axis=1) for g in CLASS_MAP], axis=1)
+
+    batches = client.predictions("flows-cm", "flows-cm-mapped", "1")
+    top1 = np.concatenate([np.asarray(b.top1) for b in batches])
+    assert np.concatenate([np.asarray(b.label) for b in batches]).tolist() == mapped_labels.tolist()
+    assert top1.tolist() == maxima[mapped].argmax(axis=1).tolist()  # predictions in the set's label space
+    accuracy = client.accuracy(model="flows-cm", testset="flows-cm-mapped")[0]
+    assert accuracy.accuracy == pytest.approx(float((top1 == mapped_labels).mean()))
+    assert 0 < accuracy.accuracy < 1
+
+    # Reference accuracy on each shift's classes: exact, from the logits, not from top-5.
+    mapped_board = client.leaderboard(shift="flows-cm-mapped", resamples=50)
+    (row,) = [r for r in mapped_board.rows if r.model == "flows-cm:1"]
+    assert row.n_ref == int(mapped.sum())
+    assert row.ref_acc == pytest.approx(float((maxima[mapped].argmax(axis=1) == mapped_labels).mean()))
+    sub_board = client.leaderboard(shift="flows-cm-sub", resamples=50)
+    (row,) = [r for r in sub_board.rows if r.model == "flows-cm:1"]
+    restricted = np.array([6, 7])[logits[sub][:, [6, 7]].argmax(axis=1)]
+    assert row.n_ref == int(sub.sum()) and row.ref_acc == pytest.approx(float((restricted == labels[sub]).mean()))
+    assert not any("rebuilt" in note for note in [*mapped_board.notes, *sub_board.notes])

@@ -27,6 +27,7 @@ from minio.error import S3Error
 
 from shiftboard import credentials
 from shiftboard.errors import FailedPrecondition, InvalidArgument, Unavailable
+from shiftboard.flows.triton import TritonAuth, connect
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.specs import SERVICE_NAMES
@@ -182,7 +183,7 @@ def test_triton_serves_torchscript_on_uint8_batches(running_stack: RunningStack,
     model_path = _tiny_torchscript(tmp_path / "tiny.pt")
     write_python_backend_model(settings.triton_repository, "tiny", model_path, (3, 8, 8), 10,
                                value_min=0.0, value_max=1.0, mean=mean, std=std, max_batch_size=64)
-    client = triton_grpc.InferenceServerClient(settings.triton_target)
+    client = connect(settings.triton_target, TritonAuth.from_settings(settings))
     try:
         started = time.monotonic()
         client.load_model("tiny")

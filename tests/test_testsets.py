@@ -4,6 +4,7 @@ scikit-learn's bundled 8×8 digits, saved as an ``.npz`` and as an ImageFolder o
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,10 @@ from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 from shiftboard.errors import InvalidArgument
 from shiftboard.shards import encode_shard, read_shard, sha256_bytes, sha256_file, verify_shard, write_shards
 from shiftboard.testsets import (
+    INTERPOLATIONS,
     PreparedTestSet,
+    Transform,
+    parse_class_map,
     parse_size,
     prepare_testset,
     read_image_folder,
@@ -491,3 +495,97 @@ def test_npz_images_shorter_than_declared(tmp_path: Path) -> None:
             np.lib.format.write_array(f, np.zeros(10, np.int64))
     with pytest.raises(InvalidArgument, match=r"declares shape \(10, 8, 8\) but holds 64 bytes: .*write it"):
         prepare_testset(path, out_dir=tmp_path / "out", shard_samples=4)
+
+
+# ------------------------------------------------------------------------------- ingestion transforms
+
+def _photo(rng: np.random.Generator, height: int, width: int) -> NDArray[np.uint8]:
+    """A smooth RGB picture with detail (gradients plus noise), so that every filter gives different pixels."""
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], axis=-1)
+    return np.clip(base + rng.normal(0, 40, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+def _independent(array: NDArray[np.uint8], border: int, resize: int, crop: int, method: Image.Resampling,
+                 ) -> NDArray[np.uint8]:
+    """The testbed's pipeline written out with PIL and numpy: border, shorter side, centre crop."""
+    h, w = array.shape[:2]
+    image = Image.fromarray(array[border:h - border, border:w - border])
+    w, h = image.size
+    size = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    resized = np.asarray(image.resize(size, method))
+    top = int(round((resized.shape[0] - crop) / 2.0))
+    left = int(round((resized.shape[1] - crop) / 2.0))
+    return resized[top:top + crop, left:left + crop].transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest", "lanczos"])
+def test_border_resize_and_centre_crop_equal_an_independent_pil_computation(tmp_path: Path,
+                                                                            interpolation: str) -> None:
+    rng = np.random.default_rng(7)
+    sizes = [(60, 90), (97, 53), (48, 48), (71, 120)]  # landscape, portrait, square; odd margins
+    root = tmp_path / "photos"
+    pictures = []
+    for i, (h, w) in enumerate(sizes):
+        picture = _photo(rng, h, w)
+        pictures.append(picture)
+        (root / f"class_{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(picture).save(root / f"class_{i % 2}" / f"{i}.png")
+    transform = Transform(border=2, resize=40, crop=(33, 33), interpolation=interpolation)
+    prepared = prepare_testset(root, out_dir=tmp_path / "out", transform=transform)
+    assert (prepared.channels, prepared.height, prepared.width) == (3, 33, 33)
+    assert prepared.transform == transform
+    images = np.concatenate([read_shard(s.path.read_bytes())[0] for s in prepared.shards])
+    # ImageFolder order: class_0 holds pictures 0 and 2, class_1 pictures 1 and 3
+    for got, i in zip(images, [0, 2, 1, 3], strict=True):
+        want = _independent(pictures[i], 2, 40, 33, INTERPOLATIONS[interpolation])
+        assert np.array_equal(got, want), (interpolation, sizes[i])
+    # the same from an npz of one size, which streams through the same transform
+    np.savez(tmp_path / "one.npz", images=np.stack([pictures[0]] * 3), labels=np.array([0, 1, 1]))
+    from_npz = prepare_testset(tmp_path / "one.npz", out_dir=tmp_path / "npz", transform=transform)
+    stored = read_shard(from_npz.shards[0].path.read_bytes())[0]
+    assert all(np.array_equal(image, _independent(pictures[0], 2, 40, 33, INTERPOLATIONS[interpolation]))
+               for image in stored)
+
+
+def test_border_only_and_size_keep_working(tmp_path: Path, digits_npz: Path) -> None:
+    bordered = prepare_testset(digits_npz, out_dir=tmp_path / "b", transform=Transform(border=1))
+    images = read_shard(bordered.shards[0].path.read_bytes())[0]
+    source = np.load(digits_npz)["images"]
+    assert (bordered.height, bordered.width) == (6, 6)
+    assert np.array_equal(images[:, 0], source[: len(images), 1:7, 1:7])
+    sized = prepare_testset(digits_npz, out_dir=tmp_path / "s", size=(16, 12))
+    assert (sized.height, sized.width) == (16, 12) and sized.transform == Transform(size=(16, 12))
+    want = np.asarray(Image.fromarray(source[0]).resize((12, 16), Image.Resampling.BILINEAR))
+    assert np.array_equal(read_shard(sized.shards[0].path.read_bytes())[0][0, 0], want)
+    assert prepare_testset(digits_npz, out_dir=tmp_path / "n").transform is None
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"resize": 32, "crop": (40, 40)}, "--crop 40x40 is larger than --resize 32"),
+    ({"resize": 32}, "give --crop too"),
+    ({"resize": 32, "crop": (24, 24), "size": (24, 24)}, "give one or the other"),
+    ({"border": -1}, "--border is -1"),
+    ({"crop": (24, 24), "interpolation": "cubic"}, "--interpolation 'cubic'"),
+])
+def test_bad_transforms_are_clear_errors(kwargs: dict[str, Any], expected: str) -> None:
+    with pytest.raises(InvalidArgument, match=re.escape(expected)):
+        Transform(**kwargs)
+
+
+def test_images_too_small_for_the_transform_write_nothing(tmp_path: Path, digits_npz: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(InvalidArgument, match="leave nothing after a border of 4"):
+        prepare_testset(digits_npz, out_dir=out, transform=Transform(border=4))
+    with pytest.raises(InvalidArgument, match=r"image 0 is 8x8 .*smaller than the crop 10x10"):
+        prepare_testset(digits_npz, out_dir=out, transform=Transform(crop=(10, 10)))
+
+
+def test_parse_class_map() -> None:
+    assert parse_class_map([[409, 530], [414]]) == ([[409, 530], [414]], ())
+    assert parse_class_map({"Alarm clock": [409, 530], "Backpack": [414]}) == (
+        [[409, 530], [414]], ("Alarm clock", "Backpack"))
+    for bad, expected in (([], "is empty"), ([[1], []], "class 1 of the class map is []"),
+                          ([[1], ["x"]], "class 1"), ({"a": [True]}, "class 'a'"), ("x", "JSON list of lists")):
+        with pytest.raises(InvalidArgument, match=re.escape(expected)):
+            parse_class_map(bad)

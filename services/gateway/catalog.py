@@ -14,12 +14,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shiftboard import vocab
 from shiftboard.errors import AlreadyExists, NotFound
+
+if TYPE_CHECKING:
+    from shiftboard.testbed import ImportedResults, Setting
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 MIGRATIONS: list[str] = [
@@ -128,15 +132,162 @@ MIGRATIONS: list[str] = [
         correct BOOLEAN NOT NULL
     );
     """,
+    # 3: token roles and keyed hashes; the platform's own labels of every shard
+    """
+    CREATE TABLE tokens_v3 (
+        name VARCHAR PRIMARY KEY,
+        hash VARCHAR NOT NULL UNIQUE,          -- keyed hash of the token; the token itself is never stored
+        scheme VARCHAR NOT NULL,               -- hmac-sha256; sha256 for older rows, upgraded on first use
+        role VARCHAR NOT NULL,                 -- admin, submitter, evaluator
+        created_at TIMESTAMPTZ NOT NULL,
+        created_by VARCHAR NOT NULL
+    );
+    INSERT INTO tokens_v3 SELECT name, hash, 'sha256', CASE WHEN admin THEN 'admin' ELSE 'submitter' END,
+        created_at, '' FROM tokens;
+    DROP TABLE tokens;
+    ALTER TABLE tokens_v3 RENAME TO tokens;
+    -- One row per shard: its labels as int32 little-endian bytes in sample order (4 bytes a sample).
+    CREATE TABLE shard_labels (
+        testset VARCHAR NOT NULL,
+        idx INTEGER NOT NULL,
+        labels BLOB NOT NULL,
+        PRIMARY KEY (testset, idx)
+    );
+    """,
+    # 4: imported results (accuracy-only points with provenance) and the test sets they declare
+    """
+    CREATE TABLE imported_sources (
+        source VARCHAR PRIMARY KEY,
+        version VARCHAR NOT NULL,              -- sha256 of the imported file
+        url VARCHAR NOT NULL,
+        format VARCHAR NOT NULL,               -- testbed or long
+        imported_at TIMESTAMPTZ NOT NULL,
+        created_by VARCHAR NOT NULL
+    );
+    CREATE TABLE imported_models (
+        name VARCHAR NOT NULL,
+        category VARCHAR NOT NULL,
+        testbed_type VARCHAR NOT NULL,         -- '' when the file gives none
+        source VARCHAR NOT NULL
+    );
+    -- No primary key: a source's rows are replaced (delete + insert) in one transaction, and the
+    -- parser keeps (model, test set) unique within a file.
+    CREATE TABLE imported_points (
+        model VARCHAR NOT NULL,
+        testset VARCHAR NOT NULL,
+        accuracy DOUBLE NOT NULL,
+        samples BIGINT,                        -- NULL: not known
+        correct BIGINT,                        -- NULL: the file gave an accuracy only
+        source VARCHAR NOT NULL,
+        version VARCHAR NOT NULL,
+        url VARCHAR NOT NULL                   -- the row's own url, else the source's
+    );
+    -- Settings named by imported results that have no data on the platform (yet).
+    CREATE TABLE declared_testsets (
+        name VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        reference VARCHAR NOT NULL,
+        groups VARCHAR[] NOT NULL,
+        samples BIGINT,
+        class_protocol VARCHAR NOT NULL,
+        title VARCHAR NOT NULL,
+        source VARCHAR NOT NULL
+    );
+    """,
+    # 5: class maps and ingestion transforms of test sets; reference correctness on shifts' class sub-lists
+    """
+    ALTER TABLE testsets ADD COLUMN class_map INTEGER[][];   -- NULL: no class map
+    ALTER TABLE testsets ADD COLUMN transform STRUCT(border INTEGER, resize INTEGER, crop_height INTEGER,
+        crop_width INTEGER, interpolation VARCHAR, stretch BOOLEAN);  -- NULL: not recorded
+    -- A reference evaluation's correctness restricted to one shift's class sub-list (or class map), one
+    -- row per shard: bit i (numpy packbits order) of `kept` is set when sample first_sample + i has a
+    -- label in the sub-list, of `correct` when it is kept and its restricted top-1 is right.
+    CREATE TABLE restricted_correct (
+        evaluation_id INTEGER NOT NULL,
+        shift VARCHAR NOT NULL,
+        shard INTEGER NOT NULL,
+        samples INTEGER NOT NULL,
+        kept BLOB NOT NULL,
+        correct BLOB NOT NULL,
+        PRIMARY KEY (evaluation_id, shift, shard)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+ROLES = ("admin", "submitter", "evaluator")
+
+
 @dataclass(frozen=True)
 class Token:
     name: str
-    admin: bool
+    role: str
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    """A token as ``token list`` shows it (never its hash)."""
+
+    name: str
+    role: str
+    created_at: dt.datetime
+    created_by: str
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    """What one import changed: points written, already there (same version), removed (older version)."""
+
+    stored: int
+    unchanged: int
+    replaced: int
+    declared: int
+
+
+@dataclass(frozen=True)
+class ImportedSourceRow:
+    source: str
+    version: str
+    url: str
+    format: str
+    imported_at: dt.datetime
+    created_by: str
+    models: int
+    points: int
+
+
+@dataclass(frozen=True)
+class ImportedRow:
+    """One imported point with its model's category and provenance (the latest source's when several
+    sources give the same model on the same test set)."""
+
+    model: str
+    testset: str
+    accuracy: float
+    samples: int | None
+    category: str
+    testbed_type: str
+    source: str
+    version: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DeclaredTestSet:
+    name: str
+    kind: str
+    reference: str
+    groups: tuple[str, ...]
+    samples: int | None
+    class_protocol: str
+    title: str
+    source: str
 
 
 @dataclass(frozen=True)
@@ -150,6 +301,14 @@ class Upload:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _transform_row(spec: pb.TestSetSpec) -> dict[str, object] | None:
+    if not spec.HasField("transform"):
+        return None
+    t = spec.transform
+    return {"border": t.border, "resize": t.resize, "crop_height": t.crop_height, "crop_width": t.crop_width,
+            "interpolation": t.interpolation, "stretch": t.stretch}
 
 
 def _ts(value: dt.datetime) -> Timestamp:
@@ -217,17 +376,37 @@ class Catalog:
 
     # ---------------------------------------------------------------- tokens
 
-    def put_token(self, name: str, token_hash: str, *, admin: bool, replace: bool = False) -> None:
+    def put_token(self, name: str, token_hash: str, *, role: str, scheme: str, created_by: str = "",
+                  replace: bool = False) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown token role {role!r}")
         with self.transaction() as cur:
             exists = cur.execute("SELECT 1 FROM tokens WHERE name = ?", [name]).fetchone()
             if exists and not replace:
                 raise AlreadyExists(f"a token named {name!r} exists: choose another name")
             cur.execute("DELETE FROM tokens WHERE name = ? OR hash = ?", [name, token_hash])
-            cur.execute("INSERT INTO tokens VALUES (?, ?, ?, ?)", [name, token_hash, admin, _now()])
+            cur.execute("INSERT INTO tokens (name, hash, scheme, role, created_at, created_by) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", [name, token_hash, scheme, role, _now(), created_by])
 
-    def find_token(self, token_hash: str) -> Token | None:
-        rows = self.query("SELECT name, admin FROM tokens WHERE hash = ?", [token_hash])
-        return Token(rows[0][0], bool(rows[0][1])) if rows else None
+    def find_token(self, token_hash: str, scheme: str) -> Token | None:
+        rows = self.query("SELECT name, role FROM tokens WHERE hash = ? AND scheme = ?", [token_hash, scheme])
+        return Token(rows[0][0], rows[0][1]) if rows else None
+
+    def rehash_token(self, name: str, old_hash: str, token_hash: str, scheme: str) -> None:
+        """Replace a token's stored hash (an older scheme's) by one of ``scheme``."""
+        with self.transaction() as cur:
+            cur.execute("UPDATE tokens SET hash = ?, scheme = ? WHERE name = ? AND hash = ?",
+                        [token_hash, scheme, name, old_hash])
+
+    def list_tokens(self) -> list[TokenRow]:
+        rows = self.query("SELECT name, role, created_at, created_by FROM tokens ORDER BY name")
+        return [TokenRow(*r) for r in rows]
+
+    def delete_token(self, name: str) -> None:
+        with self.transaction() as cur:
+            if not cur.execute("SELECT 1 FROM tokens WHERE name = ?", [name]).fetchone():
+                raise NotFound(f"no token named {name!r}: `shiftboard token list` shows the tokens")
+            cur.execute("DELETE FROM tokens WHERE name = ?", [name])
 
     # ---------------------------------------------------------------- models
 
@@ -276,12 +455,17 @@ class Catalog:
         return [self._model(r) for r in self.query(sql + " ORDER BY name, created_at", params)]
 
     def delete_model(self, name: str, version: str) -> str:
-        """Delete a model row; returns its artifact key."""
+        """Delete a model row with its evaluations and predictions, in one transaction; returns its artifact key."""
         with self.transaction() as cur:
             row = cur.execute("SELECT artifact_key FROM models WHERE name = ? AND version = ?",
                               [name, version]).fetchone()
             if not row:
                 raise NotFound(f"model {name} version {version} does not exist")
+            ids = "SELECT id FROM evaluations WHERE model = ? AND version = ?"
+            cur.execute(f"DELETE FROM predictions WHERE evaluation_id IN ({ids})", [name, version])
+            cur.execute(f"DELETE FROM restricted_correct WHERE evaluation_id IN ({ids})", [name, version])
+            cur.execute(f"DELETE FROM evaluation_shards WHERE evaluation_id IN ({ids})", [name, version])
+            cur.execute("DELETE FROM evaluations WHERE model = ? AND version = ?", [name, version])
             cur.execute("DELETE FROM models WHERE name = ? AND version = ?", [name, version])
             return str(row[0])
 
@@ -322,30 +506,55 @@ class Catalog:
     # ---------------------------------------------------------------- test sets
 
     _TESTSET_COLUMNS = ("name, kind, reference, grp, num_classes, class_subset, class_names, channels, "
-                        "height, width, num_samples, size_bytes, description, created_at, created_by")
+                        "height, width, num_samples, size_bytes, description, created_at, created_by, "
+                        "class_map, transform")
 
     def testset_exists(self, name: str) -> bool:
         return bool(self.query("SELECT 1 FROM testsets WHERE name = ?", [name]))
 
-    def add_testset(self, testset: pb.TestSet, upload_id: str | None = None) -> None:
-        """Insert a test set and its shards in one transaction (and retire its upload)."""
+    def add_testset(self, testset: pb.TestSet, upload_id: str | None = None,
+                    labels: dict[int, bytes] | None = None) -> None:
+        """Insert a test set, its shards and their labels in one transaction (and retire its upload).
+
+        ``labels`` maps a shard index to its labels as int32 little-endian bytes.
+        """
         s = testset.spec
         with self.transaction() as cur:
             if cur.execute("SELECT 1 FROM testsets WHERE name = ?", [s.name]).fetchone():
                 raise AlreadyExists(f"test set {s.name} exists: choose another --name")
             cur.execute(
-                f"INSERT INTO testsets ({self._TESTSET_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                f"INSERT INTO testsets ({self._TESTSET_COLUMNS}) VALUES ({', '.join('?' * 17)})",
                 [s.name, vocab.kind_word(s.kind), s.reference, s.group, s.num_classes, list(s.class_subset),
                  list(s.class_names), s.channels, s.height, s.width, s.num_samples, testset.size_bytes,
-                 s.description, testset.created_at.ToDatetime(tzinfo=dt.UTC), testset.created_by],
+                 s.description, testset.created_at.ToDatetime(tzinfo=dt.UTC), testset.created_by,
+                 [list(g.outputs) for g in s.class_map] or None, _transform_row(s)],
             )
             cur.executemany(
                 "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [[s.name, sh.index, sh.first_sample, sh.num_samples, sh.size_bytes, sh.sha256, sh.key]
                  for sh in s.shards],
             )
+            if labels:
+                cur.executemany("INSERT INTO shard_labels VALUES (?, ?, ?)",
+                                [[s.name, index, data] for index, data in sorted(labels.items())])
             if upload_id:
                 cur.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+
+    def shard_labels(self, testset: str, index: int) -> bytes | None:
+        """The stored labels of one shard (int32 little-endian), or None for a set registered without them."""
+        rows = self.query("SELECT labels FROM shard_labels WHERE testset = ? AND idx = ?", [testset, index])
+        return bytes(rows[0][0]) if rows else None
+
+    def put_shard_labels(self, testset: str, index: int, labels: bytes) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT OR REPLACE INTO shard_labels VALUES (?, ?, ?)", [testset, index, labels])
+
+    def restricted_shifts(self, reference: str) -> list[tuple[str, list[int], list[list[int]]]]:
+        """(name, class sub-list, class map) of every shift of ``reference`` that scores fewer classes."""
+        rows = self.query("SELECT name, class_subset, class_map FROM testsets WHERE reference = ? AND kind <> "
+                          "'reference' AND (len(class_subset) > 0 OR class_map IS NOT NULL) ORDER BY name",
+                          [reference])
+        return [(r[0], list(r[1]), [list(g) for g in r[2] or []]) for r in rows]
 
     def get_testset(self, name: str) -> pb.TestSet:
         rows = self.query(f"SELECT {self._TESTSET_COLUMNS} FROM testsets WHERE name = ?", [name])
@@ -373,7 +582,112 @@ class Catalog:
             description=r[12],
             shards=[pb.Shard(index=a, first_sample=b, num_samples=c, size_bytes=d, sha256=e, key=f)
                     for a, b, c, d, e, f in shards],
+            class_map=[pb.ClassGroup(outputs=g) for g in r[15] or []],
         )
+        if r[16] is not None:
+            spec.transform.CopyFrom(pb.ImageTransform(**{k: v for k, v in r[16].items() if v is not None}))
         out = pb.TestSet(spec=spec, size_bytes=r[11], created_by=r[14])
         out.created_at.CopyFrom(_ts(r[13]))
         return out
+
+    # ---------------------------------------------------------------- imported results
+
+    def import_results(self, results: ImportedResults, declared: Sequence[Setting], created_by: str) -> ImportOutcome:
+        """Store a file's points, models and declared settings in one transaction.
+
+        The same version of a source changes nothing; another version replaces the source's models
+        and points. A declared setting is kept (not overwritten) when it is declared already.
+        """
+        import pyarrow as pa
+
+        prov = results.provenance
+        with self.transaction() as cur:
+            row = cur.execute("SELECT version FROM imported_sources WHERE source = ?", [prov.source]).fetchone()
+            if row is not None and row[0] == prov.version:
+                count = cur.execute("SELECT count(*) FROM imported_points WHERE source = ?", [prov.source]).fetchone()
+                return ImportOutcome(stored=0, unchanged=int(count[0]) if count else 0, replaced=0, declared=0)
+            replaced = 0
+            if row is not None:
+                gone = cur.execute("SELECT count(*) FROM imported_points WHERE source = ?", [prov.source]).fetchone()
+                replaced = int(gone[0]) if gone else 0
+                for table in ("imported_points", "imported_models", "imported_sources"):
+                    cur.execute(f"DELETE FROM {table} WHERE source = ?", [prov.source])
+            cur.execute("INSERT INTO imported_sources VALUES (?, ?, ?, ?, ?, ?)",
+                        [prov.source, prov.version, prov.url, prov.format, _now(), created_by])
+            models = list(results.models.values())
+            cur.register("incoming_models", pa.table({
+                "name": [m.name for m in models], "category": [m.category or "other" for m in models],
+                "testbed_type": [m.testbed_type or "" for m in models], "source": [prov.source] * len(models)}))
+            points = results.points
+            cur.register("incoming_points", pa.table({
+                "model": [p.model for p in points], "testset": [p.testset for p in points],
+                "accuracy": pa.array([p.accuracy for p in points], pa.float64()),
+                "samples": pa.array([p.samples for p in points], pa.int64()),
+                "correct": pa.array([p.correct for p in points], pa.int64()),
+                "source": [prov.source] * len(points), "version": [prov.version] * len(points),
+                "url": [p.url or prov.url for p in points]}))
+            try:
+                cur.execute("INSERT INTO imported_models SELECT * FROM incoming_models")
+                cur.execute("INSERT INTO imported_points SELECT * FROM incoming_points")
+            finally:
+                cur.unregister("incoming_models")
+                cur.unregister("incoming_points")
+            known = {r[0] for r in cur.execute("SELECT name FROM declared_testsets").fetchall()}
+            fresh = [d for d in declared if d.name not in known]
+            if fresh:
+                cur.executemany("INSERT INTO declared_testsets VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                [[d.name, d.kind, d.reference or "", list(d.groups), d.samples,
+                                  d.class_protocol or "", d.title, prov.source] for d in fresh])
+            return ImportOutcome(stored=len(points), unchanged=0, replaced=replaced, declared=len(fresh))
+
+    def list_imported_sources(self) -> list[ImportedSourceRow]:
+        rows = self.query(
+            "SELECT s.source, s.version, s.url, s.format, s.imported_at, s.created_by, "
+            "(SELECT count(*) FROM imported_models m WHERE m.source = s.source), "
+            "(SELECT count(*) FROM imported_points p WHERE p.source = s.source) "
+            "FROM imported_sources s ORDER BY s.source")
+        return [ImportedSourceRow(*r) for r in rows]
+
+    def imported_points(self, testsets: Sequence[str] | None = None) -> list[ImportedRow]:
+        """Imported points on ``testsets`` (all when None), one per (model, test set): the latest source's."""
+        where, params = "", list(testsets or [])
+        if testsets is not None:
+            if not testsets:
+                return []
+            where = f"WHERE p.testset IN ({', '.join('?' * len(testsets))})"
+        rows = self.query(
+            "SELECT p.model, p.testset, p.accuracy, p.samples, m.category, m.testbed_type, p.source, p.version, p.url "
+            "FROM imported_points p JOIN imported_models m ON m.name = p.model AND m.source = p.source "
+            f"JOIN imported_sources s ON s.source = p.source {where} "
+            "QUALIFY row_number() OVER (PARTITION BY p.model, p.testset ORDER BY s.imported_at DESC, p.source) = 1 "
+            "ORDER BY p.testset, p.model", params)
+        return [ImportedRow(*r) for r in rows]
+
+    def imported_model(self, name: str) -> tuple[str, str] | None:
+        """(category, source) of an imported model named ``name`` (the latest source's), or None."""
+        rows = self.query("SELECT m.category, m.source FROM imported_models m JOIN imported_sources s "
+                          "ON s.source = m.source WHERE m.name = ? ORDER BY s.imported_at DESC LIMIT 1", [name])
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def declared_testsets(self, *, name: str | None = None, group: str | None = None) -> list[DeclaredTestSet]:
+        """Declared settings that are not registered test sets, optionally one name or one group."""
+        sql = ("SELECT name, kind, reference, groups, samples, class_protocol, title, source FROM declared_testsets d "
+               "WHERE NOT EXISTS (SELECT 1 FROM testsets t WHERE t.name = d.name)")
+        params: list[object] = []
+        if name is not None:
+            sql += " AND name = ?"
+            params.append(name)
+        if group is not None:
+            sql += " AND list_contains(groups, ?)"
+            params.append(group)
+        rows = self.query(sql + " ORDER BY name", params)
+        return [DeclaredTestSet(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def declared_testset(self, name: str) -> DeclaredTestSet | None:
+        """The declared setting ``name`` (even when a test set of that name is registered since), or None."""
+        rows = self.query("SELECT name, kind, reference, groups, samples, class_protocol, title, source "
+                          "FROM declared_testsets WHERE name = ?", [name])
+        if not rows:
+            return None
+        r = rows[0]
+        return DeclaredTestSet(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7])

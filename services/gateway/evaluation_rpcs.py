@@ -1,16 +1,26 @@
-"""The evaluation RPCs of the gateway: progress, triggers, the worker's commits, and results."""
+"""The evaluation RPCs of the gateway: progress, triggers, the worker's commits, and results.
+
+Only evaluator and admin tokens start, commit and finish evaluations; what is correct is decided
+here from the test set's stored labels, never from the caller.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import numpy as np
 
-from shiftboard.errors import InvalidArgument
+from shiftboard import testsets
+from shiftboard.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
 from shiftboard.names import validate_name
+from shiftboard.services.gateway.auth import ANY_ROLE, EVALUATORS
 from shiftboard.services.gateway.catalog import Token
-from shiftboard.services.gateway.evaluations import STATUS_OF_VALUE, Pair
+from shiftboard.services.gateway.evaluations import STATUS_OF_VALUE, Pair, label_bytes, labels_of
+from shiftboard.services.gateway.limits import MAX_KEYS_PER_REQUEST
 from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -19,6 +29,8 @@ if TYPE_CHECKING:
     from shiftboard.services.gateway.evaluations import Evaluations
     from shiftboard.services.gateway.scheduler import Scheduler
     from shiftboard.services.objectstore import ObjectStore
+
+log = logging.getLogger(__name__)
 
 WATCH_POLL_S = 1.0
 
@@ -66,10 +78,16 @@ class EvaluationRpcs:
                     seen[k] = blob
                     yield evaluation
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=ANY_ROLE)
     def RequestEvaluations(self, request: pb.RequestEvaluationsRequest, context: grpc.ServicerContext,
                            caller: Token) -> pb.RequestEvaluationsResponse:
-        """Queue the given pairs, or every missing, failed or lost pair when none is given."""
+        """Queue the given pairs, or every missing, failed or lost pair when none is given.
+
+        Any role may: submitters ask for their pairs, the worker's sweep (an evaluator) for the missing ones.
+        """
+        if len(request.keys) > MAX_KEYS_PER_REQUEST:
+            raise ResourceExhausted(f"{len(request.keys)} pairs in one request; at most {MAX_KEYS_PER_REQUEST}: "
+                                    "split the request, or send none to queue every missing pair")
         if request.keys:
             pairs = []
             for key in request.keys:
@@ -80,7 +98,7 @@ class EvaluationRpcs:
             pairs = self.evaluations.missing_pairs(rerun=request.rerun)
         return pb.RequestEvaluationsResponse(evaluations=self.scheduler.request(pairs))
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=EVALUATORS)
     def StartEvaluation(self, request: pb.StartEvaluationRequest, context: grpc.ServicerContext,
                         caller: Token) -> pb.EvaluationPlan:
         """Mark the pair running and tell the worker what to do."""
@@ -88,25 +106,66 @@ class EvaluationRpcs:
         model, artifact_key = self.catalog.get_model(key.model, key.version)
         model.artifact_uri = self.store.uri_prefix + artifact_key
         testset = self.catalog.get_testset(key.testset)
+        restrictions = self._restriction_messages(testset.spec)
         evaluation, pending = self.evaluations.start(
             key, request.flow_run_id, shards_total=len(testset.spec.shards),
-            samples_total=testset.spec.num_samples)
-        return pb.EvaluationPlan(evaluation=evaluation, model=model, testset=testset, pending_shards=pending)
+            samples_total=testset.spec.num_samples, restricted=[r.shift for r in restrictions])
+        return pb.EvaluationPlan(evaluation=evaluation, model=model, testset=testset, pending_shards=pending,
+                                 restrictions=restrictions)
 
-    @rpc(mutating=True)
+    def _restriction_messages(self, spec: pb.TestSetSpec) -> list[pb.Restriction]:
+        """The registered shifts of a reference that score a class sub-list or a class map."""
+        if spec.kind != pb.TEST_SET_KIND_REFERENCE:
+            return []
+        return [pb.Restriction(shift=name, class_subset=subset, class_map=[pb.ClassGroup(outputs=g) for g in groups])
+                for name, subset, groups in self.catalog.restricted_shifts(spec.name)]
+
+    def _restrictions(self, spec: pb.TestSetSpec) -> dict[str, Restriction]:
+        out: dict[str, Restriction] = {}
+        for r in self._restriction_messages(spec):
+            if r.class_map:
+                out[r.shift] = ClassMap.from_groups([list(g.outputs) for g in r.class_map], spec.num_classes)
+            else:
+                index = subset_index(list(r.class_subset), spec.num_classes)
+                assert index is not None  # restricted_shifts lists only non-empty sub-lists
+                out[r.shift] = index
+        return out
+
+    @rpc(mutating=True, roles=EVALUATORS)
     def CommitShard(self, request: pb.CommitShardRequest, context: grpc.ServicerContext,
                     caller: Token) -> pb.Evaluation:
-        """Replace one shard's predictions atomically."""
+        """Replace one shard's predictions atomically; correctness from the test set's own labels."""
         key = _validated_key(request.key)
         testset = self.catalog.get_testset(key.testset)
         if request.shard_index >= len(testset.spec.shards):
             raise InvalidArgument(f"test set {key.testset} has {len(testset.spec.shards)} shards, "
                                   f"not a shard {request.shard_index}")
         model, _ = self.catalog.get_model(key.model, key.version)
-        return self.evaluations.commit_shard(key, testset.spec.shards[request.shard_index], request.predictions,
-                                             request.seconds, model.metadata.num_classes)
+        shard = testset.spec.shards[request.shard_index]
+        # A class-map set's predictions are in its own label space; every other set's in the model's.
+        num_classes = len(testset.spec.class_map) or model.metadata.num_classes
+        restrictions = self._restrictions(testset.spec) if request.restricted else {}
+        return self.evaluations.commit_shard(key, shard, request.predictions, request.seconds,
+                                             num_classes, self._labels(testset.spec.name, shard),
+                                             list(testset.spec.class_subset), list(request.restricted),
+                                             restrictions)
 
-    @rpc(mutating=True)
+    def _labels(self, testset: str, shard: pb.Shard) -> np.ndarray:
+        """A shard's stored labels; for a set registered before labels were stored, read (and checked
+        against the manifest's sha256) from the shard once, then stored."""
+        data = self.catalog.shard_labels(testset, shard.index)
+        if data is None:
+            raw = self.store.get_bytes(shard.key)
+            if shard.sha256 and testsets.sha256_bytes(raw) != shard.sha256.lower():
+                raise FailedPrecondition(f"shard {shard.index} of {testset} ({shard.key}) no longer matches its "
+                                         "sha256: the stored object was altered; register the test set again")
+            data = label_bytes(testsets.read_shard(raw)[1])
+            self.catalog.put_shard_labels(testset, shard.index, data)
+            log.info("stored the labels of shard %d of %s (registered before labels were kept)", shard.index,
+                     testset)
+        return labels_of(data)
+
+    @rpc(mutating=True, roles=EVALUATORS)
     def FinishEvaluation(self, request: pb.FinishEvaluationRequest, context: grpc.ServicerContext,
                          caller: Token) -> pb.Evaluation:
         """Mark succeeded (every shard committed) or failed with the message to show."""
@@ -118,6 +177,11 @@ class EvaluationRpcs:
         """Stored predictions in sample order."""
         key = pb.EvaluationKey()
         key.CopyFrom(request)
+        measured = bool(self.catalog.query("SELECT 1 FROM models WHERE name = ? AND (? = '' OR version = ?)",
+                                           [key.model, key.version, key.version]))
+        if not measured and self.catalog.imported_model(key.model):
+            raise FailedPrecondition(f"{key.model} is an imported result: per-sample predictions are not "
+                                     "available for imported results (accuracy only)")
         if not key.version:
             key.version = self.catalog.get_model(key.model)[0].metadata.version
         yield from self.evaluations.predictions(_validated_key(key))

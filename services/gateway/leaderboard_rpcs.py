@@ -1,35 +1,71 @@
-"""GetLeaderboard and CompareModels: the robustness maths over the stored per-sample predictions.
+"""GetLeaderboard, GetOverview and CompareModels: the robustness maths over measured and imported results.
 
-The maths lives in ``shiftboard.leaderboard`` (no gRPC there); this module gathers its inputs from
-the catalog (per-sample correctness of every model that succeeded on both the shift and its
-reference) and turns the results into messages. Where the shift scores only a class sub-list, the
-reference correctness is restricted to the same classes from the stored top-5 predictions.
+The maths lives in ``shiftboard.leaderboard`` and ``shiftboard.testbed`` (no gRPC there); this module
+gathers its inputs from the catalog and turns the results into messages. A shift's board holds:
+
+* **measured** models: per-sample correctness of every model that succeeded on both the shift and
+  its reference. Where the shift scores a class sub-list (or a class map), the reference correctness
+  is the exact one the evaluation stored (argmax over the sub-list's logits, ``restricted_correct``);
+  an evaluation without it (made before, or before the shift was registered) is rebuilt from its
+  stored top-5, which counts a sample wrong when none of its top 5 lies in the sub-list, and the
+  board's notes say so;
+* **imported** points (``ImportResults``): accuracy-only, with the setting's sample count, so their
+  ER intervals use the binomial bootstrap (and a board holding any has ``er_mode`` binomial).
+
+A board with imported points follows the testbed's baseline rule (standard models, names without
+``aws``, ``batch64`` or ``subsample``, accuracies of exactly 0 or 1 left out of the fit and listed);
+its line is the imported grid's, and measured models are placed on it. A purely measured board keeps
+the gateway's settings (baseline categories, minimum reference accuracy, clipping). A shift may be a
+registered test set or a setting declared by imported results only.
+
+A group's boards are computed one at a time and only the running sum of each model's bootstrap draws
+is kept, so memory stays bounded however many shifts the group has (ImageNet-C: 185); above
+:data:`GROUP_RESAMPLE_BUDGET` shift-resamples the resamples per shift are reduced (and a note says so).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
 
 from shiftboard import vocab
-from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from shiftboard.flows.scoring import ClassMap
 from shiftboard.leaderboard.paired import mcnemar, restricted_correct
 from shiftboard.leaderboard.robustness import (
+    EXTREMES,
     LeaderboardSettings,
     ModelResult,
     ShiftLeaderboard,
-    group_means,
+    group_leaderboard,
     shift_leaderboard,
 )
-from shiftboard.services.gateway.rpc import rpc
+from shiftboard.services.gateway.limits import MAX_RESAMPLES
+from shiftboard.services.gateway.rpc import rpc, stream_rpc
+from shiftboard.testbed import leaderboard_settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog
+    from shiftboard.services.gateway.catalog import Catalog, DeclaredTestSet, ImportedRow
+    from shiftboard.services.gateway.evaluations import Evaluations
     from shiftboard.settings import Settings
+
+#: Bootstrap resamples one group request computes in all (shifts x resamples per shift).
+GROUP_RESAMPLE_BUDGET = 50_000
+#: The fewest resamples per shift a group is reduced to.
+MIN_GROUP_RESAMPLES = 100
+#: Above this many shifts a group's per-shift boards carry their fit but no rows (one message stays
+#: under gRPC's size limit: 185 ImageNet-C boards of 300+ rows are ~14 MB); each shift's own request has them.
+GROUP_ROWS_MAX_SHIFTS = 40
+#: What CompareModels and other per-sample features answer for imported entries.
+ACCURACY_ONLY = "not available for imported results (accuracy only)"
+
+Imported = Mapping[str, "ImportedRow"]
 
 
 def _interval(pair: tuple[float, float] | None) -> pb.Interval:
@@ -40,10 +76,33 @@ def _finite(value: float | None) -> float:
     return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
+def declared_message(d: DeclaredTestSet) -> pb.TestSet:
+    """A declared setting as a test set without data (``spec.declared``)."""
+    spec = pb.TestSetSpec(name=d.name, kind=vocab.kind_value(d.kind), reference=d.reference,
+                          group=d.groups[0] if d.groups else "", groups=list(d.groups), num_samples=d.samples or 0,
+                          description=d.title, declared=True, class_protocol=d.class_protocol)
+    return pb.TestSet(spec=spec, created_by=d.source)
+
+
+def rebuilt_correct(spec: pb.TestSetSpec, labels: np.ndarray, top5: np.ndarray) -> np.ndarray:
+    """Reference correctness on a shift's sub-list (or class map) from stored top-5: the first top-5
+    class inside it is taken as the restricted prediction; none inside counts wrong (an undercount)."""
+    if not spec.class_map:
+        return restricted_correct(labels, top5, list(spec.class_subset))
+    groups = [list(g.outputs) for g in spec.class_map]
+    class_map = ClassMap.from_groups(groups, max(max(g) for g in groups) + 1)
+    target = class_map.class_of(labels)
+    mapped = class_map.class_of(top5)
+    inside = mapped >= 0
+    first = mapped[np.arange(len(mapped)), inside.argmax(axis=1)]
+    return (inside.any(axis=1) & (first == target))[target >= 0]
+
+
 class LeaderboardRpcs:
-    """Mixed into the servicer; expects ``catalog`` and ``settings``."""
+    """Mixed into the servicer; expects ``catalog``, ``evaluations`` and ``settings``."""
 
     catalog: Catalog
+    evaluations: Evaluations
     settings: Settings
 
     # ---------------------------------------------------------------- inputs
@@ -64,40 +123,115 @@ class LeaderboardRpcs:
         correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
         return labels, top5, correct
 
-    def _board(self, shift: pb.TestSet, transform: str, resamples: int) -> tuple[ShiftLeaderboard, dict]:
+    def _shift_testset(self, name: str) -> pb.TestSet:
+        """A registered test set, else a declared one; NOT_FOUND when neither."""
+        try:
+            return self.catalog.get_testset(name)
+        except NotFound:
+            declared = self.catalog.declared_testsets(name=name)
+            if not declared:
+                raise
+            return declared_message(declared[0])
+
+    def _group_shifts(self, group: str, kind: int = pb.TEST_SET_KIND_UNSPECIFIED) -> list[pb.TestSet]:
+        registered = self.catalog.list_testsets(group=group or None)
+        declared = [declared_message(d) for d in self.catalog.declared_testsets(group=group or None)]
+        return sorted((t for t in [*registered, *declared] if t.spec.kind != pb.TEST_SET_KIND_REFERENCE
+                       and (kind == pb.TEST_SET_KIND_UNSPECIFIED or t.spec.kind == kind)),
+                      key=lambda t: t.spec.name)
+
+    def _measured(self, spec: pb.TestSetSpec, models: dict[str, pb.Model], notes: list[str]) -> list[ModelResult]:
+        if spec.declared:
+            return []
+        on_shift, on_ref = self._succeeded(spec.name), self._succeeded(spec.reference)
+        restricted = bool(spec.class_subset or spec.class_map)
+        results, rebuilt = [], []
+        for name in sorted(set(on_shift) & set(on_ref) & set(models)):
+            labels, top5, ref_correct = self._columns(on_ref[name])
+            if restricted:
+                exact = self.evaluations.restricted_correct(on_ref[name], spec.name)
+                if exact is None:
+                    rebuilt.append(name)
+                    ref_correct = rebuilt_correct(spec, labels, top5)
+                else:
+                    ref_correct = exact
+            shift_correct = self._columns(on_shift[name])[2]
+            results.append(ModelResult(model=name, category=self._category(models[name]), ref_correct=ref_correct,
+                                       shift_correct=shift_correct))
+        if rebuilt:
+            first = rebuilt[0].split(":")[0]
+            notes.append(
+                f"reference accuracy on {spec.name}'s classes rebuilt from stored top-5 for {len(rebuilt)} model(s) "
+                f"({', '.join(rebuilt[:3])}{', ...' if len(rebuilt) > 3 else ''}): their {spec.reference} evaluation "
+                f"predates the exact restricted scores or {spec.name}; a sample none of whose top 5 is in the "
+                f"sub-list counts wrong. `shiftboard eval request --model {first} --testset {spec.reference} --rerun` "
+                "computes them exactly")
+        return results
+
+    def _imported(self, spec: pb.TestSetSpec, points: Sequence[ImportedRow] | None,
+                  notes: list[str]) -> tuple[list[ModelResult], dict[str, ImportedRow]]:
+        """Accuracy-only rows of the models imported on both the shift and its reference."""
+        rows = points if points is not None else self.catalog.imported_points([spec.name, spec.reference])
+        on_shift = {p.model: p for p in rows if p.testset == spec.name}
+        on_ref = {p.model: p for p in rows if p.testset == spec.reference}
+        counts: dict[str, int | None] = {}
+        for testset in (spec.name, spec.reference):
+            declared = self.catalog.declared_testset(testset)
+            counts[testset] = declared.samples if declared is not None else None
+        results, info, missing = [], {}, []
+        for model in sorted(set(on_shift) & set(on_ref)):
+            ref, shift = on_ref[model], on_shift[model]
+            n_ref, n_shift = ref.samples or counts[spec.reference], shift.samples or counts[spec.name]
+            if not n_ref or not n_shift:
+                missing.append(model)
+                continue
+            results.append(ModelResult(model=model, category=shift.category, ref_acc=ref.accuracy,
+                                       shift_acc=shift.accuracy, n_ref=n_ref, n_shift=n_shift))
+            info[model] = shift
+        if missing:
+            notes.append(f"{len(missing)} imported model(s) left out: no sample count on {spec.name} or "
+                         f"{spec.reference} (first: {', '.join(missing[:3])}); import them with a total")
+        return results, info
+
+    def _board(self, shift: pb.TestSet, transform: str, resamples: int, extremes: str = "",
+               models: dict[str, pb.Model] | None = None,
+               points: Sequence[ImportedRow] | None = None) -> tuple[ShiftLeaderboard, dict[str, pb.Model], Imported]:
         spec = shift.spec
         if spec.kind == pb.TEST_SET_KIND_REFERENCE:
             raise InvalidArgument(f"{spec.name} is a reference test set: ask for a shift that names it as "
                                   "its reference")
-        on_shift, on_ref = self._succeeded(spec.name), self._succeeded(spec.reference)
-        models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
-        subset = list(spec.class_subset)
-        results = []
-        for name in sorted(set(on_shift) & set(on_ref) & set(models)):
-            labels, top5, ref_correct = self._columns(on_ref[name])
-            if subset:
-                ref_correct = restricted_correct(labels, top5, subset)
-            shift_correct = self._columns(on_shift[name])[2]
-            category = self._category(models[name])
-            results.append(ModelResult(model=name, category=category, ref_correct=ref_correct,
-                                       shift_correct=shift_correct))
-        settings = LeaderboardSettings(
-            baseline_categories=frozenset(self.settings.baseline_categories.split(",")),
-            min_ref_acc=self.settings.min_reference_accuracy, transform=transform,  # type: ignore[arg-type]
-            resamples=resamples or self.settings.bootstrap_resamples)
-        return shift_leaderboard(results, settings, shift=spec.name), models
+        if models is None:
+            models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
+        notes: list[str] = []
+        measured = self._measured(spec, models, notes)
+        imported, info = self._imported(spec, points, notes)
+        if imported:
+            settings = leaderboard_settings(transform, resamples=resamples, extremes=extremes or "exclude")
+            # The line is the imported grid's: measured models (name:version) are placed on it, not in it.
+            settings = replace(settings, exclude_name_parts=(*settings.exclude_name_parts, ":"))
+            if measured:
+                notes.append("baseline: the imported standard models (the testbed's rule); measured models are "
+                             "placed on their line; ER intervals are binomial for every model")
+        else:
+            settings = LeaderboardSettings(
+                baseline_categories=frozenset(self.settings.baseline_categories.split(",")),
+                min_ref_acc=self.settings.min_reference_accuracy, transform=transform,  # type: ignore[arg-type]
+                resamples=resamples, extremes=extremes or "clip")  # type: ignore[arg-type]
+        board = shift_leaderboard([*measured, *imported], settings, shift=spec.name)
+        return replace(board, notes=(*board.notes, *notes)), models, info
 
     @staticmethod
     def _category(model: pb.Model) -> str:
         return vocab.category_word(model.metadata.category)
 
-    def _message(self, shift: pb.TestSet, board: ShiftLeaderboard, models: dict[str, pb.Model]) -> pb.Leaderboard:
+    def _message(self, shift: pb.TestSet, board: ShiftLeaderboard, models: dict[str, pb.Model],
+                 imported: Imported) -> pb.Leaderboard:
         fit, band = board.fit, board.band
         out = pb.Leaderboard(shift=shift.spec.name, reference=shift.spec.reference, notes=list(board.notes),
                              er_mode=board.er_mode or "", class_subset=list(shift.spec.class_subset))
         out.fit.CopyFrom(pb.BaselineFit(ok=fit.ok, reason=fit.reason or "", transform=fit.transform, n=fit.n,
                                         slope=_finite(fit.slope), intercept=_finite(fit.intercept),
-                                        r2=_finite(fit.r2), clipped=list(fit.clipped)))
+                                        r2=_finite(fit.r2), clipped=list(fit.clipped), excluded=list(fit.excluded)))
         if band is not None:
             out.fit.slope_ci.CopyFrom(_interval(band.slope_ci))
             out.fit.intercept_ci.CopyFrom(_interval(band.intercept_ci))
@@ -111,11 +245,84 @@ class LeaderboardRpcs:
                 ref_ci=_interval(r.ref_ci), n_ref=r.n_ref, shift_acc=r.shift_acc, shift_ci=_interval(r.shift_ci),
                 n_shift=r.n_shift, has_er=r.er is not None, predicted_shift_acc=_finite(r.predicted_shift_acc),
                 er=_finite(r.er), er_ci=_interval(r.er_ci), has_er_ci=r.er_ci is not None, tied=r.tied,
-                rank=r.rank or 0, clipped=r.clipped)
+                rank=r.rank or 0, clipped=r.clipped, diff_ci=_interval(r.diff_ci), has_diff_ci=r.diff_ci is not None)
             if r.model in models:
                 row.tags.extend(models[r.model].metadata.tags)
+            elif (point := imported.get(r.model)) is not None:
+                row.imported = True
+                row.source, row.version, row.url, row.testbed_type = (point.source, point.version, point.url,
+                                                                      point.testbed_type)
             out.rows.append(row)
         return out
+
+    def _group(self, group: str, shifts: list[pb.TestSet], transform: str, resamples: int,
+               extremes: str) -> pb.Leaderboard:
+        """Every shift's board, then the group ranking, keeping only running sums of the draws."""
+        notes = []
+        per_shift = resamples
+        if resamples and len(shifts) * resamples > GROUP_RESAMPLE_BUDGET:
+            per_shift = max(MIN_GROUP_RESAMPLES, GROUP_RESAMPLE_BUDGET // len(shifts))
+            if per_shift < resamples:
+                notes.append(f"{len(shifts)} shifts: {per_shift} bootstrap resamples per shift (of {resamples} "
+                             f"asked) bound the work of one request to ~{GROUP_RESAMPLE_BUDGET:,} resamples")
+            per_shift = min(per_shift, resamples)
+        models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
+        names = [t.spec.name for t in shifts]
+        wanted = sorted({*names, *(t.spec.reference for t in shifts)})
+        points = self.catalog.imported_points(wanted)
+        by_testset: dict[str, list[ImportedRow]] = {}
+        for p in points:
+            by_testset.setdefault(p.testset, []).append(p)
+        out = pb.Leaderboard(group=group)
+        boards: list[ShiftLeaderboard] = []
+        sums: dict[str, np.ndarray] | None = None
+        imported: dict[str, ImportedRow] = {}
+        for t in shifts:
+            mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
+            board, _, info = self._board(t, transform, per_shift, extremes, models, mine)
+            message = self._message(t, board, models, info)
+            if len(shifts) > GROUP_ROWS_MAX_SHIFTS:
+                del message.rows[:]
+            out.shifts.append(message)
+            imported.update(info)
+            draws = board.er_draws
+            if draws is None or not draws:
+                sums = {}
+            elif sums is None:
+                sums = {m: d.astype(np.float64) for m, d in draws.items()}
+            elif sums:
+                used = min(len(next(iter(sums.values()))), len(next(iter(draws.values()))))
+                sums = {m: s[:used] + draws[m][:used] for m, s in sums.items() if m in draws}
+            boards.append(replace(board, er_draws=None))
+        if sums:
+            # Each board carries the group's mean draws: the domain's mean over the boards is that mean.
+            mean = {m: s / len(boards) for m, s in sums.items()}
+            boards = [replace(b, er_draws=mean) for b in boards]
+        ranking = group_leaderboard(boards)
+        if len(shifts) > GROUP_ROWS_MAX_SHIFTS:
+            notes.append(f"{len(shifts)} shifts: each shift's board here has its fit but not its rows; "
+                         "GetLeaderboard(shift=...) gives them")
+        out.notes.extend([*notes, *ranking.notes])
+        for g in [*ranking.rows, *ranking.partial]:
+            row = pb.GroupRow(
+                model=g.model, category=g.category, shifts=g.shifts, of=g.of, mean_ref_acc=g.mean_ref_acc,
+                mean_shift_acc=g.mean_shift_acc, er_shifts=g.er_shifts, has_er=g.mean_er is not None,
+                mean_er=_finite(g.mean_er), complete=g.complete, rank=g.rank or 0, tied=g.tied,
+                mean_er_ci=_interval(g.mean_er_ci), has_mean_er_ci=g.mean_er_ci is not None,
+                diff_ci=_interval(g.diff_ci), has_diff_ci=g.diff_ci is not None)
+            if g.model in imported and g.model not in models:
+                row.imported, row.source = True, imported[g.model].source
+            out.group_rows.append(row)
+        return out
+
+    @staticmethod
+    def _checked(transform: str, extremes: str) -> tuple[str, str]:
+        transform = transform or "logit"
+        if transform not in ("logit", "probit"):
+            raise InvalidArgument(f"transform {transform!r}: use logit or probit")
+        if extremes and extremes not in EXTREMES:
+            raise InvalidArgument(f"extremes {extremes!r}: use {' or '.join(EXTREMES)}")
+        return transform, extremes
 
     # ---------------------------------------------------------------- RPCs
 
@@ -123,45 +330,63 @@ class LeaderboardRpcs:
     def GetLeaderboard(self, request: pb.GetLeaderboardRequest, context: grpc.ServicerContext,
                        caller: Any) -> pb.Leaderboard:
         """One shift's ranking, or a group's mean accuracies and ER with each shift's ranking."""
-        transform = request.transform or "logit"
-        if transform not in ("logit", "probit"):
-            raise InvalidArgument(f"transform {transform!r}: use logit or probit")
+        if request.resamples > MAX_RESAMPLES:
+            raise ResourceExhausted(f"resamples is {request.resamples}; the gateway computes at most "
+                                    f"{MAX_RESAMPLES} bootstrap resamples: ask for fewer (0 uses the default, "
+                                    f"{self.settings.bootstrap_resamples})")
+        transform, extremes = self._checked(request.transform, request.extremes)
         if bool(request.shift) == bool(request.group):
             raise InvalidArgument("give a shift or a group (one of them)")
+        resamples = request.resamples or self.settings.bootstrap_resamples
         if request.shift:
-            shift = self.catalog.get_testset(request.shift)
-            board, models = self._board(shift, transform, request.resamples)
-            return self._message(shift, board, models)
-        shifts = [t for t in self.catalog.list_testsets(group=request.group)
-                  if t.spec.kind != pb.TEST_SET_KIND_REFERENCE]
+            shift = self._shift_testset(request.shift)
+            board, models, imported = self._board(shift, transform, resamples, extremes)
+            return self._message(shift, board, models, imported)
+        shifts = self._group_shifts(request.group)
         if not shifts:
             raise NotFound(f"no shifted test set has group {request.group!r}: `shiftboard testset list` "
                            "shows the groups")
-        boards = [(t, *self._board(t, transform, request.resamples)) for t in shifts]
-        out = pb.Leaderboard(group=request.group)
-        out.shifts.extend(self._message(t, b, m) for t, b, m in boards)
-        for g in group_means([b for _, b, _ in boards]):
-            out.group_rows.append(pb.GroupRow(
-                model=g.model, category=g.category, shifts=g.shifts, of=g.of, mean_ref_acc=g.mean_ref_acc,
-                mean_shift_acc=g.mean_shift_acc, er_shifts=g.er_shifts, has_er=g.mean_er is not None,
-                mean_er=_finite(g.mean_er)))
-        return out
+        return self._group(request.group, shifts, transform, resamples, extremes)
+
+    @stream_rpc(mutating=False)
+    def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext,
+                    caller: Any) -> Iterator[pb.Leaderboard]:
+        """Every shift's fit and every model's ER, without bootstrap (one request for the overview page)."""
+        transform, extremes = self._checked(request.transform, request.extremes)
+        shifts = self._group_shifts("", request.kind)
+        models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
+        by_testset: dict[str, list[ImportedRow]] = {}
+        for p in self.catalog.imported_points():
+            by_testset.setdefault(p.testset, []).append(p)
+        for t in shifts:
+            if not context.is_active():
+                return
+            mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
+            board, _, info = self._board(t, transform, 0, extremes, models, mine)
+            if board.rows:
+                yield self._message(t, board, models, info)
 
     @rpc(mutating=False)
     def CompareModels(self, request: pb.CompareModelsRequest, context: grpc.ServicerContext,
                       caller: Any) -> pb.Comparison:
         """McNemar's test between two models' per-sample correctness on one test set."""
-        done = self._succeeded(request.testset)
-        self.catalog.get_testset(request.testset)
         names = []
         for given in (request.model_a, request.model_b):
             name, _, version = given.partition(":")
-            model, _ = self.catalog.get_model(name, version)
-            full = f"{model.metadata.name}:{model.metadata.version}"
+            try:
+                model, _ = self.catalog.get_model(name, version)
+            except NotFound:
+                if not version and self.catalog.imported_model(name) is not None:
+                    raise FailedPrecondition(f"{name} is imported: McNemar's paired test is {ACCURACY_ONLY}; "
+                                             "compare measured models") from None
+                raise
+            names.append(f"{model.metadata.name}:{model.metadata.version}")
+        self.catalog.get_testset(request.testset)
+        done = self._succeeded(request.testset)
+        for full in names:
             if full not in done:
                 raise FailedPrecondition(f"{full} has no finished evaluation on {request.testset}: "
                                          "`shiftboard eval list` shows its state")
-            names.append(full)
         a = self._columns(done[names[0]])[2]
         b = self._columns(done[names[1]])[2]
         test = mcnemar(a, b)

@@ -40,7 +40,12 @@ def incompatibility(model: pb.Model, testset: pb.TestSet) -> str:
         return (f"model {md.name}:{md.version} takes {'x'.join(map(str, want))} images but test set {spec.name} "
                 f"holds {'x'.join(map(str, have))}: add the test set at the model's input size (--size, "
                 "--channels) or submit a model for its size")
-    if md.num_classes != spec.num_classes:
+    if spec.class_map:  # scored through the map: the model needs every mapped output
+        top = max(max(g.outputs) for g in spec.class_map)
+        if top >= md.num_classes:
+            return (f"model {md.name}:{md.version} has {md.num_classes} classes, but the class map of test set "
+                    f"{spec.name} counts output {top}: submit a model of its reference's label space")
+    elif md.num_classes != spec.num_classes:
         return (f"model {md.name}:{md.version} has {md.num_classes} classes, test set {spec.name} "
                 f"{spec.num_classes}: they must share one label space")
     return ""

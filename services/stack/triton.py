@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 import sysconfig
 from importlib.util import find_spec
 from pathlib import Path
 
-from shiftboard.errors import FailedPrecondition
+from shiftboard import credentials, sandbox
+from shiftboard.errors import FailedPrecondition, ShiftboardError
 from shiftboard.services.stack.health import triton_probe
 from shiftboard.services.stack.spec import PortClaim, ServiceSpec
 from shiftboard.settings import Settings, env_name
@@ -91,19 +93,74 @@ def prepare_backends(settings: Settings) -> Path:
     for item in (dist / "backends" / "python").iterdir():
         if item.is_file():
             _copy_if_changed(item, target / item.name)
-    _copy_if_changed(stub, target / "triton_python_backend_stub")
-    os.chmod(target / "triton_python_backend_stub", 0o755)
+    if sandbox.active(settings):
+        _copy_if_changed(stub, target / SANDBOXED_STUB)
+        os.chmod(target / SANDBOXED_STUB, 0o755)
+        _install_stub_wrapper(settings, target)
+    else:
+        log.warning("%s=off: Triton's model instances run submitted models with the server's rights",
+                    env_name("sandbox"))
+        _copy_if_changed(stub, target / "triton_python_backend_stub")
+        os.chmod(target / "triton_python_backend_stub", 0o755)
     return backend_dir(settings)
 
 
+#: The real Python-backend stub, exec'd by the wrapper Triton runs as ``triton_python_backend_stub``.
+SANDBOXED_STUB = "triton_python_backend_stub.sandboxed"
+STUB_POLICY = "sandbox.json"
+
+
+def stub_policy(settings: Settings) -> sandbox.SandboxPolicy:
+    """The sandbox of every model instance: the state directory, repository and catalog hidden (the
+    launcher binds back the instance's own entry and the backend directory), private /tmp, no network."""
+    hide = (str(settings.state_path), str(settings.triton_repository), str(settings.catalog_file))
+    return sandbox.SandboxPolicy(hide=hide, memory_bytes=settings.sandbox_memory_bytes,
+                                 cpu_seconds=settings.sandbox_triton_cpu_seconds,
+                                 env={"HOME": "/tmp", "TMPDIR": "/tmp"},
+                                 model_repository=str(settings.triton_repository))
+
+
+def _install_stub_wrapper(settings: Settings, target: Path) -> None:
+    """Put a wrapper where Triton looks for the stub: it execs the real stub inside the sandbox."""
+    policy = target / STUB_POLICY
+    tmp = policy.with_name(policy.name + ".tmp")
+    tmp.write_text(stub_policy(settings).to_json())
+    os.replace(tmp, policy)
+    script = "#!/bin/sh\n# Triton's Python-backend stub, run inside the shiftboard sandbox.\nexec " + " ".join(
+        shlex.quote(part) for part in (sys.executable, "-I", str(sandbox.ENTER), "--policy-file", str(policy),
+                                       "--triton-stub", "--", str(target / SANDBOXED_STUB))) + ' "$@"\n'
+    wrapper = target / "triton_python_backend_stub"
+    tmp = wrapper.with_name(wrapper.name + ".tmp")
+    tmp.write_text(script)
+    os.chmod(tmp, 0o755)
+    os.replace(tmp, wrapper)
+
+
 def triton_ports(settings: Settings) -> list[PortClaim]:
-    return [PortClaim(settings.triton_http_port, env_name("triton_http_port"), "Triton HTTP"),
-            PortClaim(settings.triton_grpc_port, env_name("triton_grpc_port"), "Triton gRPC"),
-            PortClaim(settings.triton_metrics_port, env_name("triton_metrics_port"), "Triton metrics")]
+    """Triton listens on gRPC only: HTTP and metrics are off (see :func:`triton_command`)."""
+    return [PortClaim(settings.triton_grpc_port, env_name("triton_grpc_port"), "Triton gRPC")]
 
 
-def triton_command(settings: Settings) -> list[str]:
-    """The ``tritonserver`` command line for the stack's ports, repository and backend directory."""
+#: Every gRPC protocol Triton can restrict: all of them need the key.
+RESTRICTED_PROTOCOLS = ("health", "metadata", "inference", "shared-memory", "model-config",
+                        "model-repository", "statistics", "trace", "logging")
+
+
+def restricted_protocol_flag(key: str) -> str:
+    """``--grpc-restricted-protocol``: every protocol needs the header ``KEY_HEADER: key``."""
+    from shiftboard.flows.triton import KEY_HEADER
+
+    return f"--grpc-restricted-protocol={','.join(RESTRICTED_PROTOCOLS)}:{KEY_HEADER}={key}"
+
+
+def triton_command(settings: Settings, key: str | None = None,
+                   tls: credentials.TlsFiles | None = None) -> list[str]:
+    """The ``tritonserver`` command line for the stack's ports, repository and backend directory.
+
+    gRPC only (HTTP and metrics off), every protocol restricted to callers with ``key``, and with
+    ``tls`` mutual TLS: the key is on the command line, which every local user can read, so on a
+    shared machine the certificates (files only the stack's user can read) are what keeps others out.
+    """
     host = settings.host or "0.0.0.0"
     python_config = [
         # unique per server, so two Triton instances on one machine keep their /dev/shm apart
@@ -111,16 +168,18 @@ def triton_command(settings: Settings) -> list[str]:
         f"shm-default-byte-size={SHM_DEFAULT_BYTES}",
         f"shm-growth-byte-size={SHM_GROWTH_BYTES}",
     ]
+    tls_flags = [] if tls is None else [
+        "--grpc-use-ssl-mutual=true", f"--grpc-server-cert={tls.cert}", f"--grpc-server-key={tls.key}",
+        f"--grpc-root-cert={tls.ca}"]
     return [
         str(tritonserver_binary()),
         f"--model-repository={settings.triton_repository}",
         "--model-control-mode=explicit",
         f"--backend-directory={backend_dir(settings)}",
         f"--cache-directory={triton_dist_dir() / 'caches'}",
-        f"--http-address={host}", f"--http-port={settings.triton_http_port}",
+        "--allow-http=false", "--allow-metrics=false", "--allow-gpu-metrics=false",
         f"--grpc-address={host}", f"--grpc-port={settings.triton_grpc_port}",
-        f"--metrics-address={host}", f"--metrics-port={settings.triton_metrics_port}",
-        "--allow-metrics=true", "--allow-gpu-metrics=false",
+        restricted_protocol_flag(key or ""), *tls_flags,
         "--exit-on-error=false",  # a model that fails to load must not take the server down
         "--exit-timeout-secs=10",  # in-flight requests get 10 s after SIGTERM
         "--log-verbose=0",
@@ -128,9 +187,17 @@ def triton_command(settings: Settings) -> list[str]:
     ]
 
 
+#: Prefixes of variables that may hold secrets; Triton and its model stubs get none of them.
+SECRET_ENV_PREFIXES = ("SHIFTBOARD_", "PREFECT_", "AWS_", "MINIO_", "WEED_", "S3_")
+
+
 def triton_env(base_env: dict[str, str]) -> dict[str, str]:
-    """The server's environment: library path as above; the venv's ``bin`` first on PATH like PyTriton."""
-    env = dict(base_env)
+    """The server's environment: library path as above; the venv's ``bin`` first on PATH like PyTriton.
+
+    Every setting and credential is dropped: submitted models run in Triton's backend stubs, which
+    inherit this environment.
+    """
+    env = {k: v for k, v in base_env.items() if not k.upper().startswith(SECRET_ENV_PREFIXES)}
     dirs = triton_library_dirs()
     if env.get("LD_LIBRARY_PATH"):
         dirs.append(env["LD_LIBRARY_PATH"])
@@ -140,17 +207,34 @@ def triton_env(base_env: dict[str, str]) -> dict[str, str]:
 
 
 def triton_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
-    """The Triton service (building it needs the nvidia-pytriton wheel, not the binary)."""
+    """The Triton service (building it needs the nvidia-pytriton wheel, not the binary).
+
+    The key and the certificates are generated by ``prepare`` at first start; a spec built before
+    that (``status``) gets them in its command then.
+    """
+
+    def tls() -> credentials.TlsFiles | None:
+        return credentials.stack_tls(settings, create=True) if settings.triton_tls else None
+
+    command = triton_command(settings, credentials.triton_key(settings),
+                             credentials.stack_tls(settings) if settings.triton_tls else None)
 
     def check() -> str | None:
-        return triton_probe(settings.triton_target)
+        from shiftboard.flows.triton import TritonAuth
+
+        try:
+            auth = TritonAuth.from_settings(settings)
+        except ShiftboardError as exc:
+            return exc.message
+        return triton_probe(settings.triton_target, auth=auth)
 
     def prepare() -> dict[str, str]:
         settings.triton_repository.mkdir(parents=True, exist_ok=True)
         prepare_backends(settings)
+        command[:] = triton_command(settings, credentials.triton_key(settings, create=True), tls())
         return {}
 
-    return ServiceSpec(name=NAME, address=settings.triton_target, command=triton_command(settings),
+    return ServiceSpec(name=NAME, address=settings.triton_target, command=command,
                        env=triton_env(base_env), check=check, prepare=prepare,
                        ports=triton_ports(settings), stop_timeout_s=20.0,
                        install_hint="pip install nvidia-pytriton")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from shiftboard import __version__, credentials
-from shiftboard.cli import board, demo, evals, models, testsets
+from shiftboard.cli import board, demo, evals, models, results, testsets
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -22,6 +22,7 @@ from shiftboard.cli._common import (
     setup_logging,
 )
 from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
 
 app = typer.Typer(
     help="shiftboard: rank image classifiers by effective robustness under distribution shift.\n\n"
@@ -32,7 +33,9 @@ app = typer.Typer(
 app.add_typer(models.app, name="model")
 app.add_typer(testsets.app, name="testset")
 app.add_typer(evals.app, name="eval")
-token_app = typer.Typer(help="Manage API tokens (mutating calls need one).", no_args_is_help=True)
+app.add_typer(results.app, name="results")
+token_app = typer.Typer(help="Manage API tokens and their roles (admin, submitter, evaluator); needs an "
+                        "admin token.", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 serve_app = typer.Typer(help="Run one service in the foreground (what `up` and the containers run).",
                         no_args_is_help=True)
@@ -109,7 +112,7 @@ def status(
     """Show each service's health; exits 1 when any is unhealthy."""
     from shiftboard.services.stack import control
 
-    services = control.status(settings_of(ctx))
+    services = [*control.status(settings_of(ctx)), control.sandbox_status(settings_of(ctx))]
     if as_json:
         print_json([{"name": s.name, "address": s.address, "healthy": s.healthy, "detail": s.detail,
                      "pid": s.pid} for s in services])
@@ -147,19 +150,65 @@ def config(
 # ------------------------------------------------------------------------------------------ tokens
 
 
+ROLES = {"admin": pb.TOKEN_ROLE_ADMIN, "submitter": pb.TOKEN_ROLE_SUBMITTER,
+         "evaluator": pb.TOKEN_ROLE_EVALUATOR}
+ROLE_WORDS = {v: k for k, v in ROLES.items()}
+
+
 @token_app.command("create")
 @cli_errors
 def token_create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Token name (who or what uses it)."),
-    admin: bool = typer.Option(False, "--admin", help="May create tokens too."),
+    role: str = typer.Option("submitter", "--role",
+                             help="admin: everything, tokens too; submitter: submit models and test sets, "
+                             "delete its own models, request evaluations; evaluator: what the worker does "
+                             "(start, commit and finish evaluations)."),
+    admin: bool = typer.Option(False, "--admin", help="The same as --role admin."),
 ) -> None:
-    """Make an API token (needs the admin token). It is printed once; only its hash is stored."""
+    """Make an API token with a role (needs an admin token). It is printed once; only its keyed hash is stored."""
+    if role not in ROLES:
+        raise fail(f"unknown role {role!r}: use admin, submitter or evaluator")
+    if admin and role not in ("admin", "submitter"):
+        raise fail(f"--admin contradicts --role {role}: give one of them")
     with client_for(ctx) as client:
-        reply = client.create_token(name, admin=admin)
-    err_console.print(f"token {reply.name!r} created; store it now, it is not shown again. Use it as "
-                      "SHIFTBOARD_TOKEN:")
+        reply = client.create_token(name, role=pb.TOKEN_ROLE_ADMIN if admin else ROLES[role])
+    err_console.print(f"token {reply.name!r} ({ROLE_WORDS.get(reply.role, role)}) created; store it now, it is "
+                      "not shown again. Use it as SHIFTBOARD_TOKEN:")
     typer.echo(reply.token)
+
+
+@token_app.command("list")
+@cli_errors
+def token_list(
+    ctx: typer.Context,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the API tokens: names, roles, creation (needs an admin token; never shows hashes)."""
+    with client_for(ctx) as client:
+        tokens = client.list_tokens()
+    rows = [{"name": t.name, "role": ROLE_WORDS.get(t.role, "unknown"),
+             "created_at": t.created_at.ToDatetime().isoformat(timespec="seconds") + "Z",
+             "created_by": t.created_by} for t in tokens]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "role", "created", "created by")
+    for r in rows:
+        table.add_row(r["name"], r["role"], r["created_at"], r["created_by"])
+    console.print(table)
+
+
+@token_app.command("revoke")
+@cli_errors
+def token_revoke(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Name of the token to revoke (`shiftboard token list`)."),
+) -> None:
+    """Revoke an API token (needs an admin token): every later call with it is refused."""
+    with client_for(ctx) as client:
+        client.revoke_token(name)
+    console.print(f"token {name!r} revoked")
 
 
 # ------------------------------------------------------------------------------------------ serve

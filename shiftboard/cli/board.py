@@ -21,6 +21,8 @@ def leaderboard(
     group: str = typer.Option("", "--group", "-g", help="Or a group of shifts (mean accuracy and ER)."),
     transform: str = typer.Option("logit", "--transform", help="logit (Taori et al.) or probit (Miller et al.)."),
     resamples: int = typer.Option(0, "--resamples", help="Bootstrap resamples (default: the gateway's)."),
+    extremes: str = typer.Option("", "--extremes", help="Accuracies of 0 or 1 in the fit: exclude (left out, "
+                                 "listed) or clip (by half a sample); default: exclude with imported results."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys)."),
 ) -> None:
     """Models ranked by effective robustness: accuracy beyond the standard models' trend."""
@@ -28,7 +30,7 @@ def leaderboard(
         raise InvalidArgument("give --shift NAME or --group NAME")
     with client_for(ctx) as client:
         view = leaderboard_view(client.leaderboard(shift=shift, group=group, transform=transform,
-                                                   resamples=resamples))
+                                                   resamples=resamples, extremes=extremes))
     if as_json:
         print_json(view)
         return
@@ -40,19 +42,26 @@ def leaderboard(
                           f"intercept {fit['intercept']:.3f}, R² {fit['r2']:.3f}")
         for note in board["notes"]:
             console.print(f"[yellow]note:[/] {note}", highlight=False)
-        table = Table("#", "model", "category", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", "")
+        table = Table("#", "model", "category", "src", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", "")
         for r in board["rows"]:
             ci = r["er_ci"]
-            table.add_row(str(r["rank"] or ""), r["model"], r["category"], _pct(r["ref_acc"]), _pct(r["shift_acc"]),
-                          "" if r["er"] is None else f"{r['er']:+.2f}",
+            table.add_row(str(r["rank"] or ""), r["model"], r["category"], "imported" if r["imported"] else "measured",
+                          _pct(r["ref_acc"]), _pct(r["shift_acc"]), "" if r["er"] is None else f"{r['er']:+.2f}",
                           "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", "tied" if r["tied"] else "")
         console.print(table)
+        sources = sorted({(r["source"], r["version"]) for r in board["rows"] if r["imported"]})
+        for source, version in sources:
+            console.print(f"imported: {source} (version {str(version)[:12]}), accuracy only", highlight=False)
     if view.get("group_rows"):
-        table = Table("model", "category", "shifts", "mean ref %", "mean shift %", "mean ER pp",
-                      title=f"group {view['group']}")
+        table = Table("#", "model", "category", "src", "shifts", "mean ref %", "mean shift %", "mean ER pp",
+                      "95% CI", "", title=f"group {view['group']}")
         for g in view["group_rows"]:
-            table.add_row(g["model"], g["category"], f"{g['shifts']}/{g['of']}", _pct(g["mean_ref_acc"]),
-                          _pct(g["mean_shift_acc"]), "" if g["mean_er"] is None else f"{g['mean_er']:+.2f}")
+            ci = g["mean_er_ci"]
+            table.add_row(str(g["rank"] or ""), g["model"], g["category"], "imported" if g["imported"] else "measured",
+                          f"{g['shifts']}/{g['of']}", _pct(g["mean_ref_acc"]), _pct(g["mean_shift_acc"]),
+                          "" if g["mean_er"] is None else f"{g['mean_er']:+.2f}",
+                          "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]",
+                          "tied" if g["tied"] else ("" if g["complete"] else "partial"))
         console.print(table)
 
 

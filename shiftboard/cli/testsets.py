@@ -7,6 +7,7 @@ registered unless every shard arrived intact.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -24,10 +25,11 @@ from shiftboard.cli._common import (
     settings_of,
 )
 from shiftboard.errors import InvalidArgument, NotFound
+from shiftboard.flows.scoring import ClassMap
 from shiftboard.names import validate_name
 from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.views import testset_view
+from shiftboard.views import testset_view, transform_text
 
 app = typer.Typer(help="Add and inspect test sets (reference sets and their shifts).", no_args_is_help=True)
 
@@ -37,6 +39,39 @@ def _int_list(text: str, what: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise InvalidArgument(f"--{what} {text!r}: give comma-separated class indices, e.g. 1,4,7") from None
+
+
+def _plain(name: str) -> str:
+    return " ".join(name.lower().replace("_", " ").replace("-", " ").split())
+
+
+#: Short names of the shipped class protocols for --class-map-preset.
+PRESET_ALIASES = {"objectnet": "objectnet-1.0-beta"}
+
+
+def _class_map(path: Path | None, preset: str) -> tuple[list[list[int]], tuple[str, ...]] | None:
+    """The class map of --class-map FILE.json or --class-map-preset NAME (None: neither given)."""
+    if path is not None and preset:
+        raise InvalidArgument("give --class-map FILE or --class-map-preset NAME, not both")
+    if preset:
+        from shiftboard.testbed import protocol
+
+        name = PRESET_ALIASES.get(preset, preset)
+        if name not in protocol.CLASS_PROTOCOLS:
+            raise InvalidArgument(f"unknown --class-map-preset {preset!r}: use "
+                                  f"{', '.join([*PRESET_ALIASES, *protocol.CLASS_PROTOCOLS])}")
+        groups = protocol.class_map(name)
+        return [list(v) for v in groups.values()], tuple(groups)
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise InvalidArgument(f"--class-map {path}: cannot be read ({exc.strerror}): give a JSON file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgument(f"--class-map {path}: is not JSON ({exc}): give a list of lists of model "
+                              "outputs, e.g. [[409, 530], [414]]") from None
+    return ts.parse_class_map(data, f"--class-map {path.name}")
 
 
 @app.command("add")
@@ -55,6 +90,20 @@ def add(
     classes: str = typer.Option("", "--classes",
                                 help="Class sub-list, e.g. 1,4,7: only these classes are scored."),
     size: str = typer.Option("", "--size", help="Resize images to HxW (default: keep the source size)."),
+    resize: int | None = typer.Option(None, "--resize",
+                                      help="Resize the shorter side to this many pixels (keeps the aspect "
+                                           "ratio; needs --crop), e.g. 256."),
+    crop: str = typer.Option("", "--crop", help="Centre-crop to HxW (or one number), e.g. 224."),
+    interpolation: str = typer.Option("bilinear", "--interpolation",
+                                      help="Resampling filter of any resize: bilinear, bicubic, nearest, lanczos."),
+    border: int = typer.Option(0, "--border", help="Pixels cropped off every side first (ObjectNet: 2)."),
+    class_map_file: Path | None = typer.Option(None, "--class-map",
+                                               help="JSON list of lists: class g counts the model outputs in "
+                                                    "list g (or {name: [outputs]}); scored by the best output "
+                                                    "of each class."),
+    class_map_preset: str = typer.Option("", "--class-map-preset",
+                                         help="A shipped class map: objectnet (113 classes <- 125 ImageNet "
+                                              "classes, in the order of their sorted names)."),
     channels: int | None = typer.Option(None, "--channels", help="1 (gray) or 3 (RGB); default: the source's."),
     shard_samples: int | None = typer.Option(None, "--shard-samples",
                                              help="Samples per shard (default: ~SHIFTBOARD_SHARD_BYTES)."),
@@ -67,6 +116,21 @@ def add(
     kind_value = vocab.kind_value(kind)
     if group:
         validate_name(group, "group")
+    transform = None
+    if resize is not None or crop or border or interpolation != "bilinear":
+        transform = ts.Transform(border=border, resize=resize, crop=ts.parse_size(crop) if crop else None,
+                                 size=ts.parse_size(size) if size else None, interpolation=interpolation)
+    mapped = _class_map(class_map_file, class_map_preset)
+    if mapped is not None and kind_value == pb.TEST_SET_KIND_REFERENCE:
+        raise InvalidArgument("a class map maps a shift's classes onto its reference's label space: give it to a "
+                              "shifted test set (with --reference), not to a reference")
+    if mapped is not None:
+        if classes:
+            raise InvalidArgument("give --classes or a class map, not both: a class map already says which "
+                                  "model outputs are scored")
+        if num_classes is not None and num_classes != len(mapped[0]):
+            raise InvalidArgument(f"the class map has {len(mapped[0])} classes but --num-classes is {num_classes}")
+        num_classes = len(mapped[0])
     with client_for(ctx) as client:
         # Fail fast, before reading and uploading anything, on what the gateway would refuse anyway.
         try:
@@ -79,17 +143,28 @@ def add(
                 raise InvalidArgument("a shifted test set needs --reference: the name of the reference "
                                       "(in-distribution) test set it shifts from")
             try:
-                client.get_testset(reference)
+                reference_set = client.get_testset(reference)
             except NotFound:
                 raise NotFound(f"reference test set {reference!r} does not exist: register it first "
                                "(`shiftboard testset add PATH --kind reference`)") from None
+            if mapped is not None:
+                try:
+                    ClassMap.from_groups(mapped[0], reference_set.spec.num_classes)
+                except ValueError as exc:
+                    raise InvalidArgument(f"the class map is not valid: {exc} (the reference {reference} has "
+                                          f"{reference_set.spec.num_classes} classes)") from None
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeRemainingColumn(), console=err_console, disable=as_json) as progress:
             task = progress.add_task(f"shard {path.name}", total=None)
             upload_task = progress.add_task("upload shards", total=None, visible=False)
 
             def prepared_hook(prepared: ts.PreparedTestSet) -> None:
-                for warning in prepared.warnings:
+                warnings = list(prepared.warnings)
+                if mapped is not None and mapped[1] and prepared.class_names and \
+                        [_plain(n) for n in prepared.class_names] != [_plain(n) for n in mapped[1]]:
+                    warnings.append("the source's class names differ from the class map's: class g of the source "
+                                    f"counts the outputs of the map's class g ({mapped[1][0]!r} first)")
+                for warning in warnings:
                     progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
                 progress.update(upload_task, total=prepared.size_bytes, visible=True,
                                 description=f"upload {len(prepared.shards)} shard(s), bytes")
@@ -98,8 +173,10 @@ def add(
                 client, path, name=name, kind=kind_value, reference=reference, group=group,
                 description=description, num_classes=num_classes,
                 class_subset=_int_list(classes, "classes") if classes else None,
-                size=ts.parse_size(size) if size else None, channels=channels, shard_samples=shard_samples,
-                shard_bytes=settings.shard_bytes,
+                size=ts.parse_size(size) if size and transform is None else None, channels=channels,
+                shard_samples=shard_samples, shard_bytes=settings.shard_bytes, transform=transform,
+                class_map=mapped[0] if mapped is not None else None,
+                class_names=mapped[1] if mapped is not None else (),
                 on_shard=lambda done, total: progress.update(task, completed=done, total=total),
                 on_prepared=prepared_hook, on_upload=lambda n: progress.advance(upload_task, n))
     if as_json:
@@ -145,6 +222,10 @@ def show(
         print_json(view)
         return
     for key, value in view.items():
+        if key == "transform":
+            value = transform_text(value)
+        elif key == "class_map":
+            value = f"{len(value)} classes <- {sum(map(len, value))} model outputs" if value else "none"
         if key != "shards":
             console.print(f"[bold]{key:>13}[/]  {value}", highlight=False)
     table = Table("shard", "samples", "bytes", "sha256", "key")

@@ -24,6 +24,8 @@ class ModelCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_CATEGORY_MORE_DATA: _ClassVar[ModelCategory]
     MODEL_CATEGORY_ZERO_SHOT: _ClassVar[ModelCategory]
     MODEL_CATEGORY_OTHER: _ClassVar[ModelCategory]
+    MODEL_CATEGORY_LP_ADVERSARIAL: _ClassVar[ModelCategory]
+    MODEL_CATEGORY_LOW_ACCURACY: _ClassVar[ModelCategory]
 
 class TestSetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +34,13 @@ class TestSetKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TEST_SET_KIND_NATURAL: _ClassVar[TestSetKind]
     TEST_SET_KIND_SYNTHETIC: _ClassVar[TestSetKind]
     TEST_SET_KIND_ADVERSARIAL: _ClassVar[TestSetKind]
+
+class TokenRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_ROLE_UNSPECIFIED: _ClassVar[TokenRole]
+    TOKEN_ROLE_ADMIN: _ClassVar[TokenRole]
+    TOKEN_ROLE_SUBMITTER: _ClassVar[TokenRole]
+    TOKEN_ROLE_EVALUATOR: _ClassVar[TokenRole]
 
 class EvaluationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -49,11 +58,17 @@ MODEL_CATEGORY_ROBUSTNESS_INTERVENTION: ModelCategory
 MODEL_CATEGORY_MORE_DATA: ModelCategory
 MODEL_CATEGORY_ZERO_SHOT: ModelCategory
 MODEL_CATEGORY_OTHER: ModelCategory
+MODEL_CATEGORY_LP_ADVERSARIAL: ModelCategory
+MODEL_CATEGORY_LOW_ACCURACY: ModelCategory
 TEST_SET_KIND_UNSPECIFIED: TestSetKind
 TEST_SET_KIND_REFERENCE: TestSetKind
 TEST_SET_KIND_NATURAL: TestSetKind
 TEST_SET_KIND_SYNTHETIC: TestSetKind
 TEST_SET_KIND_ADVERSARIAL: TestSetKind
+TOKEN_ROLE_UNSPECIFIED: TokenRole
+TOKEN_ROLE_ADMIN: TokenRole
+TOKEN_ROLE_SUBMITTER: TokenRole
+TOKEN_ROLE_EVALUATOR: TokenRole
 EVALUATION_STATUS_UNSPECIFIED: EvaluationStatus
 EVALUATION_STATUS_PENDING: EvaluationStatus
 EVALUATION_STATUS_RUNNING: EvaluationStatus
@@ -183,7 +198,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., first_sample: _Optional[int] = ..., num_samples: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TestSetSpec(_message.Message):
-    __slots__ = ("name", "kind", "reference", "group", "num_classes", "class_subset", "channels", "height", "width", "num_samples", "shards", "description", "class_names")
+    __slots__ = ("name", "kind", "reference", "group", "num_classes", "class_subset", "channels", "height", "width", "num_samples", "shards", "description", "class_names", "groups", "declared", "class_protocol", "class_map", "transform")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +212,11 @@ class TestSetSpec(_message.Message):
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     CLASS_NAMES_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_FIELD_NUMBER: _ClassVar[int]
+    CLASS_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    CLASS_MAP_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: TestSetKind
     reference: str
@@ -210,7 +230,34 @@ class TestSetSpec(_message.Message):
     shards: _containers.RepeatedCompositeFieldContainer[Shard]
     description: str
     class_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_subset: _Optional[_Iterable[int]] = ..., channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_samples: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., description: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    groups: _containers.RepeatedScalarFieldContainer[str]
+    declared: bool
+    class_protocol: str
+    class_map: _containers.RepeatedCompositeFieldContainer[ClassGroup]
+    transform: ImageTransform
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_subset: _Optional[_Iterable[int]] = ..., channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_samples: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., description: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., declared: _Optional[bool] = ..., class_protocol: _Optional[str] = ..., class_map: _Optional[_Iterable[_Union[ClassGroup, _Mapping]]] = ..., transform: _Optional[_Union[ImageTransform, _Mapping]] = ...) -> None: ...
+
+class ClassGroup(_message.Message):
+    __slots__ = ("outputs",)
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    outputs: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, outputs: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class ImageTransform(_message.Message):
+    __slots__ = ("border", "resize", "crop_height", "crop_width", "interpolation", "stretch")
+    BORDER_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    CROP_HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    CROP_WIDTH_FIELD_NUMBER: _ClassVar[int]
+    INTERPOLATION_FIELD_NUMBER: _ClassVar[int]
+    STRETCH_FIELD_NUMBER: _ClassVar[int]
+    border: int
+    resize: int
+    crop_height: int
+    crop_width: int
+    interpolation: str
+    stretch: bool
+    def __init__(self, border: _Optional[int] = ..., resize: _Optional[int] = ..., crop_height: _Optional[int] = ..., crop_width: _Optional[int] = ..., interpolation: _Optional[str] = ..., stretch: _Optional[bool] = ...) -> None: ...
 
 class TestSet(_message.Message):
     __slots__ = ("spec", "size_bytes", "created_at", "created_by")
@@ -309,20 +356,56 @@ class ListTestSetsResponse(_message.Message):
     def __init__(self, test_sets: _Optional[_Iterable[_Union[TestSet, _Mapping]]] = ...) -> None: ...
 
 class CreateTokenRequest(_message.Message):
-    __slots__ = ("name", "admin")
+    __slots__ = ("name", "admin", "role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ADMIN_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     admin: bool
-    def __init__(self, name: _Optional[str] = ..., admin: _Optional[bool] = ...) -> None: ...
+    role: TokenRole
+    def __init__(self, name: _Optional[str] = ..., admin: _Optional[bool] = ..., role: _Optional[_Union[TokenRole, str]] = ...) -> None: ...
 
 class CreateTokenResponse(_message.Message):
-    __slots__ = ("name", "token")
+    __slots__ = ("name", "token", "role")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     token: str
-    def __init__(self, name: _Optional[str] = ..., token: _Optional[str] = ...) -> None: ...
+    role: TokenRole
+    def __init__(self, name: _Optional[str] = ..., token: _Optional[str] = ..., role: _Optional[_Union[TokenRole, str]] = ...) -> None: ...
+
+class TokenInfo(_message.Message):
+    __slots__ = ("name", "role", "created_at", "created_by")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    role: TokenRole
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    def __init__(self, name: _Optional[str] = ..., role: _Optional[_Union[TokenRole, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens",)
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ...) -> None: ...
+
+class RevokeTokenRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RevokeTokenResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class GetServerInfoRequest(_message.Message):
     __slots__ = ()
@@ -425,16 +508,36 @@ class StartEvaluationRequest(_message.Message):
     def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., flow_run_id: _Optional[str] = ...) -> None: ...
 
 class EvaluationPlan(_message.Message):
-    __slots__ = ("evaluation", "model", "testset", "pending_shards")
+    __slots__ = ("evaluation", "model", "testset", "pending_shards", "restrictions")
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     TESTSET_FIELD_NUMBER: _ClassVar[int]
     PENDING_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
     evaluation: Evaluation
     model: Model
     testset: TestSet
     pending_shards: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., testset: _Optional[_Union[TestSet, _Mapping]] = ..., pending_shards: _Optional[_Iterable[int]] = ...) -> None: ...
+    restrictions: _containers.RepeatedCompositeFieldContainer[Restriction]
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., model: _Optional[_Union[Model, _Mapping]] = ..., testset: _Optional[_Union[TestSet, _Mapping]] = ..., pending_shards: _Optional[_Iterable[int]] = ..., restrictions: _Optional[_Iterable[_Union[Restriction, _Mapping]]] = ...) -> None: ...
+
+class Restriction(_message.Message):
+    __slots__ = ("shift", "class_subset", "class_map")
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    CLASS_SUBSET_FIELD_NUMBER: _ClassVar[int]
+    CLASS_MAP_FIELD_NUMBER: _ClassVar[int]
+    shift: str
+    class_subset: _containers.RepeatedScalarFieldContainer[int]
+    class_map: _containers.RepeatedCompositeFieldContainer[ClassGroup]
+    def __init__(self, shift: _Optional[str] = ..., class_subset: _Optional[_Iterable[int]] = ..., class_map: _Optional[_Iterable[_Union[ClassGroup, _Mapping]]] = ...) -> None: ...
+
+class RestrictedTop1(_message.Message):
+    __slots__ = ("shift", "top1")
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    TOP1_FIELD_NUMBER: _ClassVar[int]
+    shift: str
+    top1: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, shift: _Optional[str] = ..., top1: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Predictions(_message.Message):
     __slots__ = ("sample", "label", "top1", "top5", "confidence", "correct")
@@ -453,16 +556,18 @@ class Predictions(_message.Message):
     def __init__(self, sample: _Optional[_Iterable[int]] = ..., label: _Optional[_Iterable[int]] = ..., top1: _Optional[_Iterable[int]] = ..., top5: _Optional[_Iterable[int]] = ..., confidence: _Optional[_Iterable[float]] = ..., correct: _Optional[_Iterable[bool]] = ...) -> None: ...
 
 class CommitShardRequest(_message.Message):
-    __slots__ = ("key", "shard_index", "predictions", "seconds")
+    __slots__ = ("key", "shard_index", "predictions", "seconds", "restricted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTED_FIELD_NUMBER: _ClassVar[int]
     key: EvaluationKey
     shard_index: int
     predictions: Predictions
     seconds: float
-    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., shard_index: _Optional[int] = ..., predictions: _Optional[_Union[Predictions, _Mapping]] = ..., seconds: _Optional[float] = ...) -> None: ...
+    restricted: _containers.RepeatedCompositeFieldContainer[RestrictedTop1]
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., shard_index: _Optional[int] = ..., predictions: _Optional[_Union[Predictions, _Mapping]] = ..., seconds: _Optional[float] = ..., restricted: _Optional[_Iterable[_Union[RestrictedTop1, _Mapping]]] = ...) -> None: ...
 
 class FinishEvaluationRequest(_message.Message):
     __slots__ = ("key", "failed", "error")
@@ -505,16 +610,18 @@ class GetAccuracyResponse(_message.Message):
     def __init__(self, accuracies: _Optional[_Iterable[_Union[Accuracy, _Mapping]]] = ...) -> None: ...
 
 class GetLeaderboardRequest(_message.Message):
-    __slots__ = ("shift", "group", "transform", "resamples")
+    __slots__ = ("shift", "group", "transform", "resamples", "extremes")
     SHIFT_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
     TRANSFORM_FIELD_NUMBER: _ClassVar[int]
     RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    EXTREMES_FIELD_NUMBER: _ClassVar[int]
     shift: str
     group: str
     transform: str
     resamples: int
-    def __init__(self, shift: _Optional[str] = ..., group: _Optional[str] = ..., transform: _Optional[str] = ..., resamples: _Optional[int] = ...) -> None: ...
+    extremes: str
+    def __init__(self, shift: _Optional[str] = ..., group: _Optional[str] = ..., transform: _Optional[str] = ..., resamples: _Optional[int] = ..., extremes: _Optional[str] = ...) -> None: ...
 
 class Interval(_message.Message):
     __slots__ = ("low", "high")
@@ -525,7 +632,7 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class LeaderboardRow(_message.Message):
-    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags")
+    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags", "imported", "source", "version", "url", "testbed_type", "diff_ci", "has_diff_ci")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +651,13 @@ class LeaderboardRow(_message.Message):
     RANK_FIELD_NUMBER: _ClassVar[int]
     CLIPPED_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    TESTBED_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DIFF_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_DIFF_CI_FIELD_NUMBER: _ClassVar[int]
     model: str
     category: str
     baseline: bool
@@ -562,10 +676,17 @@ class LeaderboardRow(_message.Message):
     rank: int
     clipped: bool
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    imported: bool
+    source: str
+    version: str
+    url: str
+    testbed_type: str
+    diff_ci: Interval
+    has_diff_ci: bool
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., testbed_type: _Optional[str] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ...) -> None: ...
 
 class BaselineFit(_message.Message):
-    __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped")
+    __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped", "excluded")
     OK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     TRANSFORM_FIELD_NUMBER: _ClassVar[int]
@@ -580,6 +701,7 @@ class BaselineFit(_message.Message):
     BAND_LOW_FIELD_NUMBER: _ClassVar[int]
     BAND_HIGH_FIELD_NUMBER: _ClassVar[int]
     CLIPPED_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     reason: str
     transform: str
@@ -594,10 +716,11 @@ class BaselineFit(_message.Message):
     band_low: _containers.RepeatedScalarFieldContainer[float]
     band_high: _containers.RepeatedScalarFieldContainer[float]
     clipped: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., grid: _Optional[_Iterable[float]] = ..., predicted: _Optional[_Iterable[float]] = ..., band_low: _Optional[_Iterable[float]] = ..., band_high: _Optional[_Iterable[float]] = ..., clipped: _Optional[_Iterable[str]] = ...) -> None: ...
+    excluded: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., grid: _Optional[_Iterable[float]] = ..., predicted: _Optional[_Iterable[float]] = ..., band_low: _Optional[_Iterable[float]] = ..., band_high: _Optional[_Iterable[float]] = ..., clipped: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GroupRow(_message.Message):
-    __slots__ = ("model", "category", "shifts", "of", "mean_ref_acc", "mean_shift_acc", "er_shifts", "has_er", "mean_er")
+    __slots__ = ("model", "category", "shifts", "of", "mean_ref_acc", "mean_shift_acc", "er_shifts", "has_er", "mean_er", "complete", "rank", "mean_er_ci", "has_mean_er_ci", "diff_ci", "has_diff_ci", "tied", "imported", "source")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     SHIFTS_FIELD_NUMBER: _ClassVar[int]
@@ -607,6 +730,15 @@ class GroupRow(_message.Message):
     ER_SHIFTS_FIELD_NUMBER: _ClassVar[int]
     HAS_ER_FIELD_NUMBER: _ClassVar[int]
     MEAN_ER_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    MEAN_ER_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_MEAN_ER_CI_FIELD_NUMBER: _ClassVar[int]
+    DIFF_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_DIFF_CI_FIELD_NUMBER: _ClassVar[int]
+    TIED_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     model: str
     category: str
     shifts: int
@@ -616,7 +748,16 @@ class GroupRow(_message.Message):
     er_shifts: int
     has_er: bool
     mean_er: float
-    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., shifts: _Optional[int] = ..., of: _Optional[int] = ..., mean_ref_acc: _Optional[float] = ..., mean_shift_acc: _Optional[float] = ..., er_shifts: _Optional[int] = ..., has_er: _Optional[bool] = ..., mean_er: _Optional[float] = ...) -> None: ...
+    complete: bool
+    rank: int
+    mean_er_ci: Interval
+    has_mean_er_ci: bool
+    diff_ci: Interval
+    has_diff_ci: bool
+    tied: bool
+    imported: bool
+    source: str
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., shifts: _Optional[int] = ..., of: _Optional[int] = ..., mean_ref_acc: _Optional[float] = ..., mean_shift_acc: _Optional[float] = ..., er_shifts: _Optional[int] = ..., has_er: _Optional[bool] = ..., mean_er: _Optional[float] = ..., complete: _Optional[bool] = ..., rank: _Optional[int] = ..., mean_er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_mean_er_ci: _Optional[bool] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
     __slots__ = ("shift", "reference", "group", "rows", "fit", "notes", "er_mode", "group_rows", "shifts", "class_subset")
@@ -677,3 +818,97 @@ class Comparison(_message.Message):
     p_value: float
     method: str
     def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., samples: _Optional[int] = ..., acc_a: _Optional[float] = ..., acc_b: _Optional[float] = ..., only_a_correct: _Optional[int] = ..., only_b_correct: _Optional[int] = ..., statistic: _Optional[float] = ..., p_value: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...
+
+class GetOverviewRequest(_message.Message):
+    __slots__ = ("transform", "kind", "extremes")
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    EXTREMES_FIELD_NUMBER: _ClassVar[int]
+    transform: str
+    kind: TestSetKind
+    extremes: str
+    def __init__(self, transform: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., extremes: _Optional[str] = ...) -> None: ...
+
+class ImportResultsHeader(_message.Message):
+    __slots__ = ("format", "model_types", "source", "url", "scale", "preset", "filename", "size_bytes")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_TYPES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    SCALE_FIELD_NUMBER: _ClassVar[int]
+    PRESET_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    format: str
+    model_types: bytes
+    source: str
+    url: str
+    scale: str
+    preset: str
+    filename: str
+    size_bytes: int
+    def __init__(self, format: _Optional[str] = ..., model_types: _Optional[bytes] = ..., source: _Optional[str] = ..., url: _Optional[str] = ..., scale: _Optional[str] = ..., preset: _Optional[str] = ..., filename: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+
+class ImportResultsRequest(_message.Message):
+    __slots__ = ("header", "chunk")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    header: ImportResultsHeader
+    chunk: bytes
+    def __init__(self, header: _Optional[_Union[ImportResultsHeader, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
+
+class ImportResultsResponse(_message.Message):
+    __slots__ = ("source", "version", "url", "format", "models", "points", "stored", "unchanged", "replaced", "unknown_testsets", "declared_testsets")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_TESTSETS_FIELD_NUMBER: _ClassVar[int]
+    DECLARED_TESTSETS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    version: str
+    url: str
+    format: str
+    models: int
+    points: int
+    stored: int
+    unchanged: int
+    replaced: int
+    unknown_testsets: _containers.RepeatedScalarFieldContainer[str]
+    declared_testsets: int
+    def __init__(self, source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., format: _Optional[str] = ..., models: _Optional[int] = ..., points: _Optional[int] = ..., stored: _Optional[int] = ..., unchanged: _Optional[int] = ..., replaced: _Optional[int] = ..., unknown_testsets: _Optional[_Iterable[str]] = ..., declared_testsets: _Optional[int] = ...) -> None: ...
+
+class ListImportedSourcesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ImportedSource(_message.Message):
+    __slots__ = ("source", "version", "url", "format", "models", "points", "imported_at", "created_by")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    version: str
+    url: str
+    format: str
+    models: int
+    points: int
+    imported_at: _timestamp_pb2.Timestamp
+    created_by: str
+    def __init__(self, source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., format: _Optional[str] = ..., models: _Optional[int] = ..., points: _Optional[int] = ..., imported_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
+
+class ListImportedSourcesResponse(_message.Message):
+    __slots__ = ("sources",)
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    sources: _containers.RepeatedCompositeFieldContainer[ImportedSource]
+    def __init__(self, sources: _Optional[_Iterable[_Union[ImportedSource, _Mapping]]] = ...) -> None: ...

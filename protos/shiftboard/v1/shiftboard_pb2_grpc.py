@@ -129,10 +129,35 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CompareModelsRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Comparison.FromString,
                 _registered_method=True)
+        self.GetOverview = channel.unary_stream(
+                '/shiftboard.v1.Shiftboard/GetOverview',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetOverviewRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.FromString,
+                _registered_method=True)
+        self.ImportResults = channel.stream_unary(
+                '/shiftboard.v1.Shiftboard/ImportResults',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsResponse.FromString,
+                _registered_method=True)
+        self.ListImportedSources = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/ListImportedSources',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesResponse.FromString,
+                _registered_method=True)
         self.CreateToken = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/CreateToken',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/ListTokens',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/RevokeToken',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenResponse.FromString,
                 _registered_method=True)
         self.GetServerInfo = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/GetServerInfo',
@@ -168,7 +193,8 @@ class ShiftboardServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteModel(self, request, context):
-        """Remove a model and its artifact.
+        """Remove a model version, its evaluations and predictions, its artifact and its Triton deployment
+        (the submitter who owns it, or an admin).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -285,8 +311,48 @@ class ShiftboardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetOverview(self, request, context):
+        """Every shift's fit and every model's ER, without bootstrap intervals (the overview): one
+        Leaderboard message per shift with rows, streamed (200+ boards exceed one message's limit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportResults(self, request_iterator, context):
+        """Import published results (admin or submitter): accuracy-only points with provenance. The first
+        message carries the header, the following ones the file's bytes in order (none for a preset).
+        A bad row refuses the whole file (INVALID_ARGUMENT naming the row); re-importing the same file
+        changes nothing; a new version of a source replaces its points in one transaction.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImportedSources(self, request, context):
+        """Every imported source: version, url, format, counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def CreateToken(self, request, context):
-        """Make an API token (admin only). The token is returned once; only its hash is stored.
+        """Make an API token with a role (admin only). The token is returned once; only its keyed hash
+        (HMAC-SHA256 with the gateway's secret key) is stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Every API token: names, roles and creation times, never hashes (admin only).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Revoke a token by name; it is refused from then on (admin only; not the gateway's own tokens).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -397,10 +463,35 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CompareModelsRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Comparison.SerializeToString,
             ),
+            'GetOverview': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetOverview,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetOverviewRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.SerializeToString,
+            ),
+            'ImportResults': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportResults,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsResponse.SerializeToString,
+            ),
+            'ListImportedSources': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImportedSources,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesResponse.SerializeToString,
+            ),
             'CreateToken': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateToken,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenResponse.SerializeToString,
             ),
             'GetServerInfo': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServerInfo,
@@ -932,6 +1023,87 @@ class Shiftboard:
             _registered_method=True)
 
     @staticmethod
+    def GetOverview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetOverview',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetOverviewRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Leaderboard.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportResults(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/shiftboard.v1.Shiftboard/ImportResults',
+            shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.ImportResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImportedSources(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/ListImportedSources',
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListImportedSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def CreateToken(request,
             target,
             options=(),
@@ -948,6 +1120,60 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/CreateToken',
             shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/ListTokens',
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/RevokeToken',
+            shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.RevokeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,
