@@ -220,6 +220,33 @@ print(json.dumps(out))
     assert token not in proc.stdout + proc.stderr
 
 
+def test_a_program_under_tmp_runs_when_bound_back(tmp_path: Path) -> None:
+    """A checkout or a virtual environment in /tmp (a CI clone) stays usable under the private /tmp:
+    what the policy reads is bound back into it, read-only; nothing else of the host's /tmp is."""
+    assert str(tmp_path).startswith("/tmp/")  # pytest's base temporary directory
+    program = tmp_path / "env" / "program.py"
+    program.parent.mkdir()
+    program.write_text("import os, sys\nprint(sorted(os.listdir(sys.argv[1])))\n")
+    (tmp_path / "neighbour").write_text("not for the sandbox")
+    policy = SandboxPolicy(read=(str(program.parent),))
+    proc = sandboxed([sys.executable, "-I", str(program), str(tmp_path)], policy)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['env']"  # the bound-back directory, not the neighbour
+    hidden = sandboxed([sys.executable, "-I", str(program), str(tmp_path)], SandboxPolicy())
+    assert hidden.returncode != 0  # not listed in the policy: the private /tmp does not have it
+
+
+def test_runtime_paths_bind_back_an_environment_under_private_roots() -> None:
+    from shiftboard.sandbox import runtime_paths
+    from shiftboard.sandbox.policy import PRIVATE_ROOTS
+
+    paths = runtime_paths()
+    assert all(any(p == r or p.startswith(r + "/") for r in PRIVATE_ROOTS) for p in paths)
+    root = str(Path(__file__).resolve().parents[1])
+    if any(root.startswith(r + "/") for r in PRIVATE_ROOTS):  # this checkout lives in /tmp (a CI clone)
+        assert any(root == p or root.startswith(p + "/") for p in paths)
+
+
 def test_launcher_limits_cpu_and_memory() -> None:
     spin = sandboxed([sys.executable, "-I", "-c", "while True: pass"], SandboxPolicy(cpu_seconds=1))
     assert spin.returncode in (-24, -9)  # SIGXCPU, then SIGKILL

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from shiftboard.errors import InvalidArgument, Unavailable
-from shiftboard.sandbox import SandboxPolicy, active, sanitize, secret_values, wrap
+from shiftboard.sandbox import SandboxPolicy, active, runtime_paths, sanitize, secret_values, wrap
 from shiftboard.settings import Settings
 
 PROBE_BATCH = 4
@@ -53,7 +53,7 @@ def sniff_format(path: Path) -> None:
 def probe_policy(settings: Settings, path: Path, scratch: Path) -> SandboxPolicy:
     """The probe's sandbox: state (and repository, catalog) hidden, ``path`` readable, ``scratch`` writable."""
     hide = [str(settings.state_path), str(settings.triton_repository), str(settings.catalog_file)]
-    return SandboxPolicy(hide=tuple(hide), read=(str(path),), write=(str(scratch),),
+    return SandboxPolicy(hide=tuple(hide), read=(str(path), *runtime_paths()), write=(str(scratch),),
                          memory_bytes=settings.sandbox_memory_bytes, cpu_seconds=settings.sandbox_cpu_seconds,
                          file_bytes=64 * 1024 * 1024,
                          env={"OMP_NUM_THREADS": "1", "HOME": str(scratch), "TMPDIR": str(scratch)},

@@ -114,7 +114,7 @@ def stub_policy(settings: Settings) -> sandbox.SandboxPolicy:
     """The sandbox of every model instance: the state directory, repository and catalog hidden (the
     launcher binds back the instance's own entry and the backend directory), private /tmp, no network."""
     hide = (str(settings.state_path), str(settings.triton_repository), str(settings.catalog_file))
-    return sandbox.SandboxPolicy(hide=hide, memory_bytes=settings.sandbox_memory_bytes,
+    return sandbox.SandboxPolicy(hide=hide, read=sandbox.runtime_paths(), memory_bytes=settings.sandbox_memory_bytes,
                                  cpu_seconds=settings.sandbox_triton_cpu_seconds,
                                  env={"HOME": "/tmp", "TMPDIR": "/tmp"},
                                  model_repository=str(settings.triton_repository))

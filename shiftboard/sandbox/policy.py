@@ -83,6 +83,31 @@ class SandboxPolicy:
         return json.dumps(data, separators=(",", ":"))
 
 
+#: Directories every sandbox covers with a private tmpfs (see ``enter.ALWAYS_HIDDEN``).
+PRIVATE_ROOTS = ("/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm")
+
+
+def runtime_paths() -> tuple[str, ...]:
+    """What a sandboxed Python process needs to run that the private ``/tmp`` (``/run``, ...) would
+    cover: the interpreter, its standard library and shared library, the environment's packages and
+    this package's source tree, each only when it lies under one of :data:`PRIVATE_ROOTS` (a checkout
+    or a virtual environment in ``/tmp``). Elsewhere they stay visible, read-only, anyway."""
+    import sysconfig
+
+    import shiftboard
+
+    candidates = {sys.prefix, sys.base_prefix, sys.exec_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+                  sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                  str(sysconfig.get_config_var("LIBDIR") or ""),
+                  str(Path(shiftboard.__file__).resolve().parent.parent)}
+    out: list[str] = []
+    for path in sorted(os.path.realpath(c) for c in candidates if c):
+        private = any(path == root or path.startswith(root + "/") for root in PRIVATE_ROOTS)
+        if private and os.path.exists(path) and not any(path.startswith(kept + "/") for kept in out):
+            out.append(path)
+    return tuple(out)
+
+
 def wrap(cmd: list[str], policy: SandboxPolicy, *, python: str | None = None) -> list[str]:
     """``cmd`` prefixed with the launcher that enters ``policy`` first."""
     return [python or sys.executable, "-I", str(ENTER), "--policy", policy.to_json(), "--", *cmd]
