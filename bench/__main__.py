@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from bench import bench_ingest, bench_pipeline, bench_testbed
+from bench import bench_board_cache, bench_ingest, bench_pipeline, bench_testbed
 
 
 def main() -> int:
     status = bench_ingest.main([])
     print(flush=True)
     status = status or bench_testbed.main([])
+    print(flush=True)
+    status = status or bench_board_cache.main([])
     print(flush=True)
     return status or bench_pipeline.main([])
 

@@ -26,7 +26,8 @@ is kept, so memory stays bounded however many shifts the group has (ImageNet-C: 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ from shiftboard.leaderboard.robustness import (
     group_leaderboard,
     shift_leaderboard,
 )
+from shiftboard.services.gateway.board_cache import BoardCache, Columns, dependency_stamp
 from shiftboard.services.gateway.limits import MAX_RESAMPLES
 from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.testbed import leaderboard_settings
@@ -66,6 +68,8 @@ GROUP_ROWS_MAX_SHIFTS = 40
 ACCURACY_ONLY = "not available for imported results (accuracy only)"
 
 Imported = Mapping[str, "ImportedRow"]
+
+_CACHE_LOCK = threading.Lock()
 
 
 def _interval(pair: tuple[float, float] | None) -> pb.Interval:
@@ -105,23 +109,41 @@ class LeaderboardRpcs:
     evaluations: Evaluations
     settings: Settings
 
+    @property
+    def board_cache(self) -> BoardCache:
+        """This gateway's computed boards and evaluations' columns (made on first use)."""
+        cache: BoardCache | None = self.__dict__.get("_board_cache")
+        if cache is None:
+            with _CACHE_LOCK:
+                cache = self.__dict__.setdefault("_board_cache", BoardCache())
+        return cache
+
     # ---------------------------------------------------------------- inputs
 
     def _succeeded(self, testset: str) -> dict[str, int]:
         """name:version -> evaluation id of every succeeded evaluation on ``testset``."""
-        rows = self.catalog.query("SELECT model, version, id FROM evaluations WHERE testset = ? AND "
-                                  "status = 'succeeded'", [testset])
-        return {f"{m}:{v}": int(i) for m, v, i in rows}
+        return {name: i for name, (i, _) in self._succeeded_at(testset).items()}
 
-    def _columns(self, evaluation_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(labels, top5 [N,5], correct) of one evaluation in sample order."""
+    def _succeeded_at(self, testset: str) -> dict[str, tuple[int, Any]]:
+        """name:version -> (evaluation id, updated_at) of every succeeded evaluation on ``testset``."""
+        rows = self.catalog.query("SELECT model, version, id, updated_at FROM evaluations WHERE testset = ? AND "
+                                  "status = 'succeeded'", [testset])
+        return {f"{m}:{v}": (int(i), at) for m, v, i, at in rows}
+
+    def _columns(self, evaluation_id: int, updated_at: Any = None) -> Columns:
+        """(labels, top5 [N,5], correct) of one evaluation in sample order; with its ``updated_at``,
+        kept in (and served from) the column cache, read-only."""
+        if updated_at is not None and (hit := self.board_cache.columns.get(evaluation_id, updated_at)) is not None:
+            return hit
         with self.catalog.transaction() as cur:
             table = cur.execute("SELECT label, top5, correct FROM predictions WHERE evaluation_id = ? "
                                 "ORDER BY sample", [evaluation_id]).fetch_arrow_table()
         labels = table.column("label").to_numpy()
         top5 = table.column("top5").combine_chunks().flatten().to_numpy().reshape(-1, 5)
         correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
-        return labels, top5, correct
+        if updated_at is None:
+            return labels, top5, correct
+        return self.board_cache.put_columns(evaluation_id, updated_at, (labels, top5, correct))
 
     def _shift_testset(self, name: str) -> pb.TestSet:
         """A registered test set, else a declared one; NOT_FOUND when neither."""
@@ -143,19 +165,19 @@ class LeaderboardRpcs:
     def _measured(self, spec: pb.TestSetSpec, models: dict[str, pb.Model], notes: list[str]) -> list[ModelResult]:
         if spec.declared:
             return []
-        on_shift, on_ref = self._succeeded(spec.name), self._succeeded(spec.reference)
+        on_shift, on_ref = self._succeeded_at(spec.name), self._succeeded_at(spec.reference)
         restricted = bool(spec.class_subset or spec.class_map)
         results, rebuilt = [], []
         for name in sorted(set(on_shift) & set(on_ref) & set(models)):
-            labels, top5, ref_correct = self._columns(on_ref[name])
+            labels, top5, ref_correct = self._columns(*on_ref[name])
             if restricted:
-                exact = self.evaluations.restricted_correct(on_ref[name], spec.name)
+                exact = self.evaluations.restricted_correct(on_ref[name][0], spec.name)
                 if exact is None:
                     rebuilt.append(name)
                     ref_correct = rebuilt_correct(spec, labels, top5)
                 else:
                     ref_correct = exact
-            shift_correct = self._columns(on_shift[name])[2]
+            shift_correct = self._columns(*on_shift[name])[2]
             results.append(ModelResult(model=name, category=self._category(models[name]), ref_correct=ref_correct,
                                        shift_correct=shift_correct))
         if rebuilt:
@@ -324,6 +346,22 @@ class LeaderboardRpcs:
             raise InvalidArgument(f"extremes {extremes!r}: use {' or '.join(EXTREMES)}")
         return transform, extremes
 
+    def _cached(self, key: str, testsets: Sequence[str] | None,
+                compute: Callable[[], list[pb.Leaderboard]]) -> list[pb.Leaderboard]:
+        """The boards stored under ``key`` while the stamp of ``testsets`` is unchanged, else computed
+        (the stamp is read first: data read after it is at least as new) and stored."""
+        stamp = dependency_stamp(self.catalog, self.settings, testsets)
+        hit = self.board_cache.boards.get(key, stamp)
+        if hit is not None:
+            return [pb.Leaderboard.FromString(b) for b in hit]
+        boards = compute()
+        self.board_cache.boards.put(key, stamp, tuple(b.SerializeToString(deterministic=True) for b in boards))
+        return boards
+
+    @staticmethod
+    def _specs(shifts: Sequence[pb.TestSet]) -> tuple[bytes, ...]:
+        return tuple(t.SerializeToString(deterministic=True) for t in shifts)
+
     # ---------------------------------------------------------------- RPCs
 
     @rpc(mutating=False)
@@ -340,13 +378,17 @@ class LeaderboardRpcs:
         resamples = request.resamples or self.settings.bootstrap_resamples
         if request.shift:
             shift = self._shift_testset(request.shift)
-            board, models, imported = self._board(shift, transform, resamples, extremes)
-            return self._message(shift, board, models, imported)
+            key = BoardCache.key("shift", *self._specs([shift]), transform, resamples, extremes)
+            return self._cached(key, [shift.spec.name, shift.spec.reference], lambda: [
+                self._message(shift, *self._board(shift, transform, resamples, extremes))])[0]
         shifts = self._group_shifts(request.group)
         if not shifts:
             raise NotFound(f"no shifted test set has group {request.group!r}: `shiftboard testset list` "
                            "shows the groups")
-        return self._group(request.group, shifts, transform, resamples, extremes)
+        key = BoardCache.key("group", request.group, *self._specs(shifts), transform, resamples, extremes)
+        testsets = [name for t in shifts for name in (t.spec.name, t.spec.reference)]
+        return self._cached(key, testsets, lambda: [
+            self._group(request.group, shifts, transform, resamples, extremes)])[0]
 
     @stream_rpc(mutating=False)
     def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext,
@@ -354,17 +396,27 @@ class LeaderboardRpcs:
         """Every shift's fit and every model's ER, without bootstrap (one request for the overview page)."""
         transform, extremes = self._checked(request.transform, request.extremes)
         shifts = self._group_shifts("", request.kind)
+        key = BoardCache.key("overview", request.kind, *self._specs(shifts), transform, extremes)
+        stamp = dependency_stamp(self.catalog, self.settings, None)
+        hit = self.board_cache.boards.get(key, stamp)
+        if hit is not None:
+            yield from (pb.Leaderboard.FromString(b) for b in hit)
+            return
         models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
         by_testset: dict[str, list[ImportedRow]] = {}
         for p in self.catalog.imported_points():
             by_testset.setdefault(p.testset, []).append(p)
+        done: list[bytes] = []
         for t in shifts:
             if not context.is_active():
                 return
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
             board, _, info = self._board(t, transform, 0, extremes, models, mine)
             if board.rows:
-                yield self._message(t, board, models, info)
+                message = self._message(t, board, models, info)
+                done.append(message.SerializeToString(deterministic=True))
+                yield message
+        self.board_cache.boards.put(key, stamp, tuple(done))
 
     @rpc(mutating=False)
     def CompareModels(self, request: pb.CompareModelsRequest, context: grpc.ServicerContext,

@@ -1,0 +1,143 @@
+"""Benchmark of the leaderboard cache: a one-shift ``GetLeaderboard``, first and repeated.
+
+A gateway in this process (no object store needed: the test sets and models are registered in its
+catalog directly, with their labels) holds ``--models`` models evaluated on a reference and a shift
+of ``--samples`` samples each; every prediction goes in through ``CommitShard`` with an evaluator
+token, as a worker sends it. Then, printed side by side, with ``--resamples`` bootstrap resamples:
+
+(a) **first**: nothing remembered (board and column caches empty): every prediction read, bootstrap;
+(b) **repeated**: the same request, nothing changed: answered from the board cache (same bytes);
+(c) **recomputed, columns kept**: the board dropped (as after a change elsewhere), the per-evaluation
+    columns still cached: the bootstrap only.
+
+    python -m bench.bench_board_cache [--models 20] [--samples 50000] [--resamples 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from shiftboard import credentials
+from shiftboard.client import Client
+from shiftboard.services.gateway.evaluations import label_bytes
+from shiftboard.services.gateway.server import create_server
+from shiftboard.settings import Settings
+from shiftboard.v1 import shiftboard_pb2 as pb
+
+REF, SHIFT = "bench-ref", "bench-shift"
+CLASSES = 1000
+
+
+def _register(catalog: object, models: int, samples: int, labels: np.ndarray) -> None:
+    for name, kind, reference in ((REF, pb.TEST_SET_KIND_REFERENCE, ""), (SHIFT, pb.TEST_SET_KIND_NATURAL, REF)):
+        shard = pb.Shard(index=0, first_sample=0, num_samples=samples, key=f"testsets/{name}/0")
+        testset = pb.TestSet(spec=pb.TestSetSpec(name=name, kind=kind, reference=reference, num_classes=CLASSES,
+                                                 channels=3, height=8, width=8, num_samples=samples,
+                                                 shards=[shard]), created_by="bench")
+        testset.created_at.GetCurrentTime()
+        catalog.add_testset(testset, labels={0: label_bytes(labels)})  # type: ignore[attr-defined]
+    for i in range(models):
+        model = pb.Model(metadata=pb.ModelMetadata(
+            name=f"bench-m{i:02d}", version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT, num_classes=CLASSES,
+            category=pb.MODEL_CATEGORY_STANDARD, input=pb.InputSpec(channels=3, height=8, width=8)),
+            sha256="0" * 64, created_by="bench")
+        model.created_at.GetCurrentTime()
+        catalog.add_model(model, f"models/bench-m{i:02d}")  # type: ignore[attr-defined]
+
+
+def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) -> pb.Predictions:
+    n = len(labels)
+    top5 = rng.integers(0, CLASSES, size=(n, 5), dtype=np.int32)
+    right = rng.random(n) < accuracy
+    top5[right, 0] = labels[right]
+    top5[~right, 0] = (labels[~right] + 1 + top5[~right, 0] % (CLASSES - 1)) % CLASSES
+    return pb.Predictions(sample=list(range(n)), top1=top5[:, 0].tolist(), top5=top5.ravel().tolist(),
+                          confidence=rng.random(n, dtype=np.float32).tolist())
+
+
+@contextlib.contextmanager
+def _object_store(state: Path) -> Iterator[Settings]:
+    """A real object store for the gateway to start against (nothing is uploaded to it)."""
+    from bench.servers import free_settings, running
+    from shiftboard.services.stack.objectstore_server import object_store_spec
+
+    settings = free_settings(state)
+    with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
+        creds = credentials.s3_credentials(settings)
+        assert creds is not None
+        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
+                               s3_secret_key=creds.secret_key, auto_evaluate=False)
+
+
+def _timed(fn: object) -> tuple[float, pb.Leaderboard]:
+    start = time.perf_counter()
+    out = fn()  # type: ignore[operator]
+    return time.perf_counter() - start, out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--resamples", type=int, default=1000)
+    args = parser.parse_args(argv)
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, CLASSES, args.samples).astype(np.int32)
+    with tempfile.TemporaryDirectory(prefix="bench-board-cache-") as tmp, \
+            _object_store(Path(tmp)) as settings:
+        server = create_server(settings, port=0)
+        target = f"127.0.0.1:{server.port}"
+        try:
+            _register(server.catalog, args.models, args.samples, labels)
+            with Client(target, credentials.admin_token(settings)) as admin:
+                token = admin.create_token("bench-evaluator", role=pb.TOKEN_ROLE_EVALUATOR).token
+            start = time.perf_counter()
+            with Client(target, token) as worker:
+                for i in range(args.models):
+                    ref_acc = 0.3 + 0.6 * i / max(1, args.models - 1)
+                    for testset, acc in ((REF, ref_acc), (SHIFT, 0.8 * ref_acc - 0.1 + 0.02 * (i % 3))):
+                        key = pb.EvaluationKey(model=f"bench-m{i:02d}", version="1", testset=testset)
+                        worker.start_evaluation(key)
+                        worker.commit_shard(key, 0, _predictions(labels, acc, rng), 0.0)
+                        worker.finish_evaluation(key)
+            ingest_s = time.perf_counter() - start
+            assert server.servicer is not None
+            cache = server.servicer.board_cache
+            with Client(target, credentials.admin_token(settings)) as client:
+                def ask() -> pb.Leaderboard:
+                    return client.leaderboard(shift=SHIFT, resamples=args.resamples)
+
+                cache.boards.clear()
+                cache.columns.clear()
+                first_s, first = _timed(ask)
+                hits = cache.boards.stats().hits
+                repeated_s, repeated = _timed(ask)
+                assert cache.boards.stats().hits == hits + 1, "the repeated request was not served from the cache"
+                cache.boards.clear()
+                columns_s, recomputed = _timed(ask)
+            same = {m.SerializeToString(deterministic=True) for m in (first, repeated, recomputed)}
+            if len(same) != 1 or len(first.rows) != args.models:
+                raise RuntimeError("cached and computed boards differ")
+        finally:
+            server.stop()
+    stored = 2 * args.models * args.samples
+    print("\nLeaderboard cache: one-shift GetLeaderboard through an in-process gateway")
+    print(f"  {args.models} models x 2 sets x {args.samples:,} samples = {stored:,} predictions "
+          f"(committed in {ingest_s:.1f} s through CommitShard), {args.resamples} resamples")
+    print(f"  {'(a) first':<34}{'(b) repeated':<22}{'(c) recomputed, columns kept'}")
+    print(f"  {first_s * 1e3:9.1f} ms{'':<21}{repeated_s * 1e3:9.1f} ms{'':<9}{columns_s * 1e3:9.1f} ms")
+    print(f"  repeated / first: {repeated_s / first_s:.4f}; answers identical byte for byte; "
+          f"target for a repeated request <= 50 ms: {'OK' if repeated_s <= 0.05 else 'ABOVE TARGET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
