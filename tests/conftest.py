@@ -7,6 +7,7 @@ mocked.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 from collections.abc import Iterator
@@ -65,16 +66,24 @@ class GatewayHandle:
     server: Gateway
 
 
-@pytest.fixture(scope="session")
-def gateway(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
-    """A gateway in this process on a free port, its catalog in a temporary directory."""
-    state: Path = tmp_path_factory.mktemp("gateway")
-    # No Prefect here: evaluations are recorded as pending but not handed to a worker.
-    settings = object_store.replace(state_dir=str(state), s3_bucket="gateway-tests", auto_evaluate=False)
+@contextlib.contextmanager
+def serving_gateway(object_store: Settings, state: Path, bucket: str) -> Iterator[GatewayHandle]:
+    """A gateway in this process on a free port, its catalog in ``state``, its objects in ``bucket``.
+    No Prefect: evaluations are recorded as pending but not handed to a worker."""
+    settings = object_store.replace(state_dir=str(state), s3_bucket=bucket, auto_evaluate=False)
     server = create_server(settings, port=0)
     target = f"127.0.0.1:{server.port}"
     settings = settings.replace(gateway_address=target)
     client = Client(target, credentials.admin_token(settings))
-    yield GatewayHandle(settings, target, client, ObjectStore.from_settings(settings), server)
-    client.close()
-    server.stop()
+    try:
+        yield GatewayHandle(settings, target, client, ObjectStore.from_settings(settings), server)
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    """The session's gateway (see :func:`serving_gateway`)."""
+    with serving_gateway(object_store, tmp_path_factory.mktemp("gateway"), "gateway-tests") as handle:
+        yield handle

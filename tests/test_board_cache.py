@@ -15,15 +15,11 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from shiftboard import credentials
-from shiftboard.client import Client
 from shiftboard.services.gateway.board_cache import BoardCache, Lru
-from shiftboard.services.gateway.server import create_server
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
-from tests.conftest import GatewayHandle
+from tests.conftest import GatewayHandle, serving_gateway
 from tests.test_evaluations import torch_predictions
 from tests.test_gateway import metadata
 from tests.test_leaderboard_rpc import add_set, evaluate, train
@@ -39,15 +35,8 @@ def _bytes(message: pb.Leaderboard) -> bytes:
 
 @pytest.fixture(scope="module")
 def gw(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
-    state = tmp_path_factory.mktemp("board-cache-gateway")
-    settings = object_store.replace(state_dir=str(state), s3_bucket="board-cache-tests", auto_evaluate=False)
-    server = create_server(settings, port=0)
-    target = f"127.0.0.1:{server.port}"
-    settings = settings.replace(gateway_address=target)
-    client = Client(target, credentials.admin_token(settings))
-    yield GatewayHandle(settings, target, client, ObjectStore.from_settings(settings), server)
-    client.close()
-    server.stop()
+    with serving_gateway(object_store, tmp_path_factory.mktemp("board-cache-gateway"), "board-cache-tests") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")

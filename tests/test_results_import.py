@@ -16,17 +16,14 @@ import pytest
 from scipy.special import expit, logit
 from typer.testing import CliRunner
 
-from shiftboard import credentials
 from shiftboard.cli.app import app
 from shiftboard.client import Client
 from shiftboard.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
-from shiftboard.services.gateway.server import create_server
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.testbed import TESTBED_SOURCE, TESTBED_URL, shift_line, shipped_grid
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
-from tests.conftest import GatewayHandle
+from tests.conftest import GatewayHandle, serving_gateway
 from tests.test_gateway import metadata
 from tests.test_leaderboard_rpc import add_set, evaluate, train
 
@@ -37,15 +34,8 @@ V2 = "imagenetv2-matched-frequency-format-val"
 
 @pytest.fixture(scope="module")
 def gw(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
-    state = tmp_path_factory.mktemp("results-gateway")
-    settings = object_store.replace(state_dir=str(state), s3_bucket="results-tests", auto_evaluate=False)
-    server = create_server(settings, port=0)
-    target = f"127.0.0.1:{server.port}"
-    settings = settings.replace(gateway_address=target)
-    client = Client(target, credentials.admin_token(settings))
-    yield GatewayHandle(settings, target, client, ObjectStore.from_settings(settings), server)
-    client.close()
-    server.stop()
+    with serving_gateway(object_store, tmp_path_factory.mktemp("results-gateway"), "results-tests") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
