@@ -35,6 +35,22 @@ _RANKING_CONFIG = {
 }
 
 
+#: Groups with more shifts than this show the mean table and heatmap, not one tab per shift.
+MAX_GROUP_TABS = 30
+
+
+def declared_groups(names: set[str]) -> set[str]:
+    """The groups of settings declared by imported results (the testbed's protocols name them)."""
+    from shiftboard.testbed import describe
+
+    out: set[str] = set()
+    for name in names:
+        setting = describe(name)
+        if setting is not None:
+            out.update(setting.groups)
+    return out
+
+
 def render() -> None:
     gateway = ui.Gateway.from_env()
     testsets = {t.spec.name: t for t in ui.client(gateway).list_testsets()}
@@ -44,6 +60,7 @@ def render() -> None:
         declared = ui.overview(gateway, ui.fingerprint(), imported)
         references = {name: b.reference for name, b in declared.items()}
         shifts += sorted(set(declared) - set(shifts))
+        groups = sorted(set(groups) | declared_groups(set(declared) - set(testsets)))
     else:
         references = {}
     header = st.container()  # the title names the selection, made below it
@@ -64,8 +81,8 @@ def render() -> None:
         group = controls[1].selectbox("Group", groups, key="group", bind="query-params")
         header.title(f"Group: {group}")
         members = [t.spec for t in testsets.values() if t.spec.group == group]
-        board = ui.leaderboard(gateway, ui.fingerprint(*{n for s in members for n in (s.name, s.reference)}),
-                               group=group, transform=transform)
+        board = ui.leaderboard(gateway, ui.fingerprint(*{n for s in members for n in (s.name, s.reference)})
+                               + imported, group=group, transform=transform)
         _group(board, testsets, transform)
         return
     shift = controls[1].selectbox("Shift", shifts, key="shift", bind="query-params")
@@ -152,6 +169,9 @@ def _group(board: pb.Leaderboard, testsets: dict[str, pb.TestSet], transform: st
     if long["er"].notna().any():
         st.altair_chart(charts.er_heatmap(long, shifts=[b.shift for b in board.shifts],
                                           models=list(frame["model"])), width="stretch")
+    if len(board.shifts) > MAX_GROUP_TABS:  # one tab per shift would draw hundreds of plots
+        st.caption(f"{len(board.shifts)} shifts: choose one in the shift view for its ranking and plot.")
+        return
     tabs = st.tabs([b.shift for b in board.shifts])
     for i, (tab, shift_board_message) in enumerate(zip(tabs, board.shifts, strict=True)):
         with tab:

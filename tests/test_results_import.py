@@ -254,3 +254,19 @@ def test_a_declared_setting_lends_its_class_protocol_when_the_data_fits_it():
     small = pb.TestSetSpec(name="imagenet-r", num_classes=10)  # labelled in other classes: nothing borrowed
     ResultsRpcs._declared_classes(small, "imagenet-r")
     assert not small.class_subset and not small.class_map
+
+
+def test_shift_page_offers_declared_groups(gw, imported, monkeypatch):
+    """The shift page's group picker lists the groups of imported settings; a large group shows its
+    mean table and heatmap (one tab per shift only for small groups)."""
+    from tests.test_leaderboard_app import run_page, table
+
+    for key, value in gw.settings.as_env().items():
+        monkeypatch.setenv(key, value)
+    at = run_page("shift_page.py", view="group", group="imagenet-c.fog")
+    assert at.title[0].value == "Group: imagenet-c.fog"
+    assert {"imagenet-c.fog", "imagenet-c", "imagenetv2"} <= set(at.selectbox(key="group").options)
+    board = gw.client.leaderboard(group="imagenet-c.fog")
+    means = table(at, "mean_er", "mean_shift_acc")
+    assert set(means["model"]) == {g.model for g in board.group_rows}
+    assert [t.label for t in at.tabs] == [b.shift for b in board.shifts]  # 10 shifts: a tab each
