@@ -644,7 +644,10 @@ def test_kubernetes_sketch_is_consistent():
     worker = next(c for w, _, c in k8s_containers() if c["name"] == "worker")
     env = {**settings_map, **{v["name"]: v.get("value", "secret") for v in worker["env"]}}
     settings = Settings.from_env(env)
-    assert settings.triton_target == "localhost:8001" and settings.object_store == "external"
+    triton = next(c for _, _, c in k8s_containers() if c["name"] == "triton")
+    grpc_port = next(a.split("=", 1)[1] for a in triton["args"] if a.startswith("--grpc-port="))
+    # the worker reaches the Triton container of its own pod on the port that container serves
+    assert settings.triton_target == f"localhost:{grpc_port}" and settings.object_store == "external"
 
 
 def test_containers_run_submitted_models_sandboxed(compose):
