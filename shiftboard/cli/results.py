@@ -58,7 +58,7 @@ def import_results(
                       f"known to the testbed protocol (first: {', '.join(reply.unknown_testsets[:5])}): their "
                       "points are kept; register the test sets to place them on a line", highlight=False)
     console.print("next: `shiftboard leaderboard --shift imagenetv2-matched-frequency-format-val`, or open the "
-                  "leaderboard (`shiftboard info` shows its address)", highlight=False)
+                  "leaderboard (`shiftboard status` shows its address)", highlight=False)
 
 
 @app.command("list")
