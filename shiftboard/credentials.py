@@ -55,22 +55,9 @@ def s3_credentials(settings: Settings, *, create: bool = False) -> S3Credentials
     return creds
 
 
-def _token(given: str, path: Path, create: bool) -> str | None:
-    """A token: ``given`` (from settings), else the one kept in ``path`` (generated there if ``create``)."""
-    if given:
-        return given
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
-    token = "sbt_" + secrets.token_urlsafe(32)
-    _write_private(path, token + "\n")
-    return token
-
-
 def admin_token(settings: Settings, *, create: bool = False) -> str | None:
     """The admin API token: from settings, else from the state directory (generated if ``create``)."""
-    return _token(settings.admin_token, admin_token_file(settings), create)
+    return _generated(admin_token_file(settings), settings.admin_token, create=create, prefix="sbt_")
 
 
 def client_token(settings: Settings) -> str | None:
@@ -90,7 +77,7 @@ def evaluator_token_file(settings: Settings) -> Path:
 def evaluator_token(settings: Settings, *, create: bool = False) -> str | None:
     """The evaluator API token (the worker's): from settings, else from the state directory (generated
     if ``create``). The gateway registers it with the ``evaluator`` role at every start."""
-    return _token(settings.evaluator_token, evaluator_token_file(settings), create)
+    return _generated(evaluator_token_file(settings), settings.evaluator_token, create=create, prefix="sbt_")
 
 
 def token_key_file(settings: Settings) -> Path:
