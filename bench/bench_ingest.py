@@ -1,109 +1,215 @@
-"""Benchmark of prediction ingest into the DuckDB catalog.
+"""Benchmark of prediction ingest: a worker's commits into the catalog, end to end, and its storage.
 
-Measured side by side in one run, on a catalog file in a temporary directory:
+A gateway in this process (the test sets and the 1,000-class models registered in its catalog
+directly, with their labels; a real object store for it to start against) receives predictions from
+a client with an evaluator token through ``CommitShards``, batched as the worker batches them
+(:data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples a stream), into its DuckDB file. Printed
+side by side, for each shard size (427 samples: a 64 MiB shard of 3x224x224 images; 10,000;
+100,000; and one shard of 700,000 samples, beyond one 8 MiB message):
 
-(a) **DuckDB alone**: inserting an Arrow table of predictions (the columns the catalog stores) into
-    the ``predictions`` table. Target >= 1M rows/s.
-(b) **the gateway's commit path** (``Evaluations.commit_shard``): protobuf ``Predictions`` message ->
-    numpy -> checks -> Arrow -> delete+insert+progress row in one transaction, per shard.
-(c) **through gRPC**: ``CommitShard`` calls from a client to a gateway in this process (serialisation
-    of the message both ways included); needs no object store, so the store endpoint is unused.
+(a) **end to end**: predictions/s from the client's numpy arrays to committed rows (packing, gRPC,
+    the gateway's checks and encoding, the DuckDB transaction), commits only;
+(b) **DuckDB alone**: inserting the same rows, already encoded, into the same table in a fresh file,
+    one transaction per batch as the gateway does; and the ratio (a) / (b).
 
-    python -m bench.bench_ingest [--rows 2000000] [--shard 100000]
+Then the catalog's bytes per prediction after ``CHECKPOINT`` (file size / stored predictions, with
+everything else the catalog holds), with at least ``--storage`` predictions stored.
+
+    python -m bench.bench_ingest [--samples 1000000] [--storage 10000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
+from shiftboard import credentials
+from shiftboard.client import Client
+from shiftboard.flows.commits import ShardPredictions, batches
+from shiftboard.services.gateway import layout
 from shiftboard.services.gateway.catalog import Catalog
-from shiftboard.services.gateway.evaluations import Evaluations, label_bytes, labels_of
+from shiftboard.services.gateway.evaluations import label_bytes
+from shiftboard.services.gateway.server import create_server
+from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
-
-def _fake_predictions(first: int, n: int, rng: np.random.Generator) -> pb.Predictions:
-    top5 = rng.integers(0, 1000, size=(n, 5), dtype=np.int32)
-    return pb.Predictions(sample=np.arange(first, first + n).tolist(), top1=top5[:, 0].tolist(),
-                          top5=top5.ravel().tolist(), confidence=rng.random(n, dtype=np.float32).tolist())
+CLASSES = 1000
+TARGET = 1e6
 
 
-def _setup(catalog: Catalog, rows: int, shard: int) -> tuple[pb.EvaluationKey, list[pb.Shard]]:
+def _register(catalog: Catalog, name: str, samples: int, shard_samples: int, rng: np.random.Generator) -> None:
+    shards = [pb.Shard(index=i, first_sample=first, num_samples=min(shard_samples, samples - first),
+                       key=f"testsets/{name}/{i}")
+              for i, first in enumerate(range(0, samples, shard_samples))]
+    testset = pb.TestSet(spec=pb.TestSetSpec(name=name, kind=pb.TEST_SET_KIND_REFERENCE, num_classes=CLASSES,
+                                             channels=3, height=8, width=8, num_samples=samples, shards=shards),
+                         created_by="bench")
+    testset.created_at.GetCurrentTime()
+    catalog.add_testset(testset, labels={s.index: label_bytes(rng.integers(0, CLASSES, s.num_samples))
+                                         for s in shards})
+
+
+def _add_model(catalog: Catalog, name: str) -> None:
     model = pb.Model(metadata=pb.ModelMetadata(
-        name="bench", version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT, num_classes=1000,
+        name=name, version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT, num_classes=CLASSES,
         category=pb.MODEL_CATEGORY_STANDARD, input=pb.InputSpec(channels=3, height=8, width=8)),
         sha256="0" * 64, created_by="bench")
     model.created_at.GetCurrentTime()
-    catalog.add_model(model, "models/bench")
-    shards = [pb.Shard(index=i, first_sample=i * shard, num_samples=min(shard, rows - i * shard), key="k")
-              for i in range((rows + shard - 1) // shard)]
-    testset = pb.TestSet(spec=pb.TestSetSpec(name="bench-set", kind=pb.TEST_SET_KIND_REFERENCE, num_classes=1000,
-                                             channels=3, height=8, width=8, num_samples=rows, shards=shards),
-                         created_by="bench")
-    testset.created_at.GetCurrentTime()
-    rng = np.random.default_rng(2)
-    catalog.add_testset(testset, labels={s.index: label_bytes(rng.integers(0, 1000, s.num_samples))
-                                         for s in shards})
-    return pb.EvaluationKey(model="bench", version="1", testset="bench-set"), shards
+    catalog.add_model(model, f"models/{name}")
 
 
-def bench_duckdb(path: Path, rows: int) -> float:
-    catalog = Catalog(path)
-    rng = np.random.default_rng(0)
-    top5 = rng.integers(0, 1000, size=(rows, 5), dtype=np.int32)
-    table = pa.table({
-        "evaluation_id": pa.array(np.ones(rows, np.int32)), "sample": pa.array(np.arange(rows)),
-        "label": pa.array(rng.integers(0, 1000, rows, dtype=np.int32)), "top1": pa.array(top5[:, 0]),
-        "top5": pa.FixedSizeListArray.from_arrays(pa.array(top5.ravel()), 5),
-        "confidence": pa.array(rng.random(rows, dtype=np.float32)), "correct": pa.array(rng.random(rows) < 0.5)})
+def _shards(samples: int, shard_samples: int, rng: np.random.Generator) -> list[ShardPredictions]:
+    """Predictions as a worker holds them: top-5 by logit (top-1 first), softmax confidences."""
+    top5 = rng.integers(0, CLASSES, size=(samples, 5), dtype=np.int32)
+    confidence = rng.random(samples, dtype=np.float32)
+    return [ShardPredictions(index=i, first_sample=first, top5=top5[first:first + shard_samples],
+                             confidence=confidence[first:first + shard_samples])
+            for i, first in enumerate(range(0, samples, shard_samples))]
+
+
+@contextlib.contextmanager
+def _object_store(state: Path) -> Iterator[Settings]:
+    """A real object store for the gateway to start against (nothing is uploaded to it)."""
+    from bench.servers import free_settings, running
+    from shiftboard.services.stack.objectstore_server import object_store_spec
+
+    settings = free_settings(state)
+    with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
+        creds = credentials.s3_credentials(settings)
+        assert creds is not None
+        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
+                               s3_secret_key=creds.secret_key, auto_evaluate=False)
+
+
+def _ingest(worker: Client, model: str, testset: str, shards: list[ShardPredictions]) -> float:
+    """Seconds spent in the commits of one evaluation (start and finish not counted)."""
+    key = pb.EvaluationKey(model=model, version="1", testset=testset)
+    worker.start_evaluation(key)
     start = time.perf_counter()
-    with catalog.transaction() as cur:
-        cur.register("incoming", table)
-        cur.execute("INSERT INTO predictions SELECT * FROM incoming")
+    for group in batches(shards):
+        worker.commit_shards(key, group)
     elapsed = time.perf_counter() - start
-    catalog.close()
-    return rows / elapsed
+    done = worker.finish_evaluation(key)
+    assert done.status == pb.EVALUATION_STATUS_SUCCEEDED, done
+    return elapsed
 
 
-def bench_commit(path: Path, rows: int, shard: int) -> tuple[float, float]:
-    catalog = Catalog(path)
-    key, shards = _setup(catalog, rows, shard)
-    evaluations = Evaluations(catalog)
-    evaluations.start(key, "", shards_total=len(shards), samples_total=rows)
-    rng = np.random.default_rng(1)
-    messages = [_fake_predictions(s.first_sample, s.num_samples, rng) for s in shards]
+def _raw_insert(path: Path, shards: list[ShardPredictions]) -> float:
+    """Seconds to insert the same rows, encoded as the gateway stores them, one transaction per batch."""
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE predictions (evaluation_id INTEGER NOT NULL, sample BIGINT NOT NULL, "
+                 "top5 BIGINT NOT NULL, top5_hi BIGINT NOT NULL, confidence INTEGER NOT NULL)")
+    tables = []
+    bits = layout.class_bits(CLASSES)
+    for group in batches(shards):
+        top5 = np.concatenate([s.top5 for s in group])
+        lo, hi = layout.pack_top5(top5, bits)
+        sample = np.concatenate([np.arange(s.first_sample, s.first_sample + s.samples) for s in group])
+        tables.append(pa.table({"evaluation_id": pa.array(np.ones(len(lo), np.int32)), "sample": pa.array(sample),
+                                "top5": pa.array(lo), "top5_hi": pa.array(hi), "confidence": pa.array(
+                                    layout.quantize_confidence(np.concatenate([s.confidence for s in group])))}))
     start = time.perf_counter()
-    for s, message in zip(shards, messages, strict=True):  # labels read as CommitShard reads them
-        labels = catalog.shard_labels("bench-set", s.index)
-        assert labels is not None
-        evaluations.commit_shard(key, s, message, 0.0, 1000, labels_of(labels))
+    for table in tables:
+        conn.execute("BEGIN TRANSACTION")
+        conn.register("incoming", table)
+        conn.execute("INSERT INTO predictions SELECT * FROM incoming")
+        conn.unregister("incoming")
+        conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
-    # Re-committing every shard replaces rows: the count must not change.
-    count = catalog.query("SELECT count(*) FROM predictions")[0][0]
-    catalog.close()
-    assert count == rows, count
-    return rows / elapsed, elapsed
+    conn.close()
+    return elapsed
+
+
+def _storage(settings: Settings, token_name: str, predictions: int, samples: int, shard_samples: int,
+             rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A fresh catalog holding ``predictions`` on one test set (as many models as that takes), ingested
+    as above; (predictions, catalog bytes, bytes of its free blocks, bytes of the predictions table's blocks)
+    after CHECKPOINT."""
+    server = create_server(settings, port=0)
+    try:
+        catalog = server.catalog
+        _register(catalog, "bench-store", samples, shard_samples, rng)
+        models = -(-predictions // samples)
+        for i in range(models):
+            _add_model(catalog, f"bench-store-m{i}")
+        with Client(f"127.0.0.1:{server.port}", credentials.admin_token(settings)) as admin:
+            token = admin.create_token(token_name, role=pb.TOKEN_ROLE_EVALUATOR).token
+        with Client(f"127.0.0.1:{server.port}", token) as worker:
+            for i in range(models):
+                _ingest(worker, f"bench-store-m{i}", "bench-store", _shards(samples, shard_samples, rng))
+        catalog.query("CHECKPOINT")
+        stored = int(catalog.query("SELECT count(*) FROM predictions")[0][0])
+        blocks = int(catalog.query("SELECT count(DISTINCT block_id) FROM pragma_storage_info('predictions') "
+                                   "WHERE persistent")[0][0])
+        block_size, free = catalog.query("SELECT block_size, free_blocks FROM pragma_database_size()")[0]
+        return stored, os.path.getsize(catalog.path), int(free) * int(block_size), blocks * int(block_size)
+    finally:
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--shard", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=1_000_000, help="samples of each shard size's test set")
+    parser.add_argument("--sizes", default="427,10000,100000", help="shard sizes, comma separated")
+    parser.add_argument("--big", type=int, default=700_000, help="samples of the one-shard test set (0: none)")
+    parser.add_argument("--storage", type=int, default=10_000_000,
+                        help="predictions stored (models x --samples on one set) to measure bytes (0: skip)")
+    parser.add_argument("--storage-shard", type=int, default=10_000, help="shard size of that set")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="shiftboard-bench-") as tmp:
-        raw = bench_duckdb(Path(tmp) / "raw.duckdb", args.rows)
-        commit, _ = bench_commit(Path(tmp) / "commit.duckdb", args.rows, args.shard)
-    print("\nDuckDB ingest of predictions (catalog file on local disk)")
-    print(f"  rows: {args.rows:,}, shard size for the commit path: {args.shard:,}")
-    print(f"  (a) DuckDB alone, Arrow insert:        {raw / 1e6:6.2f} M rows/s   target >= 1.0  "
-          f"{'OK' if raw >= 1e6 else 'BELOW TARGET'}")
-    print(f"  (b) gateway commit path (per shard):   {commit / 1e6:6.2f} M rows/s   "
-          f"({commit / raw:.2f} of DuckDB alone; the rest is protobuf -> numpy)")
+    sizes = [int(x) for x in args.sizes.split(",") if x]
+    runs = [(f"bench-s{size}", args.samples, size) for size in sizes]
+    if args.big:
+        runs.append((f"bench-one{args.big}", args.big, args.big))
+    rng = np.random.default_rng(0)
+    rows: list[tuple[str, int, float, float]] = []
+    stored = 0
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, _object_store(Path(tmp)) as settings:
+        server = create_server(settings, port=0)
+        target = f"127.0.0.1:{server.port}"
+        try:
+            for name, samples, shard_samples in runs:
+                _register(server.catalog, name, samples, shard_samples, rng)
+            _add_model(server.catalog, "bench-m0")
+            with Client(target, credentials.admin_token(settings)) as admin:
+                token = admin.create_token("bench-evaluator", role=pb.TOKEN_ROLE_EVALUATOR).token
+            with Client(target, token) as worker:
+                for name, samples, shard_samples in runs:
+                    shards = _shards(samples, shard_samples, rng)
+                    e2e = _ingest(worker, "bench-m0", name, shards)
+                    raw = _raw_insert(Path(tmp) / f"raw-{name}.duckdb", shards)
+                    rows.append((f"{shard_samples:,}" + (" (one shard)" if samples == shard_samples else ""),
+                                 samples, samples / e2e, samples / raw))
+        finally:
+            server.stop()
+        if args.storage:
+            store = settings.replace(state_dir=str(Path(tmp) / "storage"))
+            stored, size, free, table = _storage(store, "bench-store-evaluator", args.storage, args.samples,
+                                           args.storage_shard, rng)
+    print("\nPrediction ingest: client -> CommitShards -> in-process gateway -> DuckDB file (1,000 classes)")
+    print(f"  {'shard size':<22}{'samples':>11}{'(a) end to end':>18}{'(b) DuckDB alone':>19}{'(a)/(b)':>9}")
+    ok = True
+    for label, samples, e2e, raw in rows:
+        ok &= e2e >= TARGET
+        print(f"  {label:<22}{samples:>11,}{e2e / 1e6:>12.2f} M/s{raw / 1e6:>13.2f} M/s{e2e / raw:>9.2f}")
+    if rows:
+        print(f"  target (a) >= {TARGET / 1e6:.0f} M predictions/s at every shard size: "
+              f"{'OK' if ok else 'BELOW TARGET'}")
+    if stored:
+        per = size / stored
+        print(f"  storage, {stored:,} predictions on one set of {args.samples:,} samples "
+              f"({args.storage_shard:,}-sample shards), after CHECKPOINT:\n    catalog file {size / 1e6:,.1f} MB "
+              f"= {per:.2f} bytes a prediction "
+              f"(target <= 10: {'OK' if per <= 10 else 'ABOVE TARGET'}), of which free blocks "
+              f"{free / stored:.2f}; the predictions table's blocks {table / stored:.2f} bytes a prediction")
     return 0
 
 

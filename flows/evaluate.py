@@ -2,11 +2,12 @@
 
     evaluate-pair (one task per test set):
       start_evaluation  (gateway: mark running, get the model, the test set and the pending shards)
-      deploy to Triton (lease), then per pending shard: infer -> commit_shard
+      deploy to Triton (lease), then per pending shard: infer; per batch of shards: commit_shards
       finish_evaluation (gateway: succeeded; or failed with the error the user will see)
 
-Shards are committed one by one, so a run that dies resumes at the first missing shard (the
-gateway's plan lists only uncommitted ones) and a re-sent shard replaces its rows. Each step is a
+Shards are committed in batches (by samples and by time), each batch all or nothing, so a run that
+dies resumes at the first missing shard (the gateway's plan lists only uncommitted ones) and a
+re-sent shard replaces its rows. Each step is a
 pair's task retries **only transient failures** (:class:`~shiftboard.errors.Unavailable`: the gateway,
 Triton or the object store unreachable, or the model gone from Triton), via ``retry_condition_fn``;
 a retried pair deploys again and skips the shards this run already committed. A
@@ -39,6 +40,7 @@ from prefect.tasks import Task
 
 from shiftboard.client import Client
 from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable
+from shiftboard.flows.commits import COMMIT_SAMPLES, ShardPredictions
 from shiftboard.flows.deploy import ModelDeployer
 from shiftboard.flows.inference import InferencePipeline, ShardResult
 from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
@@ -54,6 +56,9 @@ __all__ = ["RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluat
 
 #: Seconds between lease renewals while a long evaluation runs.
 LEASE_RENEW_S = 300.0
+#: A batch of shard results is committed once this many seconds have passed since its first result
+#: (or once it holds :data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples).
+COMMIT_SECONDS = 1.0
 _RETRY_DELAYS_S = [2, 5, 15, 30]
 
 
@@ -155,7 +160,14 @@ def plan_scoring(plan: pb.EvaluationPlan) -> tuple[ClassMap | None, list[tuple[s
 def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, progress: RunProgress, *,
                    store: ObjectStore | None = None, deployer: ModelDeployer | None = None,
                    on_shard: Callable[[pb.Evaluation], None] | None = None) -> RunProgress:
-    """Deploy the plan's model, then infer and commit every pending shard not yet in ``progress``."""
+    """Deploy the plan's model, then infer and commit every pending shard not yet in ``progress``.
+
+    Results are committed in batches, each one CommitShards stream (all its shards or none): when a
+    batch holds :data:`COMMIT_SAMPLES` samples, when :data:`COMMIT_SECONDS` have passed since its first
+    result (or would have before the next one), and at the end. A run that dies loses at most its
+    uncommitted batch and resumes there. ``on_shard`` is called with the evaluation after each shard's
+    commit; with it, shards are committed one at a time (a batch of one) so it sees every shard.
+    """
     check_plan(plan)
     key = plan.evaluation.key
     pending = set(plan.pending_shards) - progress.committed
@@ -175,23 +187,45 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
             class_map=class_map, restrictions=restrictions)
         renewed = time.monotonic()
         log.info("evaluating %s:%s on %s: %d shard(s) to do", md.name, md.version, spec.name, len(shards))
+        batch: list[ShardResult] = []
+        first_at = 0.0
         for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
-            if result.logits is not None:
+            if result.logits is not None:  # before the shard is committed: a committed shard has its logits
                 store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
-            evaluation = client.commit_shard(key, result.shard.index, result.predictions, result.seconds,
-                                             restricted=result.restricted)
-            progress.committed.add(result.shard.index)
-            progress.samples += len(result.predictions.top1)
-            progress.seconds += result.seconds
-            log.info("shard %d committed: %d samples in %.2f s (%d/%d shards)", result.shard.index,
-                     len(result.predictions.top1), result.seconds, evaluation.shards_done,
-                     evaluation.shards_total)
-            if on_shard is not None:
-                on_shard(evaluation)
+            if not batch:
+                first_at = time.monotonic()
+            batch.append(result)
+            # the next shard should take as long as this one: commit now rather than past the time bound
+            if on_shard is not None or sum(r.arrays.samples if r.arrays else len(r.predictions.top1)
+                                           for r in batch) >= COMMIT_SAMPLES \
+                    or time.monotonic() - first_at + result.seconds >= COMMIT_SECONDS:
+                _commit(client, key, batch, progress, on_shard)
+                batch = []
             if time.monotonic() - renewed > LEASE_RENEW_S:
                 lease.renew()
                 renewed = time.monotonic()
+        _commit(client, key, batch, progress, on_shard)
     return progress
+
+
+def _commit(client: Client, key: pb.EvaluationKey, batch: list[ShardResult], progress: RunProgress,
+            on_shard: Callable[[pb.Evaluation], None] | None) -> None:
+    """Commit ``batch`` in one CommitShards stream (all or none), then record it in ``progress``."""
+    if not batch:
+        return
+    sent = [r.arrays or ShardPredictions.from_message(r.shard.index, r.predictions, r.seconds, r.restricted)
+            for r in batch]
+    evaluation = client.commit_shards(key, sent)
+    for shard in sent:
+        progress.committed.add(shard.index)
+        progress.samples += shard.samples
+        progress.seconds += shard.seconds
+    log.info("%d shard(s) committed (%s): %d samples in %.2f s (%d/%d shards)", len(sent),
+             ", ".join(str(s.index) for s in sent[:8]) + (", ..." if len(sent) > 8 else ""),
+             sum(s.samples for s in sent), sum(s.seconds for s in sent), evaluation.shards_done,
+             evaluation.shards_total)
+    if on_shard is not None:
+        on_shard(evaluation)
 
 
 def error_message(exc: BaseException) -> str:
@@ -268,6 +302,8 @@ def evaluate(model: str, version: str, testsets: list[str]) -> dict[str, Any]:
     """
     from prefect.runtime import flow_run
 
+    # Prefect gives the shiftboard loggers its handlers (PREFECT_LOGGING_EXTRA_LOGGERS) but no level.
+    logging.getLogger("shiftboard").setLevel(logging.INFO)
     settings = Settings.from_env()
     store = ObjectStore.from_settings(settings)
     deployer = ModelDeployer(settings, store=store)

@@ -37,6 +37,7 @@ import tritonclient.grpc as triton_grpc
 from numpy.typing import NDArray
 
 from shiftboard.errors import InvalidArgument, ShiftboardError
+from shiftboard.flows.commits import ShardPredictions
 from shiftboard.flows.scoring import (
     ClassMap,
     NonFiniteLogits,
@@ -73,6 +74,8 @@ class ShardResult:
     logits: NDArray[np.float32] | None = None
     labels: NDArray[np.int64] | None = None
     restricted: tuple[pb.RestrictedTop1, ...] = ()
+    #: the same predictions as arrays, for CommitShards
+    arrays: ShardPredictions | None = None
 
 
 def decode_shard(data: bytes, shard: pb.Shard, chw: tuple[int, int, int],
@@ -215,6 +218,7 @@ class _Run:
         self.error: ShiftboardError | None = None
         self.stopping = threading.Event()
         self.outstanding = 0
+        self.sent_any = False
         self.fetcher = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-fetch")
         self.feeder = threading.Thread(target=self._feed, name="triton-feed", daemon=True)
         self.feeder.start()
@@ -238,7 +242,11 @@ class _Run:
             # a copy: the labels may be a view into the whole shard's bytes
             restricted = tuple(pb.RestrictedTop1(shift=shift, top1=top1.tolist())
                                for (shift, _), top1 in zip(self.p.restrictions, work.restricted, strict=True))
-            result = ShardResult(shard, predictions, now - last, work.logits, np.array(work.labels), restricted)
+            arrays = ShardPredictions(
+                index=int(shard.index), first_sample=int(shard.first_sample), top5=work.top5,
+                confidence=work.confidence, top1=work.top1, seconds=now - last,
+                restricted={shift: top1 for (shift, _), top1 in zip(self.p.restrictions, work.restricted, strict=True)})
+            result = ShardResult(shard, predictions, now - last, work.logits, np.array(work.labels), restricted, arrays)
             last = now
             with self.cond:
                 del self.works[position]
@@ -308,6 +316,9 @@ class _Run:
 
         with self.cond:
             self.outstanding += 1
+            if not self.sent_any:
+                self.sent_any = True
+                log.info("first inference request to %s", self.p.model_name)
         try:
             self.client.async_infer(self.p.model_name, self.p._request(work.images[start:stop]), done,
                                     outputs=self.p._outputs, client_timeout=self.p.request_timeout_s)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 import httpx
@@ -21,6 +21,9 @@ from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable, fro
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:
+    from shiftboard.flows.commits import ShardPredictions
 
 CHUNK_BYTES = 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just sent
@@ -193,6 +196,17 @@ class Client:
         request = pb.CommitShardRequest(key=key, shard_index=shard_index, predictions=predictions, seconds=seconds,
                                         restricted=list(restricted))
         return self._call(self._stub.CommitShard, request)
+
+    @_translate
+    def commit_shards(self, key: pb.EvaluationKey, shards: Iterable[ShardPredictions]) -> pb.Evaluation:
+        """Commit several shards' predictions in one CommitShards stream: all of them, or (error) none.
+
+        Shards of any size: each is split over messages under the gateway's message limit.
+        """
+        from shiftboard.flows.commits import commit_requests
+
+        return self._stub.CommitShards(commit_requests(key, shards), metadata=self._metadata,
+                                       timeout=self.timeout_s)
 
     @_translate
     def finish_evaluation(self, key: pb.EvaluationKey, *, failed: bool = False, error: str = "") -> pb.Evaluation:

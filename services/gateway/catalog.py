@@ -212,6 +212,116 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (evaluation_id, shift, shard)
     );
     """,
+    # 6: compact predictions (services/gateway/layout.py): labels from shard_labels, correctness as bits per
+    # shard, top-5 packed in integers, confidence quantized; existing rows converted
+    """
+    -- Bits per top-5 class of each evaluation's rows: enough for the largest class stored (0 pads).
+    CREATE TEMP TABLE v6_bits AS
+        SELECT evaluation_id,
+            CAST(floor(log2(greatest(max(greatest(top1, list_max(top5))) + 1, 1))) AS INTEGER) + 1 AS b
+        FROM predictions GROUP BY evaluation_id;
+    -- Each stored row's shard (samples of a shard are contiguous).
+    CREATE TEMP TABLE v6_rows AS
+        SELECT p.evaluation_id, s.idx AS shard, e.testset, p.sample - s.first_sample AS i, p.label, p.correct
+        FROM predictions p JOIN evaluations e ON e.id = p.evaluation_id
+        JOIN shards s ON s.testset = e.testset AND p.sample >= s.first_sample
+            AND p.sample < s.first_sample + s.num_samples;
+    -- Labels of shards registered before labels were kept, from the rows of one evaluation that stored them.
+    INSERT INTO shard_labels
+        SELECT r.testset, r.shard, from_hex(string_agg(printf('%02x%02x%02x%02x', r.label & 255,
+            (r.label >> 8) & 255, (r.label >> 16) & 255, (r.label >> 24) & 255), '' ORDER BY r.i))
+        FROM v6_rows r
+        JOIN (SELECT testset, shard, min(evaluation_id) AS evaluation_id FROM v6_rows GROUP BY ALL) one
+            USING (testset, shard, evaluation_id)
+        WHERE NOT EXISTS (SELECT 1 FROM shard_labels l WHERE l.testset = r.testset AND l.idx = r.shard)
+        GROUP BY r.testset, r.shard;
+    CREATE TEMP TABLE v6_correct AS
+        SELECT evaluation_id, shard, sum(c)::BIGINT AS correct_count,
+            from_hex(string_agg(printf('%02x', v), '' ORDER BY k)) AS bits
+        FROM (SELECT evaluation_id, shard, i // 8 AS k, count_if(correct) AS c,
+                  sum(CASE WHEN correct THEN 1 << (7 - i % 8) ELSE 0 END) AS v
+              FROM v6_rows GROUP BY ALL)
+        GROUP BY ALL;
+    CREATE TABLE evaluation_shards_v6 (
+        evaluation_id INTEGER NOT NULL,
+        shard INTEGER NOT NULL,
+        samples BIGINT NOT NULL,
+        seconds DOUBLE NOT NULL,
+        committed_at TIMESTAMPTZ NOT NULL,
+        correct_count BIGINT NOT NULL,         -- samples whose top-1 is their label
+        correct BLOB NOT NULL,                 -- bit i (numpy packbits order): sample first_sample + i is right
+        class_bits INTEGER NOT NULL,           -- bits per top-5 class in the shard's prediction rows
+        PRIMARY KEY (evaluation_id, shard)
+    );
+    INSERT INTO evaluation_shards_v6
+        SELECT s.evaluation_id, s.shard, s.samples, s.seconds, s.committed_at, coalesce(c.correct_count, 0),
+            coalesce(c.bits, from_hex(repeat('00', CAST((s.samples + 7) // 8 AS INTEGER)))), coalesce(b.b, 1)
+        FROM evaluation_shards s LEFT JOIN v6_correct c USING (evaluation_id, shard)
+        LEFT JOIN v6_bits b USING (evaluation_id);
+    -- One row per sample (layout: services/gateway/layout.py). No label, correctness or top-1: labels are
+    -- shard_labels', correctness the shard's bits, top-1 the first top-5 class (else in prediction_top1).
+    -- No primary key on purpose, as before: a shard's rows are replaced in one transaction.
+    CREATE TABLE predictions_v6 (
+        evaluation_id INTEGER NOT NULL,
+        sample BIGINT NOT NULL,
+        -- class + 1 of rank j (0: no class) in bits [j*b, (j+1)*b), b = evaluation_shards.class_bits;
+        -- ranks 0-4 when 5*b <= 63 (up to 4,095 classes), else ranks 0-2 here and 3-4 in top5_hi
+        -- (up to 2,097,151 classes)
+        top5 BIGINT NOT NULL,
+        top5_hi BIGINT NOT NULL,
+        -- round(p * 4194303): 22 bits, p read back as confidence / 4194303 (within 1.2e-7 of the sent value)
+        confidence INTEGER NOT NULL
+    );
+    INSERT INTO predictions_v6
+        SELECT p.evaluation_id, p.sample,
+            CASE WHEN 5 * b.b <= 63 THEN
+                (p.top5[1] + 1)::BIGINT | ((p.top5[2] + 1)::BIGINT << b.b) | ((p.top5[3] + 1)::BIGINT << (2 * b.b))
+                | ((p.top5[4] + 1)::BIGINT << (3 * b.b)) | ((p.top5[5] + 1)::BIGINT << (4 * b.b))
+            ELSE (p.top5[1] + 1)::BIGINT | ((p.top5[2] + 1)::BIGINT << b.b)
+                | ((p.top5[3] + 1)::BIGINT << (2 * b.b)) END,
+            CASE WHEN 5 * b.b <= 63 THEN 0
+            ELSE (p.top5[4] + 1)::BIGINT | ((p.top5[5] + 1)::BIGINT << b.b) END,
+            CAST(round(greatest(0.0, least(1.0, coalesce(p.confidence::DOUBLE, 0.0))) * 4194303) AS INTEGER)
+        FROM predictions p JOIN v6_bits b USING (evaluation_id);
+    -- A row's top-1 where it is not its first top-5 class (only callers with their own tie rule send that).
+    CREATE TABLE prediction_top1 (
+        evaluation_id INTEGER NOT NULL,
+        sample BIGINT NOT NULL,
+        top1 INTEGER NOT NULL
+    );
+    INSERT INTO prediction_top1
+        SELECT evaluation_id, sample, top1 FROM predictions WHERE top1 IS DISTINCT FROM top5[1];
+    DROP TABLE predictions;
+    ALTER TABLE predictions_v6 RENAME TO predictions;
+    DROP TABLE evaluation_shards;
+    ALTER TABLE evaluation_shards_v6 RENAME TO evaluation_shards;
+    DROP TABLE v6_bits;
+    DROP TABLE v6_rows;
+    DROP TABLE v6_correct;
+    """,
+    # 7: leaderboard aggregates: per evaluation and sample list, correct counts and resampled correct counts
+    """
+    -- One row per (evaluation, sample list): variant '' is the evaluation's own samples, a shift's name
+    -- its reference samples kept by that shift's class sub-list (services/gateway/aggregates.py). `counts`
+    -- holds the correct samples in each of the first `resamples` resamples of the shared resampling
+    -- weights, int32 little-endian. A row is used only while `stamp` equals the evaluation's
+    -- updated_at (epoch microseconds) and `method`, `seed` and `list_stamp` are the current ones.
+    CREATE TABLE aggregates (
+        evaluation_id INTEGER NOT NULL,
+        variant VARCHAR NOT NULL,
+        stamp BIGINT NOT NULL,
+        list_stamp VARCHAR NOT NULL,           -- digest of the shift's classes for a variant, else ''
+        method VARCHAR NOT NULL,               -- the resampling-weights algorithm
+        seed BIGINT NOT NULL,
+        exact BOOLEAN NOT NULL,                -- false: restricted correctness rebuilt from top-5
+        samples BIGINT NOT NULL,
+        correct BIGINT NOT NULL,
+        resamples INTEGER NOT NULL,
+        counts BLOB NOT NULL,
+        computed_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (evaluation_id, variant)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -463,6 +573,7 @@ class Catalog:
                 raise NotFound(f"model {name} version {version} does not exist")
             ids = "SELECT id FROM evaluations WHERE model = ? AND version = ?"
             cur.execute(f"DELETE FROM predictions WHERE evaluation_id IN ({ids})", [name, version])
+            cur.execute(f"DELETE FROM prediction_top1 WHERE evaluation_id IN ({ids})", [name, version])
             cur.execute(f"DELETE FROM restricted_correct WHERE evaluation_id IN ({ids})", [name, version])
             cur.execute(f"DELETE FROM evaluation_shards WHERE evaluation_id IN ({ids})", [name, version])
             cur.execute("DELETE FROM evaluations WHERE model = ? AND version = ?", [name, version])

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import numpy as np
 
-from shiftboard import testsets
+from shiftboard import testsets, vocab
 from shiftboard.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from shiftboard.flows.commits import Assembler
 from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
 from shiftboard.names import validate_name
 from shiftboard.services.gateway.auth import ANY_ROLE, EVALUATORS
@@ -149,6 +150,65 @@ class EvaluationRpcs:
                                              num_classes, self._labels(testset.spec.name, shard),
                                              list(testset.spec.class_subset), list(request.restricted),
                                              restrictions)
+
+    @rpc(mutating=True, roles=EVALUATORS)
+    def CommitShards(self, request_iterator: Iterator[pb.CommitShardsRequest], context: grpc.ServicerContext,
+                     caller: Token) -> pb.Evaluation:
+        """Receive parts of shards (packed bytes) until the stream ends, then commit every shard in one
+        transaction; checks and errors are CommitShard's (any error: nothing stored)."""
+        key: pb.EvaluationKey | None = None
+        assembler: Assembler | None = None
+        spec = model = None
+        for message in request_iterator:
+            if message.HasField("key"):
+                if key is None:
+                    key = _validated_key(message.key)
+                    spec, firsts, counts = self._manifest(key.testset)
+                    model, _ = self.catalog.get_model(key.model, key.version)
+                    assembler = Assembler(firsts, counts, key.testset)
+                elif message.key != key:
+                    raise InvalidArgument("a CommitShards stream commits one evaluation: send its key once, "
+                                          "in the first message")
+            if assembler is None:
+                raise InvalidArgument("the first CommitShards message must carry the evaluation's key")
+            for part in message.parts:
+                assembler.add(part)
+        if key is None or assembler is None or spec is None or model is None:
+            raise InvalidArgument("an empty CommitShards stream: send the key, then the shards' parts")
+        received = assembler.shards()
+        manifest = [pb.Shard(index=s.index, first_sample=s.first_sample, num_samples=s.samples) for s in received]
+        num_classes = len(spec.class_map) or model.metadata.num_classes
+        restrictions = self._restrictions(spec) if any(sent.restricted for sent in received) else {}
+        return self.evaluations.commit_shards(key, list(zip(manifest, received, strict=True)), num_classes,
+                                              self._labels_of(spec.name, manifest), list(spec.class_subset),
+                                              restrictions)
+
+    def _manifest(self, testset: str) -> tuple[pb.TestSetSpec, np.ndarray, np.ndarray]:
+        """A test set's spec without its shards, and each shard's first sample and sample count by index
+        (a stream of small shards needs no message per shard of the set)."""
+        rows = self.catalog.query("SELECT kind, num_classes, class_subset, class_map FROM testsets WHERE name = ?",
+                                  [testset])
+        if not rows:
+            self.catalog.get_testset(testset)  # raises NOT_FOUND with the usual message
+        kind, num_classes, subset, class_map = rows[0]
+        spec = pb.TestSetSpec(name=testset, kind=vocab.kind_value(kind), num_classes=num_classes,
+                              class_subset=subset, class_map=[pb.ClassGroup(outputs=g) for g in class_map or []])
+        with self.catalog.transaction() as cur:
+            shards = cur.execute("SELECT first_sample, num_samples FROM shards WHERE testset = ? ORDER BY idx",
+                                 [testset]).fetchnumpy()
+        return spec, shards["first_sample"], shards["num_samples"]
+
+    def _labels_of(self, testset: str, shards: list[pb.Shard]) -> dict[int, np.ndarray]:
+        """The stored labels of ``shards`` (one query; see :meth:`_labels` for sets stored without them)."""
+        rows = self.catalog.query("SELECT idx, labels FROM shard_labels WHERE testset = ? AND list_contains(?, idx)",
+                                  [testset, [s.index for s in shards]])
+        out = {int(i): labels_of(bytes(data)) for i, data in rows}
+        missing = [s.index for s in shards if s.index not in out]
+        if missing:
+            full = self.catalog.get_testset(testset).spec.shards
+            for index in missing:
+                out[index] = self._labels(testset, full[index])
+        return out
 
     def _labels(self, testset: str, shard: pb.Shard) -> np.ndarray:
         """A shard's stored labels; for a set registered before labels were stored, read (and checked

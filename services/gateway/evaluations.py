@@ -1,9 +1,14 @@
 """Evaluations and per-sample predictions in the catalog.
 
-An evaluation is one (model version, test set) pair. Its predictions are committed one shard at a
-time: the shard's rows are deleted and inserted again in the same transaction as the shard's
-progress row, so a re-sent shard replaces its rows and a killed run resumes at the first shard
-without a progress row. Ingest goes through Arrow, column by column.
+An evaluation is one (model version, test set) pair. Its predictions are committed a batch of
+shards at a time (``CommitShards``; ``CommitShard`` is a batch of one): every shard's rows and its
+progress row go in one transaction, a re-sent shard's earlier rows are deleted first (a shard never
+committed needs no delete), so a killed run resumes at the first shard without a progress row.
+Ingest goes through Arrow, column by column, in the compact layout of
+:mod:`~shiftboard.services.gateway.layout` (about 9.4 bytes a prediction with 1,000 classes).
+
+Correctness is kept as one bit per sample in the shard's progress row (``evaluation_shards.correct``,
+with its count), so :meth:`Evaluations.correctness` and the accuracies never read a prediction row.
 
 Labels and correctness are the platform's own: the caller sends predicted classes and confidences
 only, and ``correct`` is computed here from the labels the gateway stored when the test set was
@@ -17,17 +22,22 @@ samples the sub-list keeps and which of them are right, storing both as packed b
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
+from numpy.typing import ArrayLike
 
 from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shiftboard.flows.commits import ShardPredictions
 from shiftboard.flows.scoring import ClassMap, Restriction, restricted_outcome
 from shiftboard.leaderboard.stats import clopper_pearson
+from shiftboard.services.gateway import layout
 from shiftboard.services.gateway.catalog import Catalog, _ts
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -65,7 +75,7 @@ def key_text(key: pb.EvaluationKey) -> str:
     return f"{key.model}:{key.version} on {key.testset}"
 
 
-def _restricted_rows(shard: pb.Shard, label: np.ndarray, top5: np.ndarray, sent: Sequence[pb.RestrictedTop1],
+def _restricted_rows(shard: pb.Shard, label: np.ndarray, top5: np.ndarray, sent: Sequence[tuple[str, ArrayLike]],
                      restrictions: Mapping[str, Restriction], testset: str) -> list[list[object]]:
     """``(shift, samples, kept bits, correct bits)`` of each restricted top-1 sent with a reference shard.
 
@@ -74,35 +84,57 @@ def _restricted_rows(shard: pb.Shard, label: np.ndarray, top5: np.ndarray, sent:
     """
     n = len(label)
     rows: list[list[object]] = []
-    for item in sent:
-        restriction = restrictions.get(item.shift)
+    for shift, sent_top1 in sent:
+        restriction = restrictions.get(shift)
         if restriction is None:
-            raise InvalidArgument(f"{item.shift!r} is not a registered shift of {testset} with a class sub-list "
+            raise InvalidArgument(f"{shift!r} is not a registered shift of {testset} with a class sub-list "
                                   "or class map: send restricted top-1 only for the plan's restrictions")
-        if any(r[0] == item.shift for r in rows):
-            raise InvalidArgument(f"restricted top-1 for {item.shift} sent twice: send each shift once")
-        top1 = np.asarray(item.top1, dtype=np.int64)
+        if any(r[0] == shift for r in rows):
+            raise InvalidArgument(f"restricted top-1 for {shift} sent twice: send each shift once")
+        top1 = np.asarray(sent_top1, dtype=np.int64)
         if len(top1) != n:
-            raise InvalidArgument(f"shard {shard.index} has {n} samples; the restricted top-1 for {item.shift} "
+            raise InvalidArgument(f"shard {shard.index} has {n} samples; the restricted top-1 for {shift} "
                                   f"holds {len(top1)}: send one per sample")
         if isinstance(restriction, ClassMap):
             if ((top1 < 0) | (top1 >= len(restriction))).any():
-                raise InvalidArgument(f"the restricted top-1 for {item.shift} must be classes of its class map, "
+                raise InvalidArgument(f"the restricted top-1 for {shift} must be classes of its class map, "
                                       f"in [0, {len(restriction)})")
         else:
             if not np.isin(top1, restriction).all():
-                raise InvalidArgument(f"the restricted top-1 for {item.shift} must lie in its class sub-list")
+                raise InvalidArgument(f"the restricted top-1 for {shift} must lie in its class sub-list")
             inside = np.isin(top5, restriction)
             found = inside.any(axis=1)
             first = top5[np.arange(n), inside.argmax(axis=1)]
             if (found & (first != top1)).any():
-                raise InvalidArgument(f"the restricted top-1 for {item.shift} contradicts the shard's top-5 (the "
+                raise InvalidArgument(f"the restricted top-1 for {shift} contradicts the shard's top-5 (the "
                                       "first top-5 class in the sub-list is the restricted top-1)")
         outcome = restricted_outcome(label, top1, restriction)
         correct = np.zeros(n, dtype=bool)
         correct[outcome.kept] = outcome.correct
-        rows.append([item.shift, n, np.packbits(outcome.kept).tobytes(), np.packbits(correct).tobytes()])
+        rows.append([shift, n, np.packbits(outcome.kept).tobytes(), np.packbits(correct).tobytes()])
     return rows
+
+
+def _merged_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sample ranges [start, stop) with touching ones joined (one DELETE for consecutive shards)."""
+    out: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if out and out[-1][1] == start:
+            out[-1] = (out[-1][0], stop)
+        else:
+            out.append((start, stop))
+    return out
+
+
+@dataclass(frozen=True)
+class _StoredShard:
+    """A committed shard of one evaluation, as ``evaluation_shards`` and ``shards`` record it."""
+
+    index: int
+    first_sample: int
+    samples: int
+    correct: bytes
+    class_bits: int
 
 
 @dataclass(frozen=True)
@@ -131,7 +163,7 @@ class Evaluations:
 
     # ---------------------------------------------------------------- reading
 
-    def _rows(self, where: str = "1=1", params: list[object] | None = None) -> list[tuple]:
+    def _rows(self, where: str = "1=1", params: Sequence[object] | None = None) -> list[tuple]:
         sql = (f"SELECT {_COLUMNS}, (SELECT count(*) FROM evaluation_shards s WHERE s.evaluation_id = e.id), "
                "(SELECT coalesce(sum(samples), 0) FROM evaluation_shards s WHERE s.evaluation_id = e.id) "
                f"FROM evaluations e WHERE {where} ORDER BY model, version, testset")
@@ -176,7 +208,7 @@ class Evaluations:
             raise NotFound(f"no evaluation of {key_text(key)}")
         return int(rows[0][0])
 
-    def missing_pairs(self, *, rerun: bool = False) -> list[Pair]:
+    def missing_pairs(self, *, rerun: bool = False) -> builtins.list[Pair]:
         """Every (model, test set) pair without a good or live evaluation (what the sweep hands out)."""
         now = _now()
         rows = self.catalog.query(
@@ -214,7 +246,7 @@ class Evaluations:
                         [flow_run_id, pair.model, pair.version, pair.testset])
 
     def start(self, key: pb.EvaluationKey, flow_run_id: str, *, shards_total: int,
-              samples_total: int, restricted: Sequence[str] = ()) -> tuple[pb.Evaluation, list[int]]:
+              samples_total: int, restricted: Sequence[str] = ()) -> tuple[pb.Evaluation, builtins.list[int]]:
         """Mark running (creating the row if a worker starts a pair directly); returns pending shards.
 
         A shard is done when committed with the restricted correctness of every shift in ``restricted``
@@ -250,12 +282,10 @@ class Evaluations:
                      seconds: float, num_classes: int, labels: np.ndarray,
                      class_subset: Sequence[int] = (), restricted: Sequence[pb.RestrictedTop1] = (),
                      restrictions: Mapping[str, Restriction] | None = None) -> pb.Evaluation:
-        """Replace the rows of one shard and record it done, in one transaction.
+        """Replace the rows of one shard and record it done, in one transaction (see :meth:`commit_shards`).
 
-        ``labels`` are the shard's true labels (the platform's); ``correct`` is ``top1 == label``. With a
-        class subset the predicted classes must lie in it (the subset is what is scored). ``restricted``
-        are a reference shard's restricted top-1 for the shifts of ``restrictions`` (see
-        :func:`_restricted_rows`); they replace the shard's earlier restricted rows.
+        ``predictions`` is CommitShard's message: its samples must be the shard's, in order, and it
+        must not carry labels or correctness.
         """
         n = int(shard.num_samples)
         if len(predictions.label) or len(predictions.correct):
@@ -269,12 +299,48 @@ class Evaluations:
         first = int(shard.first_sample)
         if not np.array_equal(sample, np.arange(first, first + n)):
             raise InvalidArgument(f"shard {shard.index} covers samples {first}..{first + n - 1} in order")
-        if len(labels) != n:
-            raise FailedPrecondition(f"the stored labels of shard {shard.index} of {key.testset} hold "
-                                     f"{len(labels)} samples, the manifest {n}: register the test set again")
-        label = np.asarray(labels, dtype=np.int32)
-        top1 = np.asarray(predictions.top1, dtype=np.int32)
-        top5 = np.asarray(predictions.top5, dtype=np.int32)
+        shifts = [r.shift for r in restricted]
+        if len(set(shifts)) != len(shifts):
+            twice = next(x for x in shifts if shifts.count(x) > 1)
+            raise InvalidArgument(f"restricted top-1 for {twice} sent twice: send each shift once")
+        arrays = ShardPredictions.from_message(shard.index, predictions, seconds, restricted)
+        return self.commit_shards(key, [(shard, arrays)], num_classes, {shard.index: labels}, class_subset,
+                                  restrictions)
+
+    def commit_shards(self, key: pb.EvaluationKey, shards: Sequence[tuple[pb.Shard, ShardPredictions]],
+                      num_classes: int, labels: Mapping[int, np.ndarray], class_subset: Sequence[int] = (),
+                      restrictions: Mapping[str, Restriction] | None = None) -> pb.Evaluation:
+        """Replace the rows of ``shards`` (manifest entry, predictions) and record them done, all in one
+        transaction: every shard is stored, or (on any error) none.
+
+        ``labels`` are each shard's true labels (the platform's); ``correct`` is ``top1 == label``. With a
+        class subset the predicted classes must lie in it (the subset is what is scored). Restricted top-1
+        are a reference shard's for the shifts of ``restrictions`` (see :func:`_restricted_rows`); they
+        replace the shard's earlier restricted rows. A shard committed before has its rows deleted first;
+        one never committed costs no delete.
+        """
+        if not shards:
+            raise InvalidArgument(f"nothing to commit for {key_text(key)}: send the predictions of a shard")
+        seen: set[int] = set()
+        for shard, sent in shards:
+            n = int(shard.num_samples)
+            if shard.index in seen:
+                raise InvalidArgument(f"shard {shard.index} sent twice in one commit: send each shard once")
+            seen.add(shard.index)
+            if sent.top5.shape != (n, 5) or len(sent.confidence) != n or len(sent.top1_or_first) != n:
+                raise InvalidArgument(f"shard {shard.index} has {n} samples; the predictions must hold {n} samples, "
+                                      f"top-1, confidences and {5 * n} top-5 entries")
+            if sent.first_sample != shard.first_sample:
+                raise InvalidArgument(f"shard {shard.index} covers samples {shard.first_sample}.."
+                                      f"{shard.first_sample + n - 1} in order")
+            if len(labels[shard.index]) != n:
+                raise FailedPrecondition(f"the stored labels of shard {shard.index} of {key.testset} hold "
+                                         f"{len(labels[shard.index])} samples, the manifest {n}: register the test "
+                                         "set again")
+        label = np.concatenate([np.asarray(labels[shard.index], dtype=np.int32) for shard, _ in shards])
+        top1 = np.concatenate([sent.top1_or_first for _, sent in shards]).astype(np.int32, copy=False)
+        top5 = np.concatenate([sent.top5 for _, sent in shards]).astype(np.int32, copy=False)
+        confidence = np.concatenate([sent.confidence for _, sent in shards]).astype(np.float32, copy=False)
         if ((top5 < -1) | (top5 >= num_classes)).any() or ((top1 < 0) | (top1 >= num_classes)).any():
             raise InvalidArgument(f"predicted classes must lie in [0, {num_classes}) (-1 pads top-5)")
         if class_subset:
@@ -282,39 +348,94 @@ class Evaluations:
             if not np.isin(top1, scored).all() or not np.isin(top5, np.append(scored, -1)).all():
                 raise InvalidArgument(f"test set {key.testset} scores only its class sub-list: predicted "
                                       "classes must lie in it (-1 pads top-5)")
-        rows = _restricted_rows(shard, label, top5.reshape(n, 5), restricted, restrictions or {}, key.testset)
+        if not ((confidence >= 0.0) & (confidence <= 1.0 + 1e-6)).all():
+            raise InvalidArgument("confidences must be probabilities in [0, 1] (the softmax of top-1)")
+        restricted_rows: builtins.list[builtins.list[object]] = []
+        offset = 0
+        for shard, sent in shards:
+            n = int(shard.num_samples)
+            if sent.restricted:
+                for row in _restricted_rows(shard, label[offset:offset + n], top5[offset:offset + n],
+                                            list(sent.restricted.items()), restrictions or {}, key.testset):
+                    restricted_rows.append([row[0], shard.index, *row[1:]])
+            offset += n
+        return self._store(key, shards, num_classes, label, top1, top5, confidence, restricted_rows)
+
+    def _store(self, key: pb.EvaluationKey, shards: Sequence[tuple[pb.Shard, ShardPredictions]], num_classes: int,
+               label: np.ndarray, top1: np.ndarray, top5: np.ndarray, confidence: np.ndarray,
+               restricted_rows: builtins.list[builtins.list[object]]) -> pb.Evaluation:
+        """Encode checked predictions in the compact layout and write them in one transaction."""
         evaluation_id = self._id(key)
+        bits = layout.class_bits(num_classes)
+        lo, hi = layout.pack_top5(top5, bits)
+        correct = top1 == label
+        sizes = np.array([int(shard.num_samples) for shard, _ in shards], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        firsts = np.array([int(shard.first_sample) for shard, _ in shards], dtype=np.int64)
+        sample = np.arange(len(label), dtype=np.int64) + np.repeat(firsts - starts, sizes)
+        counts = [int(np.count_nonzero(correct[a:a + n])) for a, n in zip(starts, sizes, strict=True)]
         table = pa.table({
-            "evaluation_id": pa.array(np.full(n, evaluation_id, dtype=np.int32)),
-            "sample": pa.array(sample),
-            "label": pa.array(label),
-            "top1": pa.array(top1),
-            "top5": pa.FixedSizeListArray.from_arrays(pa.array(top5), 5),
-            "confidence": pa.array(np.asarray(predictions.confidence, dtype=np.float32)),
-            "correct": pa.array(top1 == label),
+            "evaluation_id": pa.array(np.full(len(label), evaluation_id, dtype=np.int32)),
+            "sample": pa.array(sample), "top5": pa.array(lo), "top5_hi": pa.array(hi),
+            "confidence": pa.array(layout.quantize_confidence(confidence)),
         })
+        differs = np.flatnonzero(top1 != top5[:, 0])
         now = _now()
+        progress = pa.table({
+            "evaluation_id": pa.array(np.full(len(shards), evaluation_id, dtype=np.int32)),
+            "shard": pa.array([int(shard.index) for shard, _ in shards], pa.int32()),
+            "samples": pa.array(sizes), "seconds": pa.array([float(sent.seconds) for _, sent in shards], pa.float64()),
+            "committed_at": pa.array([now] * len(shards), pa.timestamp("us", tz="UTC")),
+            "correct_count": pa.array(counts, pa.int64()),
+            "correct": pa.array([np.packbits(correct[a:a + n]).tobytes() for a, n in zip(starts, sizes, strict=True)],
+                                pa.binary()),
+            "class_bits": pa.array(np.full(len(shards), bits, dtype=np.int32)),
+        })
+        indices = [int(shard.index) for shard, _ in shards]
         with self.catalog.transaction() as cur:
             status = cur.execute("SELECT status FROM evaluations WHERE id = ?", [evaluation_id]).fetchone()
             if status is None or status[0] != "running":
                 raise FailedPrecondition(f"the evaluation of {key_text(key)} is not running: call "
                                          "StartEvaluation first")
-            cur.execute("DELETE FROM predictions WHERE evaluation_id = ? AND sample >= ? AND sample < ?",
-                        [evaluation_id, first, first + n])
-            cur.register("incoming", table)
-            cur.execute("INSERT INTO predictions SELECT * FROM incoming")
-            cur.unregister("incoming")
-            cur.execute("DELETE FROM restricted_correct WHERE evaluation_id = ? AND shard = ?",
-                        [evaluation_id, shard.index])
-            if rows:
-                cur.executemany("INSERT INTO restricted_correct VALUES (?, ?, ?, ?, ?, ?)",
-                                [[evaluation_id, r[0], shard.index, *r[1:]] for r in rows])
-            cur.execute("INSERT OR REPLACE INTO evaluation_shards VALUES (?, ?, ?, ?, ?)",
-                        [evaluation_id, shard.index, n, seconds, now])
+            done = {int(r[0]) for r in cur.execute(
+                "SELECT shard FROM evaluation_shards WHERE evaluation_id = ? AND list_contains(?, shard)",
+                [evaluation_id, indices]).fetchall()}
+            if done:
+                ranges = _merged_ranges([(int(shard.first_sample), int(shard.first_sample + shard.num_samples))
+                                         for shard, _ in shards if shard.index in done])
+                for table_name in ("predictions", "prediction_top1"):
+                    for start, stop in ranges:
+                        cur.execute(f"DELETE FROM {table_name} WHERE evaluation_id = ? AND sample >= ? "
+                                    "AND sample < ?", [evaluation_id, start, stop])
+                cur.execute("DELETE FROM restricted_correct WHERE evaluation_id = ? AND list_contains(?, shard)",
+                            [evaluation_id, sorted(done)])
+            self._insert(cur, "predictions", table)
+            if len(differs):
+                self._insert(cur, "prediction_top1", pa.table({
+                    "evaluation_id": pa.array(np.full(len(differs), evaluation_id, dtype=np.int32)),
+                    "sample": pa.array(sample[differs]), "top1": pa.array(top1[differs])}))
+            if restricted_rows:
+                self._insert(cur, "restricted_correct", pa.table({
+                    "evaluation_id": pa.array([evaluation_id] * len(restricted_rows), pa.int32()),
+                    "shift": pa.array([r[0] for r in restricted_rows], pa.string()),
+                    "shard": pa.array([r[1] for r in restricted_rows], pa.int32()),
+                    "samples": pa.array([r[2] for r in restricted_rows], pa.int32()),
+                    "kept": pa.array([r[3] for r in restricted_rows], pa.binary()),
+                    "correct": pa.array([r[4] for r in restricted_rows], pa.binary())}))
+            self._insert(cur, "evaluation_shards", progress, replace=bool(done))
             cur.execute("UPDATE evaluations SET updated_at = ?, run_samples = run_samples + ? WHERE id = ?",
-                        [now, n, evaluation_id])
+                        [now, len(label), evaluation_id])
         self._notify()
         return self.get(key)
+
+    @staticmethod
+    def _insert(cur: duckdb.DuckDBPyConnection, table_name: str, rows: pa.Table, *, replace: bool = False) -> None:
+        cur.register("incoming_rows", rows)
+        try:
+            verb = "INSERT OR REPLACE" if replace else "INSERT"
+            cur.execute(f"{verb} INTO {table_name} SELECT * FROM incoming_rows")
+        finally:
+            cur.unregister("incoming_rows")
 
     def finish(self, key: pb.EvaluationKey, *, failed: bool, error: str) -> pb.Evaluation:
         evaluation_id = self._id(key)
@@ -339,6 +460,7 @@ class Evaluations:
             ids = [r[0] for r in cur.execute(f"SELECT id FROM evaluations WHERE {where}", params).fetchall()]
             for evaluation_id in ids:
                 cur.execute("DELETE FROM predictions WHERE evaluation_id = ?", [evaluation_id])
+                cur.execute("DELETE FROM prediction_top1 WHERE evaluation_id = ?", [evaluation_id])
                 cur.execute("DELETE FROM restricted_correct WHERE evaluation_id = ?", [evaluation_id])
                 cur.execute("DELETE FROM evaluation_shards WHERE evaluation_id = ?", [evaluation_id])
                 cur.execute("DELETE FROM evaluations WHERE id = ?", [evaluation_id])
@@ -346,23 +468,103 @@ class Evaluations:
 
     # ---------------------------------------------------------------- results
 
+    def _stored_shards(self, evaluation_id: int) -> tuple[str, builtins.list[_StoredShard]]:
+        """The evaluation's test set and its committed shards in sample order."""
+        rows = self.catalog.query(
+            "SELECT e.testset, es.shard, s.first_sample, es.samples, es.correct, es.class_bits "
+            "FROM evaluations e JOIN evaluation_shards es ON es.evaluation_id = e.id "
+            "JOIN shards s ON s.testset = e.testset AND s.idx = es.shard WHERE e.id = ? ORDER BY es.shard",
+            [evaluation_id])
+        testset = rows[0][0] if rows else ""
+        return testset, [_StoredShard(int(r[1]), int(r[2]), int(r[3]), bytes(r[4]), int(r[5])) for r in rows]
+
+    def _labels(self, testset: str, shards: Sequence[_StoredShard]) -> dict[int, np.ndarray]:
+        if not shards:
+            return {}
+        rows = self.catalog.query("SELECT idx, labels FROM shard_labels WHERE testset = ? AND list_contains(?, idx)",
+                                  [testset, [s.index for s in shards]])
+        out = {int(i): labels_of(bytes(data)) for i, data in rows}
+        missing = [s.index for s in shards if s.index not in out]
+        if missing:
+            raise FailedPrecondition(f"the labels of shard {missing[0]} of {testset} are not stored: commit the "
+                                     "shard again")
+        return out
+
+    @staticmethod
+    def _top5(lo: np.ndarray, hi: np.ndarray, shards: Sequence[tuple[_StoredShard, int, int]]) -> np.ndarray:
+        """Decode rows of ``shards`` (each with the slice [start, stop) of its rows present) in order."""
+        widths = {s.class_bits for s, _, _ in shards}
+        if len(widths) == 1:
+            return layout.unpack_top5(lo, hi, widths.pop())
+        parts, at = [], 0
+        for s, start, stop in shards:
+            parts.append(layout.unpack_top5(lo[at:at + stop - start], hi[at:at + stop - start], s.class_bits))
+            at += stop - start
+        return np.concatenate(parts)
+
+    def correctness(self, evaluation_id: int) -> np.ndarray:
+        """Whether each committed sample's top-1 is its label (bool, sample order), from the stored bits."""
+        _, shards = self._stored_shards(evaluation_id)
+        if not shards:
+            return np.zeros(0, dtype=bool)
+        return np.concatenate([layout.unpack_bits(s.correct, s.samples) for s in shards])
+
+    def columns(self, evaluation_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(labels int32 [N], top5 int32 [N, 5], correct bool [N]) of every committed sample in sample order."""
+        testset, shards = self._stored_shards(evaluation_id)
+        labels = self._labels(testset, shards)
+        with self.catalog.transaction() as cur:
+            table = cur.execute("SELECT top5, top5_hi FROM predictions WHERE evaluation_id = ? ORDER BY sample",
+                                [evaluation_id]).fetch_arrow_table()
+        total = sum(s.samples for s in shards)
+        if table.num_rows != total:
+            raise FailedPrecondition(f"evaluation {evaluation_id} stores {table.num_rows} predictions for {total} "
+                                     "committed samples: run it again")
+        lo = table.column("top5").to_numpy()
+        hi = table.column("top5_hi").to_numpy()
+        top5 = self._top5(lo, hi, [(s, 0, s.samples) for s in shards])
+        label = np.concatenate([labels[s.index] for s in shards]).astype(np.int32) if shards \
+            else np.zeros(0, dtype=np.int32)
+        return label, top5, self.correctness(evaluation_id)
+
     def predictions(self, key: pb.EvaluationKey, batch: int = 65536) -> Iterator[pb.Predictions]:
+        """Every committed prediction in sample order, in messages of ``batch`` samples (the last one fewer)."""
         evaluation_id = self._id(key)
-        total = self.catalog.query("SELECT count(*) FROM predictions WHERE evaluation_id = ?", [evaluation_id])
-        for offset in range(0, int(total[0][0]), batch):
+        testset, shards = self._stored_shards(evaluation_id)
+        ends = np.cumsum([s.samples for s in shards])
+        total = int(ends[-1]) if len(shards) else 0
+        for offset in range(0, total, batch):
+            stop = min(total, offset + batch)
+            pieces = []  # (shard, start, stop) within the shard
+            for s, end in zip(shards, ends, strict=True):
+                begin = int(end) - s.samples
+                if end > offset and begin < stop:
+                    pieces.append((s, max(offset, begin) - begin, min(stop, int(end)) - begin))
+            low = pieces[0][0].first_sample + pieces[0][1]
+            high = pieces[-1][0].first_sample + pieces[-1][2]
+            labels = self._labels(testset, [p[0] for p in pieces])
             with self.catalog.transaction() as cur:
                 table = cur.execute(
-                    "SELECT sample, label, top1, top5, confidence, correct FROM predictions "
-                    "WHERE evaluation_id = ? ORDER BY sample LIMIT ? OFFSET ?",
-                    [evaluation_id, batch, offset]).fetch_arrow_table()
-            top5 = table.column("top5").combine_chunks()
+                    "SELECT sample, top5, top5_hi, confidence FROM predictions WHERE evaluation_id = ? "
+                    "AND sample >= ? AND sample < ? ORDER BY sample", [evaluation_id, low, high]).fetch_arrow_table()
+                own = cur.execute("SELECT sample, top1 FROM prediction_top1 WHERE evaluation_id = ? AND sample >= ? "
+                                  "AND sample < ?", [evaluation_id, low, high]).fetchall()
+            if table.num_rows != stop - offset:
+                raise FailedPrecondition(f"{key_text(key)} stores {table.num_rows} predictions for samples "
+                                         f"{low}..{high - 1}, {stop - offset} expected: run it again")
+            sample = table.column("sample").to_numpy()
+            top5 = self._top5(table.column("top5").to_numpy(), table.column("top5_hi").to_numpy(), pieces)
+            top1 = top5[:, 0].copy()
+            if own:
+                where = np.searchsorted(sample, [r[0] for r in own])
+                top1[where] = [r[1] for r in own]
             yield pb.Predictions(
-                sample=table.column("sample").to_numpy().tolist(),
-                label=table.column("label").to_numpy().tolist(),
-                top1=table.column("top1").to_numpy().tolist(),
-                top5=top5.flatten().to_numpy().tolist(),
-                confidence=table.column("confidence").to_numpy().tolist(),
-                correct=table.column("correct").to_numpy(zero_copy_only=False).tolist(),
+                sample=sample.tolist(),
+                label=np.concatenate([labels[s.index][a:b] for s, a, b in pieces]).tolist(),
+                top1=top1.tolist(),
+                top5=top5.ravel().tolist(),
+                confidence=layout.confidence_of(table.column("confidence").to_numpy()).tolist(),
+                correct=np.concatenate([layout.unpack_bits(s.correct, s.samples)[a:b] for s, a, b in pieces]).tolist(),
             )
 
     def restricted_correct(self, evaluation_id: int, shift: str) -> np.ndarray | None:
@@ -380,7 +582,7 @@ class Evaluations:
             parts.append(c[k])
         return np.concatenate(parts)
 
-    def accuracies(self, *, model: str = "", testset: str = "") -> list[pb.Accuracy]:
+    def accuracies(self, *, model: str = "", testset: str = "") -> builtins.list[pb.Accuracy]:
         clauses, params = ["e.status = 'succeeded'"], []
         if model:
             clauses.append("e.model = ?")
@@ -389,8 +591,8 @@ class Evaluations:
             clauses.append("e.testset = ?")
             params.append(testset)
         rows = self.catalog.query(
-            "SELECT e.model, e.version, e.testset, count(p.sample), coalesce(sum(p.correct::INTEGER), 0) "
-            "FROM evaluations e JOIN predictions p ON p.evaluation_id = e.id "
+            "SELECT e.model, e.version, e.testset, sum(s.samples)::BIGINT, sum(s.correct_count)::BIGINT "
+            "FROM evaluations e JOIN evaluation_shards s ON s.evaluation_id = e.id "
             f"WHERE {' AND '.join(clauses)} GROUP BY ALL ORDER BY e.testset, e.model, e.version", params)
         out = []
         for model_name, version, testset_name, samples, correct in rows:

@@ -40,7 +40,12 @@ def _translated(name: str, context: grpc.ServicerContext) -> Iterator[None]:
 
 def rpc(*, mutating: bool, roles: frozenset[str] = ANY_ROLE) -> Callable[[F], F]:
     """Authorise the call (a token with one of ``roles`` when mutating), then translate errors to
-    gRPC statuses (the only place that does)."""
+    gRPC statuses (the only place that does).
+
+    Unary and client-streaming methods alike: for a client stream ``request`` is the iterator of the
+    caller's messages, and the caller is authorised before the first one is read. (A client stream
+    takes no stream slot: its caller sends and is done, it holds no thread waiting on others.)
+    """
 
     def decorate(method: F) -> F:
         @functools.wraps(method)

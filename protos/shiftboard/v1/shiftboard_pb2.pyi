@@ -569,6 +569,42 @@ class CommitShardRequest(_message.Message):
     restricted: _containers.RepeatedCompositeFieldContainer[RestrictedTop1]
     def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., shard_index: _Optional[int] = ..., predictions: _Optional[_Union[Predictions, _Mapping]] = ..., seconds: _Optional[float] = ..., restricted: _Optional[_Iterable[_Union[RestrictedTop1, _Mapping]]] = ...) -> None: ...
 
+class CommitShardsRequest(_message.Message):
+    __slots__ = ("key", "parts")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    key: EvaluationKey
+    parts: _containers.RepeatedCompositeFieldContainer[ShardPart]
+    def __init__(self, key: _Optional[_Union[EvaluationKey, _Mapping]] = ..., parts: _Optional[_Iterable[_Union[ShardPart, _Mapping]]] = ...) -> None: ...
+
+class ShardPart(_message.Message):
+    __slots__ = ("shard_index", "first_sample", "samples", "top1", "top5", "confidence", "seconds", "restricted")
+    SHARD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SAMPLE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TOP1_FIELD_NUMBER: _ClassVar[int]
+    TOP5_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTED_FIELD_NUMBER: _ClassVar[int]
+    shard_index: int
+    first_sample: int
+    samples: int
+    top1: bytes
+    top5: bytes
+    confidence: bytes
+    seconds: float
+    restricted: _containers.RepeatedCompositeFieldContainer[PackedTop1]
+    def __init__(self, shard_index: _Optional[int] = ..., first_sample: _Optional[int] = ..., samples: _Optional[int] = ..., top1: _Optional[bytes] = ..., top5: _Optional[bytes] = ..., confidence: _Optional[bytes] = ..., seconds: _Optional[float] = ..., restricted: _Optional[_Iterable[_Union[PackedTop1, _Mapping]]] = ...) -> None: ...
+
+class PackedTop1(_message.Message):
+    __slots__ = ("shift", "top1")
+    SHIFT_FIELD_NUMBER: _ClassVar[int]
+    TOP1_FIELD_NUMBER: _ClassVar[int]
+    shift: str
+    top1: bytes
+    def __init__(self, shift: _Optional[str] = ..., top1: _Optional[bytes] = ...) -> None: ...
+
 class FinishEvaluationRequest(_message.Message):
     __slots__ = ("key", "failed", "error")
     KEY_FIELD_NUMBER: _ClassVar[int]

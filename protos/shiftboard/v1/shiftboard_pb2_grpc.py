@@ -104,6 +104,11 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
                 _registered_method=True)
+        self.CommitShards = channel.stream_unary(
+                '/shiftboard.v1.Shiftboard/CommitShards',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardsRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+                _registered_method=True)
         self.FinishEvaluation = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/FinishEvaluation',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.FinishEvaluationRequest.SerializeToString,
@@ -275,6 +280,16 @@ class ShiftboardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CommitShards(self, request_iterator, context):
+        """(evaluation worker) Store several shards' predictions, sent as packed bytes over a client stream
+        (a shard of any size is split over messages under the message limit). When the stream ends,
+        every shard is committed in one transaction, or none is (any error: nothing stored); a re-sent
+        shard replaces its rows. Checks and errors are CommitShard's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FinishEvaluation(self, request, context):
         """(evaluation worker) Mark an evaluation succeeded, or failed with the error to show the user.
         """
@@ -436,6 +451,11 @@ def add_ShiftboardServicer_to_server(servicer, server):
             'CommitShard': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitShard,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.SerializeToString,
+            ),
+            'CommitShards': grpc.stream_unary_rpc_method_handler(
+                    servicer.CommitShards,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardsRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.SerializeToString,
             ),
             'FinishEvaluation': grpc.unary_unary_rpc_method_handler(
@@ -876,6 +896,33 @@ class Shiftboard:
             target,
             '/shiftboard.v1.Shiftboard/CommitShard',
             shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitShards(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/shiftboard.v1.Shiftboard/CommitShards',
+            shiftboard_dot_v1_dot_shiftboard__pb2.CommitShardsRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.Evaluation.FromString,
             options,
             channel_credentials,
