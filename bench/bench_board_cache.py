@@ -1,14 +1,22 @@
-"""Benchmark of the leaderboard cache: a one-shift ``GetLeaderboard``, first and repeated.
+"""Benchmark of a one-shift ``GetLeaderboard``: the aggregates, the first answer and the repeated one.
 
 A gateway in this process (no object store needed: the test sets and models are registered in its
 catalog directly, with their labels) holds ``--models`` models evaluated on a reference and a shift
 of ``--samples`` samples each; every prediction goes in through ``CommitShard`` with an evaluator
 token, as a worker sends it. Then, printed side by side, with ``--resamples`` bootstrap resamples:
 
-(a) **first**: nothing remembered (board and column caches empty): every prediction read, bootstrap;
+(0) **aggregates**: ``Aggregator.flush()`` right after the last finish: every evaluation's correct
+    counts and resampled correct counts (one pass of resampling weights per test set), stored;
+(a) **first**: the board cache empty, the aggregates stored: 2 x models aggregates read, the fit and
+    the paired bootstrap from them (what a request costs after evaluations finished);
 (b) **repeated**: the same request, nothing changed: answered from the board cache (same bytes);
-(c) **recomputed, columns kept**: the board dropped (as after a change elsewhere), the per-evaluation
-    columns still cached: the bootstrap only.
+(c) **cold**: the board cache and the aggregates dropped: the request computes the aggregates itself
+    (and stores them), then answers (what the first request after an upgrade costs).
+
+Measured on the 2-core development machine (100 models x 2 sets x 200,000 samples = 4x10^7
+predictions, 1,000 resamples; shared with other work): (0) 8.7 s (12.9-16.5 s under load), (a) 93 ms
+(92-130 ms), (b) 18 ms, (c) 7.9 s. Before the aggregates every first request read every prediction
+and drew every resample: 23.5 s here under the same load (11.5-12.8 s at 10^8 predictions before).
 
     python -m bench.bench_board_cache [--models 20] [--samples 50000] [--resamples 1000]
 """
@@ -111,31 +119,38 @@ def main(argv: list[str] | None = None) -> int:
             ingest_s = time.perf_counter() - start
             assert server.servicer is not None
             cache = server.servicer.board_cache
+            aggregator = server.servicer.aggregator
+            start = time.perf_counter()
+            aggregator.flush()
+            aggregate_s = time.perf_counter() - start
             with Client(target, credentials.admin_token(settings)) as client:
                 def ask() -> pb.Leaderboard:
                     return client.leaderboard(shift=SHIFT, resamples=args.resamples)
 
                 cache.boards.clear()
-                cache.columns.clear()
+                passes = aggregator.stats().passes
                 first_s, first = _timed(ask)
+                assert aggregator.stats().passes == passes, "the first request computed aggregates"
                 hits = cache.boards.stats().hits
                 repeated_s, repeated = _timed(ask)
                 assert cache.boards.stats().hits == hits + 1, "the repeated request was not served from the cache"
                 cache.boards.clear()
-                columns_s, recomputed = _timed(ask)
+                server.catalog.query("DELETE FROM aggregates")
+                cold_s, recomputed = _timed(ask)
             same = {m.SerializeToString(deterministic=True) for m in (first, repeated, recomputed)}
             if len(same) != 1 or len(first.rows) != args.models:
                 raise RuntimeError("cached and computed boards differ")
         finally:
             server.stop()
     stored = 2 * args.models * args.samples
-    print("\nLeaderboard cache: one-shift GetLeaderboard through an in-process gateway")
+    print("\nOne-shift GetLeaderboard through an in-process gateway, from stored aggregates")
     print(f"  {args.models} models x 2 sets x {args.samples:,} samples = {stored:,} predictions "
           f"(committed in {ingest_s:.1f} s through CommitShard), {args.resamples} resamples")
-    print(f"  {'(a) first':<34}{'(b) repeated':<22}{'(c) recomputed, columns kept'}")
-    print(f"  {first_s * 1e3:9.1f} ms{'':<21}{repeated_s * 1e3:9.1f} ms{'':<9}{columns_s * 1e3:9.1f} ms")
-    print(f"  repeated / first: {repeated_s / first_s:.4f}; answers identical byte for byte; "
-          f"target for a repeated request <= 50 ms: {'OK' if repeated_s <= 0.05 else 'ABOVE TARGET'}")
+    print(f"  {'(0) aggregates':<18}{'(a) first':<18}{'(b) repeated':<18}{'(c) cold'}")
+    print(f"  {aggregate_s * 1e3:9.1f} ms{'':<5}{first_s * 1e3:9.1f} ms{'':<5}{repeated_s * 1e3:9.1f} ms{'':<5}"
+          f"{cold_s * 1e3:9.1f} ms")
+    print(f"  answers identical byte for byte; first <= 1 s: {'OK' if first_s <= 1.0 else 'ABOVE TARGET'}; "
+          f"repeated <= 50 ms: {'OK' if repeated_s <= 0.05 else 'ABOVE TARGET'}")
     return 0
 
 

@@ -7,11 +7,8 @@ a ``numpy.random.Generator``) and gives the same answer for the same inputs and 
   the slope and intercept and a band of the predicted shift accuracy over a grid of reference
   accuracies (for the scatter plot).
 * :func:`bootstrap_er` resamples the baseline models **and the test samples**. Test samples are
-  resampled *paired*: one resample draws one set of sample indices per test set and applies it to
-  every model, so that models evaluated on the same images stay correlated as they really are. Each
-  resample's accuracies are ``correct @ counts / n``, where ``counts`` (how often each sample was
-  drawn) come from one ``integers`` draw and one ``bincount`` per chunk of resamples: a matrix
-  product instead of a Python loop, in chunks that keep the count matrix near 16 MB.
+  resampled *paired*: one resample weighs the samples of a test set the same way for every model, so
+  that models evaluated on the same images stay correlated as they really are.
 * :func:`bootstrap_er_binomial` is the fallback when per-sample correctness is not available: each
   model's accuracies are redrawn as independent binomials. It ignores the correlation between
   models on the same images, so its intervals are wider than the paired ones (conservative).
@@ -22,25 +19,59 @@ time) has no least-squares line; it is dropped, and ``used`` says how many resam
 With ``keep_draws=True`` the ER functions also return every model's ER in every kept resample
 (:attr:`ERInterval.draws`, float32): differences between models taken resample by resample are the
 paired bootstrap of the difference (what "tied with the leader" and group means are built on).
+
+**Shared resampling weights.** Resample *r* of a *sample list* (a test set's samples, or a
+reference's samples kept by a shift's class sub-list: :func:`sample_list_key`) of size *n* is the
+multinomial count of each sample among *n* uniform draws (``bincount`` of ``integers(0, n, n)``),
+drawn from a generator seeded by ``(seed, digest of the list's key, n, r)`` and nothing else
+(:func:`resample_weights`). So the first *R* resamples do not depend on how many are asked, on the
+chunking, on the models or on the baseline, and a model's resampled correct counts on a list,
+``correct @ weights.T`` (:func:`resampled_correct`: R integers), can be computed once and stored.
+:func:`bootstrap_er_counts` fits from such counts: each resample's accuracies are ``counts / n``;
+the baseline models are resampled by ``integers`` draws from its own ``seed``. :func:`bootstrap_er`
+is exactly ``resampled_correct`` on both lists followed by ``bootstrap_er_counts``, so intervals
+computed from stored counts equal those computed from per-sample correctness, to the last bit.
+
+These draws differ from those of earlier versions (one generator interleaved the baseline picks with
+the sample counts, which no stored count could reproduce): intervals differ from theirs by Monte Carlo
+noise only; point estimates never depended on the draws. :data:`WEIGHTS_METHOD` names the algorithm
+(and numpy's version, whose generators may change between releases), so that stored counts made
+another way are recognised and made again.
+
+Cost: drawing the weights is ~2.5 ms per resample of 200,000 samples on one core (two threads draw
+rows in parallel: numpy releases the GIL), the product ~1 ms per resample for 100 models; weights go
+in chunks of about :data:`_CHUNK_ENTRIES` entries (32 MB as float32), so memory stays bounded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .baseline import FitUnavailable, Transform, check_transform, clip_accuracy, forward, inverse
 
-__all__ = ["ERInterval", "FitBand", "bootstrap_er", "bootstrap_er_binomial", "bootstrap_fit",
-           "reference_grid"]
+__all__ = ["WEIGHTS_METHOD", "ERInterval", "FitBand", "bootstrap_er", "bootstrap_er_binomial",
+           "bootstrap_er_counts", "bootstrap_fit", "reference_grid", "resample_weights", "resampled_correct",
+           "sample_list_key"]
 
 Floats = NDArray[np.float64]
 Seed = int | np.random.Generator
-#: Entries of the per-chunk count matrix (resamples x samples): ~16 MB as float32.
-_CHUNK_ENTRIES = 1 << 22
+#: Entries of one chunk of resampling weights (resamples x samples): ~32 MB as float32.
+_CHUNK_ENTRIES = 1 << 23
+#: Threads drawing the rows of a chunk of weights.
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+#: Sums of weights stay exact in float32 up to 2**24; longer lists multiply in float64.
+_FLOAT32_SAMPLES = 1 << 24
+#: The resampling-weights algorithm: stored counts made under another are made again.
+WEIGHTS_METHOD = "multinomial-bincount-pcg64/1 numpy " + ".".join(np.__version__.split(".")[:2])
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -193,18 +224,83 @@ def _finish(er: Floats, mode: str, confidence: float, resamples: int, keep_draws
                       low=low, high=high, draws=er[:, keep].astype(np.float32) if keep_draws else None)
 
 
-def _correctness(name: str, correct: ArrayLike) -> NDArray[np.float32]:
+def _correctness(name: str, correct: ArrayLike) -> NDArray[np.bool_]:
     c = np.asarray(correct)
     if c.ndim != 2 or c.shape[1] == 0:
         raise ValueError(f"{name} must be a (models x samples) array with samples, got shape {c.shape}")
-    return c.astype(np.float32)
+    return c.astype(bool, copy=False)
 
 
-def _sample_counts(rng: np.random.Generator, chunk: int, n: int) -> NDArray[np.float32]:
-    """How often each of n samples is drawn in each of ``chunk`` resamples of size n (chunk x n)."""
-    draws = rng.integers(0, n, size=(chunk, n), dtype=np.int64)
-    draws += (np.arange(chunk, dtype=np.int64) * n)[:, None]
-    return np.bincount(draws.ravel(), minlength=chunk * n).reshape(chunk, n).astype(np.float32)
+def sample_list_key(testset: str, variant: str = "") -> str:
+    """The key of a sample list: a test set's own samples, or (``variant``: a shift's name) the samples
+    of a reference that the shift's class sub-list keeps."""
+    return f"{testset}/{variant}" if variant else testset
+
+
+def _digest(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:16], "little")
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"the resampling seed must be an int >= 0, got {seed!r}")
+    return int(seed)
+
+
+def _fill_weights(out: NDArray[np.floating], seed: int, digest: int, n: int, start: int,
+                  pool: Executor | None) -> None:
+    def row(j: int) -> None:
+        rng = np.random.default_rng([seed, digest, n, start + j])
+        out[j] = np.bincount(rng.integers(0, n, size=n), minlength=n)
+
+    if pool is None:
+        for j in range(len(out)):
+            row(j)
+    else:
+        list(pool.map(row, range(len(out))))
+
+
+def resample_weights(key: str, n: int, start: int, stop: int, *, seed: int = 0) -> NDArray[np.float32]:
+    """Resamples ``start`` .. ``stop - 1`` of the sample list ``key`` of ``n`` samples ((stop - start) x n):
+    how often each sample is drawn (see the module docstring), as float32."""
+    if n < 1 or not 0 <= start <= stop:
+        raise ValueError(f"resample_weights needs n >= 1 and 0 <= start <= stop, got {n}, {start}, {stop}")
+    out = np.empty((stop - start, n), dtype=np.float32)
+    _fill_weights(out, _check_seed(seed), _digest(key), n, start, None)
+    return out
+
+
+def resampled_correct(correct: ArrayLike, key: str, resamples: int, *, seed: int = 0,
+                      start: int = 0) -> NDArray[np.int32]:
+    """Correct samples of each model in resamples ``start`` .. ``start + resamples - 1`` of the sample
+    list ``key`` (models x resamples, int32): ``correct @ weights.T``.
+
+    ``correct`` is (models x samples): booleans, or 0/1 as float32 (used as it is, no copy). Weights
+    are drawn in chunks of about ``_CHUNK_ENTRIES`` entries, rows in parallel threads, and each chunk
+    multiplies every model at once.
+    """
+    c = np.asarray(correct)
+    if c.ndim != 2 or c.shape[1] == 0:
+        raise ValueError(f"correct must be a (models x samples) array with samples, got shape {c.shape}")
+    if resamples < 0 or start < 0:
+        raise ValueError(f"resamples and start must be >= 0, got {resamples} and {start}")
+    seed = _check_seed(seed)
+    models, n = c.shape
+    dtype = np.float32 if n <= _FLOAT32_SAMPLES else np.float64
+    matrix: NDArray[np.floating[Any]] = c if c.dtype == dtype else c.astype(dtype)
+    out = np.empty((models, resamples), dtype=np.int32)
+    if resamples == 0 or models == 0:
+        return out
+    step = max(1, min(resamples, _CHUNK_ENTRIES // n))
+    weights: NDArray[np.floating[Any]] = np.empty((step, n), dtype=dtype)
+    digest = _digest(key)
+    threads = min(_THREADS, step)
+    with ThreadPoolExecutor(threads) if threads > 1 else nullcontext() as pool:
+        for lo in range(0, resamples, step):
+            k = min(step, resamples - lo)
+            _fill_weights(weights[:k], seed, digest, n, start + lo, pool)
+            out[:, lo:lo + k] = np.rint(matrix @ weights[:k].T)
+    return out
 
 
 def _chunks(resamples: int, size: int) -> Iterator[int]:
@@ -213,35 +309,82 @@ def _chunks(resamples: int, size: int) -> Iterator[int]:
         yield min(step, resamples - start)
 
 
+def _counts(name: str, counts: ArrayLike) -> NDArray[np.int64]:
+    c = np.asarray(counts)
+    if c.ndim != 2 or c.shape[1] == 0:
+        raise ValueError(f"{name} must be a (models x resamples) array with resamples, got shape {c.shape}")
+    return c.astype(np.int64, copy=False)
+
+
+def bootstrap_er_counts(ref_counts: ArrayLike, n_ref: ArrayLike, shift_counts: ArrayLike, n_shift: ArrayLike,
+                        baseline: ArrayLike, transform: str = "logit", *, confidence: float = 0.95,
+                        seed: Seed = 0, keep_draws: bool = False) -> ERInterval:
+    """Paired bootstrap of every model's ER from resampled correct counts (:func:`resampled_correct`).
+
+    ``ref_counts`` and ``shift_counts`` are (models x resamples): each model's correct samples in each
+    resample of the shared weights of its reference and shift sample lists; ``n_ref`` / ``n_shift``
+    the lists' sizes (one, or one per model). Resample *b* takes column *b* of both, resamples the
+    baseline models (drawn from ``seed``), refits and computes every model's ER.
+    """
+    t = check_transform(transform)
+    c_ref = _counts("ref_counts", ref_counts)
+    c_shift = _counts("shift_counts", shift_counts)
+    if c_ref.shape != c_shift.shape:
+        raise ValueError(f"ref_counts {c_ref.shape} and shift_counts {c_shift.shape} must have the same shape")
+    models, resamples = c_ref.shape
+    _check_settings(resamples, confidence)
+    nr = np.broadcast_to(np.asarray(n_ref, dtype=np.int64), (models,))
+    ns = np.broadcast_to(np.asarray(n_shift, dtype=np.int64), (models,))
+    if (nr < 1).any() or (ns < 1).any():
+        raise ValueError("n_ref and n_shift must be >= 1")
+    base = _baseline_index(baseline, models)
+    rng = _rng(seed)
+    eps_ref, eps_shift = (0.5 / nr)[:, None], (0.5 / ns)[:, None]
+    parts, lo = [], 0
+    for chunk in _chunks(resamples, models):
+        acc_ref = c_ref[:, lo:lo + chunk].astype(np.float64) / nr[:, None]
+        acc_shift = c_shift[:, lo:lo + chunk].astype(np.float64) / ns[:, None]
+        parts.append(_er_from_accuracies(acc_ref, acc_shift, eps_ref, eps_shift, base, t, rng))
+        lo += chunk
+    return _finish(np.concatenate(parts, axis=1), "paired", confidence, resamples, keep_draws)
+
+
+def _seeds(seed: Seed, weights_seed: int | None) -> tuple[int, np.random.Generator]:
+    """(the weights' seed, the baseline's generator) of one bootstrap."""
+    rng = _rng(seed)
+    if weights_seed is not None:
+        return _check_seed(weights_seed), rng
+    if isinstance(seed, np.random.Generator):
+        return int(rng.integers(0, 2**63)), rng
+    return _check_seed(seed), rng
+
+
 def bootstrap_er(ref_correct: ArrayLike, shift_correct: ArrayLike, baseline: ArrayLike,
                  transform: str = "logit", *, resamples: int = 1000, confidence: float = 0.95,
-                 seed: Seed = 0, keep_draws: bool = False) -> ERInterval:
+                 seed: Seed = 0, keep_draws: bool = False, ref_key: str = "reference", shift_key: str = "shift",
+                 weights_seed: int | None = None) -> ERInterval:
     """Paired bootstrap of every model's ER from per-sample correctness.
 
     ``ref_correct`` is (models x reference samples) and ``shift_correct`` (models x shift samples),
     booleans, all models on the same samples in the same order. ``baseline`` selects the baseline
-    models (indices, or a boolean mask over the models). Each resample redraws the reference and the
-    shift samples (the same indices for every model) and the baseline models, refits, and computes
-    every model's ER; the interval is the percentile interval over resamples.
+    models (indices, or a boolean mask over the models). Each resample reweighs the reference and the
+    shift samples (the same weights for every model: the shared weights of the lists ``ref_key`` and
+    ``shift_key`` under ``weights_seed``, which defaults to ``seed`` when that is an int) and redraws
+    the baseline models, refits, and computes every model's ER; the interval is the percentile
+    interval over resamples. Equal to :func:`bootstrap_er_counts` of :func:`resampled_correct`.
     """
-    t = check_transform(transform)
+    check_transform(transform)
     _check_settings(resamples, confidence)
     c_ref = _correctness("ref_correct", ref_correct)
     c_shift = _correctness("shift_correct", shift_correct)
     if c_ref.shape[0] != c_shift.shape[0]:
         raise ValueError(f"ref_correct has {c_ref.shape[0]} models, shift_correct {c_shift.shape[0]}")
-    models, n_ref = c_ref.shape
-    n_shift = c_shift.shape[1]
-    base = _baseline_index(baseline, models)
-    rng = _rng(seed)
-    eps_ref = np.full((models, 1), 0.5 / n_ref)
-    eps_shift = np.full((models, 1), 0.5 / n_shift)
-    parts = []
-    for chunk in _chunks(resamples, max(n_ref, n_shift)):
-        acc_ref = (c_ref @ _sample_counts(rng, chunk, n_ref).T).astype(np.float64) / n_ref
-        acc_shift = (c_shift @ _sample_counts(rng, chunk, n_shift).T).astype(np.float64) / n_shift
-        parts.append(_er_from_accuracies(acc_ref, acc_shift, eps_ref, eps_shift, base, t, rng))
-    return _finish(np.concatenate(parts, axis=1), "paired", confidence, resamples, keep_draws)
+    _baseline_index(baseline, c_ref.shape[0])
+    wseed, rng = _seeds(seed, weights_seed)
+    ref_counts = resampled_correct(c_ref, ref_key, resamples, seed=wseed)
+    shift_counts = resampled_correct(c_shift, shift_key, resamples, seed=wseed)
+    return bootstrap_er_counts(ref_counts, c_ref.shape[1], shift_counts, c_shift.shape[1], baseline, transform,
+                               confidence=confidence, seed=rng, keep_draws=keep_draws)
 
 
 def bootstrap_er_binomial(ref_acc: ArrayLike, shift_acc: ArrayLike, n_ref: ArrayLike, n_shift: ArrayLike,

@@ -8,9 +8,11 @@ Pure maths (numpy): no gRPC, no Streamlit. Built on the per-shift boards of :mod
   what they have, and no rank.
 * **The interval of the mean ER.** Each shift's board keeps every model's ER in every bootstrap
   resample (``ShiftLeaderboard.er_draws``). Resample *b* of the group takes resample *b* of every
-  shift and averages them per model: the shifts' test sets are resampled independently, so this is a
-  draw of the mean from the product of the shifts' bootstrap distributions, and within one shift the
-  models stay paired. The percentile interval over *b* is the mean ER's interval; differences with
+  shift and averages them per model. Each shift's own samples are reweighted independently of the
+  others' (each test set is its own sample list), while a reference that several shifts share gets
+  the same weights in resample *b* on all of them (the shared resampling weights of
+  :mod:`.bootstrap`), so its sampling noise is common to the group's shifts, as it really is; within
+  one shift the models stay paired. The percentile interval over *b* is the mean ER's interval; differences with
   the leader, resample by resample, give the ties (as :func:`~.robustness.paired_ties` does for one
   shift). Where a board has no draws (no bootstrap) the group has no intervals and ties are equal means.
 """

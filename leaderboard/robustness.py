@@ -13,6 +13,13 @@ shift_acc, n_ref, n_shift, and optionally per-sample correctness ``ref_correct``
 and returns the ranked rows of one shift and its fit. Where a shift scores a class subset, pass the
 reference correctness restricted to those classes (:func:`restricted_correct`) as ``ref_correct``.
 
+Instead of per-sample arrays a row may carry what they reduce to: correct samples
+(``ref_successes``, with ``n_ref``) and the correct samples in each resample of the shared
+resampling weights of its sample list (``ref_resampled``, from :func:`resampled_correct`; the
+same for the shift). The paired bootstrap always goes through such counts (computed from the arrays
+where a row has no counts, under the lists ``ref_key`` / ``shift_key`` and ``settings.seed``), so a
+table of stored counts and the table of arrays they came from give identical boards.
+
 **Ties.** The leader is the model with the highest ER. With bootstrap intervals a model is *tied*
 when the interval of its ER minus the leader's, taken resample by resample over the same resamples
 (:func:`paired_ties`), reaches 0: two models measured on the same images share most of their
@@ -63,8 +70,11 @@ from .bootstrap import (
     FitBand,
     bootstrap_er,
     bootstrap_er_binomial,
+    bootstrap_er_counts,
     bootstrap_fit,
     reference_grid,
+    resampled_correct,
+    sample_list_key,
 )
 from .groups import GroupLeaderboard, GroupRow, group_leaderboard, group_means
 from .paired import (
@@ -83,10 +93,10 @@ __all__ = [
     "BLEND_WIDTH", "DEFAULT_EPSILON", "EXACT_BELOW", "EXTREMES", "MIN_BASELINE_MODELS", "TRANSFORMS", "ERInterval",
     "Extremes", "Fit", "FitBand", "FitUnavailable", "GroupLeaderboard", "GroupRow", "LeaderboardSettings",
     "McNemar", "ModelResult", "RestrictedAccuracy", "Row", "ShiftLeaderboard", "Transform", "bootstrap_er",
-    "bootstrap_er_binomial", "bootstrap_fit", "check_extremes", "check_transform", "clip_accuracy",
-    "effective_robustness", "fit_baseline", "forward", "group_leaderboard", "group_means", "inverse", "mcnemar",
-    "paired_ties", "predict_shift", "rank_with_ties", "reference_grid", "restricted_accuracy",
-    "restricted_correct", "shift_leaderboard", "subset_mask",
+    "bootstrap_er_binomial", "bootstrap_er_counts", "bootstrap_fit", "check_extremes", "check_transform",
+    "clip_accuracy", "effective_robustness", "fit_baseline", "forward", "group_leaderboard", "group_means",
+    "inverse", "mcnemar", "paired_ties", "predict_shift", "rank_with_ties", "reference_grid", "restricted_accuracy",
+    "resampled_correct", "restricted_correct", "sample_list_key", "shift_leaderboard", "subset_mask",
 ]
 
 
@@ -97,7 +107,8 @@ class LeaderboardSettings:
     ``baseline_categories``: model categories that make up the baseline; ``min_ref_acc``: baseline
     models below this reference accuracy are left out of the fit; ``transform``: logit or probit;
     ``resamples``: bootstrap resamples (0: no intervals); ``confidence``: of every interval;
-    ``seed``: of the bootstrap; ``grid_points``: reference accuracies at which the band is given;
+    ``seed``: of the bootstrap (an int >= 0: it also seeds the shared resampling weights);
+    ``grid_points``: reference accuracies at which the band is given;
     ``extremes``: clip accuracies of 0 or 1, or leave such baseline models out of the fit;
     ``exclude_name_parts``: baseline models whose lower-cased name contains one of these are left out.
     """
@@ -122,6 +133,8 @@ class LeaderboardSettings:
             raise ValueError(f"min_ref_acc must lie in [0, 1], got {self.min_ref_acc}")
         if self.resamples < 0:
             raise ValueError(f"resamples must be >= 0, got {self.resamples}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int >= 0, got {self.seed!r}")
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must lie in (0, 1), got {self.confidence}")
         if self.grid_points < 2:
@@ -133,7 +146,11 @@ class ModelResult:
     """One model on one shift: accuracies, sample counts, and optional per-sample correctness.
 
     With ``ref_correct`` / ``shift_correct`` the accuracy and count may be left None (they are
-    derived); when both are given they must agree.
+    derived); when both are given they must agree. ``ref_successes`` (with ``n_ref``) gives the
+    accuracy exactly as an integer count; ``ref_resampled`` holds the correct samples in each
+    resample of the shared weights of the reference's sample list (at least ``settings.resamples``
+    of them; the first are used), which the paired bootstrap needs instead of ``ref_correct``
+    (likewise for the shift).
     """
 
     model: str
@@ -144,6 +161,10 @@ class ModelResult:
     n_shift: int | None = None
     ref_correct: NDArray[np.bool_] | None = None
     shift_correct: NDArray[np.bool_] | None = None
+    ref_successes: int | None = None
+    shift_successes: int | None = None
+    ref_resampled: NDArray[np.int32] | None = None
+    shift_resampled: NDArray[np.int32] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -297,8 +318,15 @@ def _results(table: Any) -> list[ModelResult]:
 
 
 def _accuracy(model: str, which: str, acc: float | None, n: int | None,
-              correct: NDArray[np.bool_] | None) -> tuple[float, int, int]:
-    """(accuracy, samples, successes) of one model on one set, from the arrays when given."""
+              correct: NDArray[np.bool_] | None, successes: int | None = None) -> tuple[float, int, int]:
+    """(accuracy, samples, successes) of one model on one set, from the arrays or counts when given."""
+    if successes is not None and correct is None:
+        if n is None or int(n) < 1 or not 0 <= int(successes) <= int(n):
+            raise ValueError(f"{model}: {which}_successes={successes} needs n_{which} >= 1 and at least as large")
+        a = int(successes) / int(n)
+        if acc is not None and abs(float(acc) - a) > 1e-9:
+            raise ValueError(f"{model}: {which}_acc={acc} but {which}_successes gives {a}")
+        return a, int(n), int(successes)
     if correct is not None:
         flags = np.asarray(correct, dtype=bool).reshape(-1)
         successes, trials = int(flags.sum()), int(flags.size)
@@ -329,20 +357,24 @@ def _paired_matrix(results: Sequence[ModelResult], which: str) -> NDArray[np.boo
 
 
 def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *,
-                      shift: str | None = None) -> ShiftLeaderboard:
+                      shift: str | None = None, ref_key: str | None = None,
+                      shift_key: str | None = None) -> ShiftLeaderboard:
     """The leaderboard of one shift from a tidy table of models (see the module docstring).
 
     ``table`` is a pandas DataFrame, a mapping of column lists, or a sequence of dicts /
     :class:`ModelResult`. Without a fit (fewer than 3 baseline models) the rows carry accuracies and
-    no ER, sorted by shift accuracy, and the fit's ``reason`` is the first note.
+    no ER, sorted by shift accuracy, and the fit's ``reason`` is the first note. ``ref_key`` and
+    ``shift_key`` name the sample lists whose shared weights resample per-sample arrays (default
+    ``"reference"`` and ``"shift"``; the gateway's are :func:`sample_list_key` of the test sets).
     """
     cfg = settings or LeaderboardSettings()
     t = cfg.transform
     results = _results(table)
     if len({r.model for r in results}) != len(results):
         raise ValueError("each model may appear once in a shift's table")
-    ref = [_accuracy(r.model, "ref", r.ref_acc, r.n_ref, r.ref_correct) for r in results]
-    sh = [_accuracy(r.model, "shift", r.shift_acc, r.n_shift, r.shift_correct) for r in results]
+    ref = [_accuracy(r.model, "ref", r.ref_acc, r.n_ref, r.ref_correct, r.ref_successes) for r in results]
+    sh = [_accuracy(r.model, "shift", r.shift_acc, r.n_shift, r.shift_correct, r.shift_successes)
+          for r in results]
     acc_r = np.array([a for a, _, _ in ref], dtype=np.float64)
     acc_s = np.array([a for a, _, _ in sh], dtype=np.float64)
     n_r = np.array([n for _, n, _ in ref])
@@ -380,8 +412,9 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
                                      n_shift=n_s[is_base], grid=grid,
                                      resamples=cfg.resamples, confidence=cfg.confidence,
                                      seed=np.random.default_rng(seeds[0]))
+                keys = (ref_key or "reference", shift_key or "shift")
                 er_ci = _er_intervals(results, acc_r, acc_s, n_r, n_s, is_base, cfg,
-                                      np.random.default_rng(seeds[1]))
+                                      np.random.default_rng(seeds[1]), keys)
                 er_mode = er_ci.mode
                 notes.append(f"ER intervals: {er_ci.mode} bootstrap, {er_ci.used} of {er_ci.resamples} "
                              f"resamples, {cfg.confidence:.0%}")
@@ -427,14 +460,46 @@ def shift_leaderboard(table: Any, settings: LeaderboardSettings | None = None, *
                             settings=cfg, notes=tuple(notes), er_draws=draws)
 
 
+def _resampled(results: Sequence[ModelResult], which: str, n: NDArray[np.int64], key: str,
+               cfg: LeaderboardSettings) -> NDArray[np.int32] | None:
+    """(models x resamples) correct counts on one side, stored or computed from the arrays; None when
+    some model has neither."""
+    rows: list[NDArray[np.int32] | None] = []
+    arrays = []
+    for r in results:
+        counts = getattr(r, f"{which}_resampled")
+        if counts is not None:
+            c = np.asarray(counts).reshape(-1)
+            if c.size < cfg.resamples:
+                raise ValueError(f"{r.model}: {which}_resampled holds {c.size} resamples; {cfg.resamples} are asked")
+            rows.append(c[:cfg.resamples].astype(np.int32, copy=False))
+        elif getattr(r, f"{which}_correct") is not None:
+            rows.append(None)
+            arrays.append(r)
+        else:
+            return None
+    if len(set(n.tolist())) > 1:
+        raise ValueError(f"every model's {which} sample list must be the same for a paired bootstrap; "
+                         f"sizes {sorted(set(n.tolist()))}")
+    if arrays:
+        matrix = _paired_matrix(arrays, which)
+        assert matrix is not None
+        computed = iter(resampled_correct(matrix, key, cfg.resamples, seed=cfg.seed))
+        rows = [next(computed) if row is None else row for row in rows]
+    return np.stack([row for row in rows if row is not None])
+
+
 def _er_intervals(results: Sequence[ModelResult], acc_r: NDArray[np.float64], acc_s: NDArray[np.float64],
                   n_r: NDArray[np.int64], n_s: NDArray[np.int64], is_base: NDArray[np.bool_],
-                  cfg: LeaderboardSettings, rng: np.random.Generator) -> ERInterval:
-    """Paired bootstrap when every model has per-sample correctness on both sets, binomial otherwise."""
-    ref_matrix = _paired_matrix(results, "ref")
-    shift_matrix = _paired_matrix(results, "shift")
-    if ref_matrix is not None and shift_matrix is not None:
-        return bootstrap_er(ref_matrix, shift_matrix, is_base, cfg.transform, resamples=cfg.resamples,
-                            confidence=cfg.confidence, seed=rng, keep_draws=True)
+                  cfg: LeaderboardSettings, rng: np.random.Generator, keys: tuple[str, str]) -> ERInterval:
+    """Paired bootstrap when every model has per-sample correctness (or its resampled counts) on both
+    sets, binomial otherwise."""
+    paired = all((getattr(r, f"{w}_resampled") is not None or getattr(r, f"{w}_correct") is not None)
+                 for r in results for w in ("ref", "shift"))
+    ref_counts = _resampled(results, "ref", n_r, keys[0], cfg) if paired else None
+    shift_counts = _resampled(results, "shift", n_s, keys[1], cfg) if paired else None
+    if ref_counts is not None and shift_counts is not None:
+        return bootstrap_er_counts(ref_counts, n_r, shift_counts, n_s, is_base, cfg.transform,
+                                   confidence=cfg.confidence, seed=rng, keep_draws=True)
     return bootstrap_er_binomial(acc_r, acc_s, n_r, n_s, is_base, cfg.transform, resamples=cfg.resamples,
                                  confidence=cfg.confidence, seed=rng, keep_draws=True)

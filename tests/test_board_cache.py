@@ -4,8 +4,8 @@ A module gateway (in-process, port 0, DuckDB in a temporary directory) over the 
 store, so that its hit counts and boards see no other test file's data. Four linear models on
 digits are evaluated (in-process torch, committed as the worker would) on a reference and a shift.
 A repeated request must be answered from the cache (counted by the cache object) with the same
-bytes as a freshly computed answer; a commit, a finish, a delete and an import must each make the
-next answer reflect the change.
+bytes as a freshly computed answer (from the stored aggregates, or with those deleted too); a commit,
+a finish, a delete and an import must each make the next answer reflect the change.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def cache_of(gw: GatewayHandle) -> BoardCache:
 
 def test_repeated_requests_are_served_from_the_cache_byte_for_byte(gw, models):
     cache = cache_of(gw)
+    assert gw.server.servicer is not None
+    aggregator = gw.server.servicer.aggregator
     cache.boards.clear()
-    cache.columns.clear()
     first = gw.client.leaderboard(shift=SHIFT, resamples=200)
     assert len(first.rows) == 4 and first.fit.ok
     before = cache.boards.stats()
@@ -74,18 +75,21 @@ def test_repeated_requests_are_served_from_the_cache_byte_for_byte(gw, models):
     assert cache.boards.stats().hits == before.hits + 1
     assert _bytes(again) == _bytes(first)
 
-    # Another request field is another entry; the columns read for the first board are reused.
-    columns = cache.columns.stats().hits
+    # Another request field is another entry; the stored aggregates serve it (no resampling pass).
+    passes = aggregator.stats().passes
     probit = gw.client.leaderboard(shift=SHIFT, resamples=200, transform="probit")
     assert cache.boards.stats().hits == before.hits + 1 and probit.fit.slope != first.fit.slope
-    assert cache.columns.stats().hits >= columns + 8
     other = gw.client.leaderboard(shift=SHIFT, resamples=100)
     assert _bytes(other) != _bytes(first)
+    assert aggregator.stats().passes == passes
 
-    # Identical to an answer computed with nothing remembered (same seed path).
+    # Identical to an answer computed with nothing remembered: no board, no aggregates (made again).
     cache.boards.clear()
-    cache.columns.clear()
     assert _bytes(gw.client.leaderboard(shift=SHIFT, resamples=200)) == _bytes(first)
+    gw.server.catalog.query("DELETE FROM aggregates")
+    cache.boards.clear()
+    assert _bytes(gw.client.leaderboard(shift=SHIFT, resamples=200)) == _bytes(first)
+    assert aggregator.stats().passes == passes + 2  # the reference's and the shift's sample lists
 
     group = gw.client.leaderboard(group=GROUP, resamples=50)
     hits = cache.boards.stats().hits
@@ -161,7 +165,7 @@ def test_delete_and_import_invalidate(gw, models, tmp_path):
 def test_the_cache_stays_within_its_bounds(gw, models):
     assert gw.server.servicer is not None
     servicer = gw.server.servicer
-    small = BoardCache(board_entries=2, board_bytes=10**6, column_entries=3, column_bytes=10**8)
+    small = BoardCache(board_entries=2, board_bytes=10**6)
     saved = servicer.__dict__["_board_cache"]
     servicer.__dict__["_board_cache"] = small
     try:
@@ -169,7 +173,6 @@ def test_the_cache_stays_within_its_bounds(gw, models):
             gw.client.leaderboard(shift=SHIFT, resamples=resamples)
         stats = small.boards.stats()
         assert stats.entries == 2 and stats.evictions == 2 and stats.bytes <= 10**6
-        assert small.columns.stats().entries <= 3 and small.columns.stats().evictions > 0
         # The two newest are kept, the oldest gone.
         hits = small.boards.stats().hits
         gw.client.leaderboard(shift=SHIFT, resamples=80)

@@ -1,6 +1,6 @@
-"""Computed leaderboards and per-evaluation columns, remembered while what they depend on is unchanged.
+"""Computed leaderboards, remembered while what they depend on is unchanged.
 
-Two bounded, thread-safe LRU maps (:class:`Lru`), each entry stored with a *stamp*:
+A bounded, thread-safe LRU map (:class:`Lru`), each entry stored with a *stamp*:
 
 * **boards**: a request's serialized answer (``GetLeaderboard``'s message, ``GetOverview``'s stream),
   keyed by every field that changes the answer (shift or group specs, transform, resamples, extremes)
@@ -9,12 +9,13 @@ Two bounded, thread-safe LRU maps (:class:`Lru`), each entry stored with a *stam
   models' rows (category and tags), the imported sources' versions, the count of exact restricted
   reference scores, the registered test sets, and the gateway's baseline settings. A commit, a
   finish, a delete, an import or a new test set changes the stamp, so an entry whose stamp differs
-  from the current one is dropped, never served;
-* **columns**: one evaluation's (labels, top-5, correct) arrays in sample order, keyed by its id and
-  stamped by its ``updated_at`` (every commit and status change sets it; ids are never reused).
+  from the current one is dropped, never served. The per-evaluation aggregates a board is computed
+  from (:mod:`.aggregates`) are a function of those evaluations' rows, which set ``updated_at``, and
+  of the registered shifts' classes, so a change to them changes the stamp too.
 
 The stamp is read *before* the data, so a board computed from newer data than its stamp is at worst
-recomputed, never stale. Entries larger than a map's byte bound are not kept.
+recomputed, never stale. Entries larger than the map's byte bound are not kept. Evaluations' columns
+are not kept here: boards read stored aggregates (a few KB per evaluation), never predictions.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-import numpy as np
-
 if TYPE_CHECKING:
     from shiftboard.services.gateway.catalog import Catalog
     from shiftboard.settings import Settings
@@ -35,12 +34,8 @@ if TYPE_CHECKING:
 #: Boards kept at most, and their serialized bytes in all.
 BOARD_ENTRIES = 256
 BOARD_BYTES = 64 * 2**20
-#: Evaluations' columns kept at most, and their array bytes in all.
-COLUMN_ENTRIES = 1024
-COLUMN_BYTES = 512 * 2**20
 
 V = TypeVar("V")
-Columns = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -114,17 +109,11 @@ def _blobs_size(value: Sequence[bytes]) -> int:
     return sum(len(b) for b in value) + 64
 
 
-def _columns_size(value: Columns) -> int:
-    return sum(a.nbytes for a in value) + 64
-
-
 class BoardCache:
-    """The gateway's two maps: serialized boards (a list of messages' bytes) and evaluations' columns."""
+    """The gateway's map of serialized boards (a list of messages' bytes per request)."""
 
-    def __init__(self, *, board_entries: int = BOARD_ENTRIES, board_bytes: int = BOARD_BYTES,
-                 column_entries: int = COLUMN_ENTRIES, column_bytes: int = COLUMN_BYTES) -> None:
+    def __init__(self, *, board_entries: int = BOARD_ENTRIES, board_bytes: int = BOARD_BYTES) -> None:
         self.boards: Lru[tuple[bytes, ...]] = Lru(board_entries, board_bytes, _blobs_size)
-        self.columns: Lru[Columns] = Lru(column_entries, column_bytes, _columns_size)
 
     @staticmethod
     def key(*parts: object) -> str:
@@ -135,15 +124,6 @@ class BoardCache:
             digest.update(len(data).to_bytes(8, "little"))
             digest.update(data)
         return digest.hexdigest()
-
-    def put_columns(self, evaluation_id: int, updated_at: object, columns: Columns) -> Columns:
-        """Store read-only views of ``columns`` (a board never writes into them) and return them."""
-        frozen = tuple(a.view() for a in columns)
-        for a in frozen:
-            a.flags.writeable = False
-        value: Columns = (frozen[0], frozen[1], frozen[2])
-        self.columns.put(evaluation_id, updated_at, value)
-        return value
 
 
 _STAMP_SQL = """

@@ -3,12 +3,14 @@
 The maths lives in ``shiftboard.leaderboard`` and ``shiftboard.testbed`` (no gRPC there); this module
 gathers its inputs from the catalog and turns the results into messages. A shift's board holds:
 
-* **measured** models: per-sample correctness of every model that succeeded on both the shift and
-  its reference. Where the shift scores a class sub-list (or a class map), the reference correctness
-  is the exact one the evaluation stored (argmax over the sub-list's logits, ``restricted_correct``);
-  an evaluation without it (made before, or before the shift was registered) is rebuilt from its
-  stored top-5, which counts a sample wrong when none of its top 5 lies in the sub-list, and the
-  board's notes say so;
+* **measured** models: every model that succeeded on both the shift and its reference, read as two
+  per-evaluation aggregates (:mod:`.aggregates`: correct counts and the correct counts in each
+  resample of the shared resampling weights), never as predictions; the paired bootstrap from them
+  equals the one from per-sample correctness. Where the shift scores a class sub-list (or a class
+  map), the reference aggregate is over the samples the sub-list keeps, from the exact correctness
+  the evaluation stored (argmax over the sub-list's logits, ``restricted_correct``); an evaluation
+  without it (made before, or before the shift was registered) is rebuilt from its stored top-5,
+  which counts a sample wrong when none of its top 5 lies in the sub-list, and the board's notes say so;
 * **imported** points (``ImportResults``): accuracy-only, with the setting's sample count, so their
   ER intervals use the binomial bootstrap (and a board holding any has ``er_mode`` binomial).
 
@@ -21,6 +23,8 @@ registered test set or a setting declared by imported results only.
 A group's boards are computed one at a time and only the running sum of each model's bootstrap draws
 is kept, so memory stays bounded however many shifts the group has (ImageNet-C: 185); above
 :data:`GROUP_RESAMPLE_BUDGET` shift-resamples the resamples per shift are reduced (and a note says so).
+A group and the overview read each aggregate once (a reference shared by many shifts included).
+CompareModels reads the two evaluations' stored correctness.
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ import numpy as np
 
 from shiftboard import vocab
 from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from shiftboard.flows.scoring import ClassMap
-from shiftboard.leaderboard.paired import mcnemar, restricted_correct
+from shiftboard.leaderboard.bootstrap import sample_list_key
+from shiftboard.leaderboard.paired import mcnemar
 from shiftboard.leaderboard.robustness import (
     EXTREMES,
     LeaderboardSettings,
@@ -46,7 +50,9 @@ from shiftboard.leaderboard.robustness import (
     group_leaderboard,
     shift_leaderboard,
 )
-from shiftboard.services.gateway.board_cache import BoardCache, Columns, dependency_stamp
+from shiftboard.services.gateway import aggregates
+from shiftboard.services.gateway.aggregates import Aggregate, Aggregator, Need
+from shiftboard.services.gateway.board_cache import BoardCache, dependency_stamp
 from shiftboard.services.gateway.limits import MAX_RESAMPLES
 from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.testbed import leaderboard_settings
@@ -68,6 +74,8 @@ GROUP_ROWS_MAX_SHIFTS = 40
 ACCURACY_ONLY = "not available for imported results (accuracy only)"
 
 Imported = Mapping[str, "ImportedRow"]
+#: Aggregates already read within one request, by (evaluation id, variant).
+Known = dict[tuple[int, str], Aggregate]
 
 _CACHE_LOCK = threading.Lock()
 
@@ -88,30 +96,17 @@ def declared_message(d: DeclaredTestSet) -> pb.TestSet:
     return pb.TestSet(spec=spec, created_by=d.source)
 
 
-def rebuilt_correct(spec: pb.TestSetSpec, labels: np.ndarray, top5: np.ndarray) -> np.ndarray:
-    """Reference correctness on a shift's sub-list (or class map) from stored top-5: the first top-5
-    class inside it is taken as the restricted prediction; none inside counts wrong (an undercount)."""
-    if not spec.class_map:
-        return restricted_correct(labels, top5, list(spec.class_subset))
-    groups = [list(g.outputs) for g in spec.class_map]
-    class_map = ClassMap.from_groups(groups, max(max(g) for g in groups) + 1)
-    target = class_map.class_of(labels)
-    mapped = class_map.class_of(top5)
-    inside = mapped >= 0
-    first = mapped[np.arange(len(mapped)), inside.argmax(axis=1)]
-    return (inside.any(axis=1) & (first == target))[target >= 0]
-
-
 class LeaderboardRpcs:
-    """Mixed into the servicer; expects ``catalog``, ``evaluations`` and ``settings``."""
+    """Mixed into the servicer; expects ``catalog``, ``evaluations``, ``settings`` and ``aggregator``."""
 
     catalog: Catalog
     evaluations: Evaluations
     settings: Settings
+    aggregator: Aggregator
 
     @property
     def board_cache(self) -> BoardCache:
-        """This gateway's computed boards and evaluations' columns (made on first use)."""
+        """This gateway's computed boards (made on first use)."""
         cache: BoardCache | None = self.__dict__.get("_board_cache")
         if cache is None:
             with _CACHE_LOCK:
@@ -122,28 +117,9 @@ class LeaderboardRpcs:
 
     def _succeeded(self, testset: str) -> dict[str, int]:
         """name:version -> evaluation id of every succeeded evaluation on ``testset``."""
-        return {name: i for name, (i, _) in self._succeeded_at(testset).items()}
-
-    def _succeeded_at(self, testset: str) -> dict[str, tuple[int, Any]]:
-        """name:version -> (evaluation id, updated_at) of every succeeded evaluation on ``testset``."""
-        rows = self.catalog.query("SELECT model, version, id, updated_at FROM evaluations WHERE testset = ? AND "
+        rows = self.catalog.query("SELECT model, version, id FROM evaluations WHERE testset = ? AND "
                                   "status = 'succeeded'", [testset])
-        return {f"{m}:{v}": (int(i), at) for m, v, i, at in rows}
-
-    def _columns(self, evaluation_id: int, updated_at: Any = None) -> Columns:
-        """(labels, top5 [N,5], correct) of one evaluation in sample order; with its ``updated_at``,
-        kept in (and served from) the column cache, read-only."""
-        if updated_at is not None and (hit := self.board_cache.columns.get(evaluation_id, updated_at)) is not None:
-            return hit
-        with self.catalog.transaction() as cur:
-            table = cur.execute("SELECT label, top5, correct FROM predictions WHERE evaluation_id = ? "
-                                "ORDER BY sample", [evaluation_id]).fetch_arrow_table()
-        labels = table.column("label").to_numpy()
-        top5 = table.column("top5").combine_chunks().flatten().to_numpy().reshape(-1, 5)
-        correct = table.column("correct").to_numpy(zero_copy_only=False).astype(bool)
-        if updated_at is None:
-            return labels, top5, correct
-        return self.board_cache.put_columns(evaluation_id, updated_at, (labels, top5, correct))
+        return {f"{m}:{v}": int(i) for m, v, i in rows}
 
     def _shift_testset(self, name: str) -> pb.TestSet:
         """A registered test set, else a declared one; NOT_FOUND when neither."""
@@ -162,24 +138,29 @@ class LeaderboardRpcs:
                        and (kind == pb.TEST_SET_KIND_UNSPECIFIED or t.spec.kind == kind)),
                       key=lambda t: t.spec.name)
 
-    def _measured(self, spec: pb.TestSetSpec, models: dict[str, pb.Model], notes: list[str]) -> list[ModelResult]:
+    @staticmethod
+    def _variant(spec: pb.TestSetSpec) -> str:
+        """The sample list of a shift's reference: its own samples, or those the shift's classes keep."""
+        return spec.name if spec.class_subset or spec.class_map else ""
+
+    def _measured(self, spec: pb.TestSetSpec, models: dict[str, pb.Model], notes: list[str], resamples: int,
+                  known: Known) -> list[ModelResult]:
         if spec.declared:
             return []
-        on_shift, on_ref = self._succeeded_at(spec.name), self._succeeded_at(spec.reference)
-        restricted = bool(spec.class_subset or spec.class_map)
+        on_shift, on_ref = self._succeeded(spec.name), self._succeeded(spec.reference)
+        variant = self._variant(spec)
+        names = sorted(set(on_shift) & set(on_ref) & set(models))
+        got = self.aggregator.get([*(Need(on_ref[n], spec.reference, variant) for n in names),
+                                   *(Need(on_shift[n], spec.name) for n in names)], resamples, known)
         results, rebuilt = [], []
-        for name in sorted(set(on_shift) & set(on_ref) & set(models)):
-            labels, top5, ref_correct = self._columns(*on_ref[name])
-            if restricted:
-                exact = self.evaluations.restricted_correct(on_ref[name][0], spec.name)
-                if exact is None:
-                    rebuilt.append(name)
-                    ref_correct = rebuilt_correct(spec, labels, top5)
-                else:
-                    ref_correct = exact
-            shift_correct = self._columns(*on_shift[name])[2]
-            results.append(ModelResult(model=name, category=self._category(models[name]), ref_correct=ref_correct,
-                                       shift_correct=shift_correct))
+        for name in names:
+            ref, shift = got[(on_ref[name], variant)], got[(on_shift[name], "")]
+            if not ref.exact:
+                rebuilt.append(name)
+            results.append(ModelResult(
+                model=name, category=self._category(models[name]), n_ref=ref.samples, ref_successes=ref.correct,
+                n_shift=shift.samples, shift_successes=shift.correct,
+                ref_resampled=ref.counts if resamples else None, shift_resampled=shift.counts if resamples else None))
         if rebuilt:
             first = rebuilt[0].split(":")[0]
             notes.append(
@@ -216,8 +197,8 @@ class LeaderboardRpcs:
         return results, info
 
     def _board(self, shift: pb.TestSet, transform: str, resamples: int, extremes: str = "",
-               models: dict[str, pb.Model] | None = None,
-               points: Sequence[ImportedRow] | None = None) -> tuple[ShiftLeaderboard, dict[str, pb.Model], Imported]:
+               models: dict[str, pb.Model] | None = None, points: Sequence[ImportedRow] | None = None,
+               known: Known | None = None) -> tuple[ShiftLeaderboard, dict[str, pb.Model], Imported]:
         spec = shift.spec
         if spec.kind == pb.TEST_SET_KIND_REFERENCE:
             raise InvalidArgument(f"{spec.name} is a reference test set: ask for a shift that names it as "
@@ -225,7 +206,7 @@ class LeaderboardRpcs:
         if models is None:
             models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
         notes: list[str] = []
-        measured = self._measured(spec, models, notes)
+        measured = self._measured(spec, models, notes, resamples, {} if known is None else known)
         imported, info = self._imported(spec, points, notes)
         if imported:
             settings = leaderboard_settings(transform, resamples=resamples, extremes=extremes or "exclude")
@@ -239,7 +220,10 @@ class LeaderboardRpcs:
                 baseline_categories=frozenset(self.settings.baseline_categories.split(",")),
                 min_ref_acc=self.settings.min_reference_accuracy, transform=transform,  # type: ignore[arg-type]
                 resamples=resamples, extremes=extremes or "clip")  # type: ignore[arg-type]
-        board = shift_leaderboard([*measured, *imported], settings, shift=spec.name)
+        # The seed of the shared resampling weights is the one the aggregates were computed with.
+        board = shift_leaderboard([*measured, *imported], replace(settings, seed=aggregates.SEED), shift=spec.name,
+                                  ref_key=sample_list_key(spec.reference, self._variant(spec)),
+                                  shift_key=sample_list_key(spec.name))
         return replace(board, notes=(*board.notes, *notes)), models, info
 
     @staticmethod
@@ -299,9 +283,10 @@ class LeaderboardRpcs:
         boards: list[ShiftLeaderboard] = []
         sums: dict[str, np.ndarray] | None = None
         imported: dict[str, ImportedRow] = {}
+        known: Known = {}
         for t in shifts:
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
-            board, _, info = self._board(t, transform, per_shift, extremes, models, mine)
+            board, _, info = self._board(t, transform, per_shift, extremes, models, mine, known)
             message = self._message(t, board, models, info)
             if len(shifts) > GROUP_ROWS_MAX_SHIFTS:
                 del message.rows[:]
@@ -407,11 +392,12 @@ class LeaderboardRpcs:
         for p in self.catalog.imported_points():
             by_testset.setdefault(p.testset, []).append(p)
         done: list[bytes] = []
+        known: Known = {}
         for t in shifts:
             if not context.is_active():
                 return
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
-            board, _, info = self._board(t, transform, 0, extremes, models, mine)
+            board, _, info = self._board(t, transform, 0, extremes, models, mine, known)
             if board.rows:
                 message = self._message(t, board, models, info)
                 done.append(message.SerializeToString(deterministic=True))
@@ -439,8 +425,8 @@ class LeaderboardRpcs:
             if full not in done:
                 raise FailedPrecondition(f"{full} has no finished evaluation on {request.testset}: "
                                          "`shiftboard eval list` shows its state")
-        a = self._columns(done[names[0]])[2]
-        b = self._columns(done[names[1]])[2]
+        a = self.aggregator.correctness(done[names[0]])
+        b = self.aggregator.correctness(done[names[1]])
         test = mcnemar(a, b)
         return pb.Comparison(model_a=names[0], model_b=names[1], testset=request.testset, samples=len(a),
                              acc_a=float(a.mean()), acc_b=float(b.mean()), only_a_correct=test.b,

@@ -47,6 +47,8 @@ class Gateway:
     def stop(self, grace: float | None = 5.0) -> None:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self.servicer is not None:
+            self.servicer.aggregator.close()
         self.catalog.close()
 
 

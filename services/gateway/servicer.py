@@ -37,6 +37,7 @@ from shiftboard.errors import (
 )
 from shiftboard.names import validate_name
 from shiftboard.services.gateway import probe
+from shiftboard.services.gateway.aggregates import Aggregator
 from shiftboard.services.gateway.auth import (
     ADMIN,
     ADMINS,
@@ -86,6 +87,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, ResultsRpcs, pb_grpc.S
         self.auth = Authenticator(catalog, key)
         self.streams = StreamLimiter(settings.stream_limit, settings.max_streams_per_caller)
         self.evaluations = Evaluations(catalog)
+        self.aggregator = Aggregator(catalog, self.evaluations, settings)
         self.scheduler = Scheduler(settings, catalog, self.evaluations)
         self.tmp_dir = settings.state_path / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
