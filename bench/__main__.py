@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import bench_board_cache, bench_ingest, bench_pipeline, bench_testbed
+from bench import bench_board_cache, bench_e2e, bench_ingest, bench_pipeline, bench_testbed
 
 
 def main() -> int:
@@ -12,7 +12,9 @@ def main() -> int:
     print(flush=True)
     status = status or bench_board_cache.main([])
     print(flush=True)
-    return status or bench_pipeline.main([])
+    status = status or bench_pipeline.main([])
+    print(flush=True)
+    return status or bench_e2e.main([])
 
 
 if __name__ == "__main__":

@@ -220,6 +220,7 @@ class ModelDeployer:
     def acquire(self, model: pb.Model) -> Lease:
         """Deploy ``model`` (if needed), wait until it is ready, and lease it; release the lease after use."""
         md = model.metadata
+        start = time.monotonic()
         name = triton_model_name(md.name, md.version, model.sha256)
         self.repo.mkdir(parents=True, exist_ok=True)
         rewritten = not self._entry_current(name)
@@ -239,7 +240,32 @@ class ModelDeployer:
             max_batch = self._max_batch_size(client, name)
         finally:
             close_quietly(client)
+        log.info("leased %s for %s:%s in %.2f s", name, md.name, md.version, time.monotonic() - start)
         return Lease(self, name, lease_id, max_batch)
+
+    def preload(self, model: pb.Model) -> str:
+        """Write ``model``'s entry and load it into Triton now, without a lease (the evaluation that
+        follows leases it through :meth:`acquire`, which waits on the registry lock while this loads).
+        Returns its Triton model name; raises as :meth:`acquire` does."""
+        md = model.metadata
+        start = time.monotonic()
+        name = triton_model_name(md.name, md.version, model.sha256)
+        self.repo.mkdir(parents=True, exist_ok=True)
+        rewritten = not self._entry_current(name)
+        if rewritten:
+            self._write_entry(name, model)
+        client = connect(self.url, self.auth)
+        try:
+            with self.registry.locked() as data:
+                index = self._index(client)
+                if rewritten or index.get(name, {}).get("state") not in ("READY", "LOADING"):
+                    self._make_room(client, data, index, keep=name)
+                    self._load(client, name, md)
+                data["last_used"][name] = time.time()
+        finally:
+            close_quietly(client)
+        log.info("preloaded %s for %s:%s in %.2f s", name, md.name, md.version, time.monotonic() - start)
+        return name
 
     def loaded_models(self) -> list[str]:
         """Names of the models Triton has loaded (READY) now."""

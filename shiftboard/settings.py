@@ -131,13 +131,17 @@ class Settings:
     triton_max_loaded_models: int = _setting(
         4, "Models kept loaded in Triton; the least recently used ones not being evaluated are unloaded."
     )
+    triton_preload: bool = _setting(
+        True, "Start loading a newly submitted model into Triton as soon as it is stored, while its evaluation "
+        "is handed to the worker (the gateway then writes its Triton repository entry, as it removes it on delete)."
+    )
     triton_model_threads: int = _setting(
         0, "CPU threads of each deployed model's instance. Default: cores / eval_concurrency (at least 1)."
     )
     sweep_cron: str = _setting("0 * * * *", "Cron schedule of the sweep that evaluates missing or failed pairs.")
     store_logits: bool = _setting(False, "Also store every evaluation's full logits in the object store "
                                   "(Parquet, one object per shard).")
-    worker_poll_s: int = _setting(1, "Seconds between the evaluation worker's polls for scheduled runs.")
+    worker_poll_s: float = _setting(0.5, "Seconds between the evaluation worker's polls for scheduled runs.")
 
     # leaderboard
     leaderboard_port: int = _setting(8501, "Port of the Streamlit leaderboard.")

@@ -62,6 +62,10 @@ class Scheduler:
         self.submit = submit or _prefect_submit
         self._queue: queue.Queue[tuple[str, str, list[str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._preloads: queue.Queue[pb.Model] = queue.Queue()
+        self._preloader: threading.Thread | None = None
+        if settings.auto_evaluate and self.submit is _prefect_submit:
+            self._ensure_thread()  # it imports Prefect now, not when the first model arrives
 
     def request(self, pairs: list[Pair]) -> list[pb.Evaluation]:
         """Make each pair pending (or failed when it cannot run) and queue the runnable ones."""
@@ -84,24 +88,61 @@ class Scheduler:
             by_model: dict[tuple[str, str], list[str]] = {}
             for pair in runnable:
                 by_model.setdefault((pair.model, pair.version), []).append(pair.testset)
-            for (model, version), testsets in by_model.items():
-                self._enqueue((model, version, testsets))
+            for (model, version), names in by_model.items():
+                self._enqueue((model, version, names))
         return [self.evaluations.get(pb.EvaluationKey(model=p.model, version=p.version, testset=p.testset))
                 for p in runnable]
 
     def for_model(self, name: str, version: str) -> list[pb.Evaluation]:
-        return self.request([Pair(name, version, t.spec.name) for t in self.catalog.list_testsets()])
+        """Every pair of a new model; with ``triton_preload`` it starts loading into Triton meanwhile."""
+        evaluations = self.request([Pair(name, version, t.spec.name) for t in self.catalog.list_testsets()])
+        if evaluations and self.settings.auto_evaluate and self.settings.triton_preload \
+                and self.submit is _prefect_submit:
+            self._preload(name, version)
+        return evaluations
 
     def for_testset(self, name: str) -> list[pb.Evaluation]:
         return self.request([Pair(m.metadata.name, m.metadata.version, name) for m in self.catalog.list_models()])
 
     def _enqueue(self, work: tuple[str, str, list[str]]) -> None:
+        self._ensure_thread()
+        self._queue.put(work)
+
+    def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="evaluation-handoff", daemon=True)
             self._thread.start()
-        self._queue.put(work)
+
+    def _preload(self, name: str, version: str) -> None:
+        """Queue a Triton load of a new model: the hand-off to the worker and the run's start (seconds)
+        then overlap the load instead of preceding it. A burst of submissions preloads no more models
+        than Triton keeps loaded (the rest load when their evaluations run)."""
+        if self._preloads.qsize() >= max(1, self.settings.triton_max_loaded_models - 1):
+            return
+        model, key = self.catalog.get_model(name, version)
+        model.artifact_uri = f"s3://{self.settings.s3_bucket}/{key}"
+        if self._preloader is None or not self._preloader.is_alive():
+            self._preloader = threading.Thread(target=self._run_preloads, name="triton-preload", daemon=True)
+            self._preloader.start()
+        self._preloads.put(model)
+
+    def _run_preloads(self) -> None:
+        from shiftboard.flows.deploy import ModelDeployer
+
+        deployer = ModelDeployer(self.settings)
+        while True:
+            model = self._preloads.get()
+            md = model.metadata
+            try:
+                deployer.preload(model)
+            except Exception as exc:  # noqa: BLE001 - the evaluation deploys it again and reports the error
+                log.warning("could not preload %s:%s into Triton (its evaluation will load it): %s", md.name,
+                            md.version, getattr(exc, "message", None) or exc)
 
     def _run(self) -> None:
+        if self.submit is _prefect_submit:
+            # Importing Prefect takes seconds: pay it once, before the first hand-off waits on it.
+            import prefect.deployments  # noqa: F401
         while True:
             model, version, testsets = self._queue.get()
             try:

@@ -181,6 +181,8 @@ def triton_command(settings: Settings, key: str | None = None,
         f"--grpc-address={host}", f"--grpc-port={settings.triton_grpc_port}",
         restricted_protocol_flag(key or ""), *tls_flags,
         "--exit-on-error=false",  # a model that fails to load must not take the server down
+        # every config.pbtxt is complete: no extra backend stub per load just to ask model.py for a config
+        "--disable-auto-complete-config",
         "--exit-timeout-secs=10",  # in-flight requests get 10 s after SIGTERM
         "--log-verbose=0",
         *(f"--backend-config=python,{item}" for item in python_config),
