@@ -1,19 +1,26 @@
 """Benchmark of prediction ingest: a worker's commits into the catalog, end to end, and its storage.
 
-A gateway in this process (the test sets and the 1,000-class models registered in its catalog
-directly, with their labels; a real object store for it to start against) receives predictions from
-a client with an evaluator token through ``CommitShards``, batched as the worker batches them
-(:data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples a stream), into its DuckDB file. Printed
-side by side, for each shard size (427 samples: a 64 MiB shard of 3x224x224 images; 10,000;
-100,000; and one shard of 700,000 samples, beyond one 8 MiB message):
+The test sets and the 1,000-class models are registered in a fresh catalog file directly (their rows
+and the test sets' labels, as ``bench.bench_scale`` builds one), before a gateway process
+(``shiftboard serve gateway``, started from the stack's own spec, against a real object store) opens
+it. This process is the worker: it holds each shard's predictions as numpy arrays and commits them
+with the evaluator token through ``CommitShards``, batched as
+:func:`~shiftboard.flows.evaluate.run_evaluation` batches them
+(:func:`~shiftboard.flows.commits.batches`: :data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples
+a stream), so packing and gRPC on the worker's side and the gateway's checks, encoding and DuckDB
+transaction run in two processes, as they do in production. Printed side by side, for each shard size
+(427 samples: a 64 MiB shard of 3x224x224 images; 10,000; 100,000; and one shard of 700,000 samples,
+beyond one 8 MiB message):
 
-(a) **end to end**: predictions/s from the client's numpy arrays to committed rows (packing, gRPC,
-    the gateway's checks and encoding, the DuckDB transaction), commits only;
+(a) **end to end**: predictions/s from the worker's numpy arrays to committed rows, commits only
+    (start and finish not counted; the gateway is idle when each run starts);
 (b) **DuckDB alone**: inserting the same rows, already encoded, into the same table in a fresh file,
-    one transaction per batch as the gateway does; and the ratio (a) / (b).
+    one transaction per batch as the gateway does; and the ratio (a) / (b);
+
+with the machine's load average (1 minute) after each run, since the figures depend on it.
 
 Then the catalog's bytes per prediction after ``CHECKPOINT`` (file size / stored predictions, with
-everything else the catalog holds), with at least ``--storage`` predictions stored.
+everything else the catalog holds), with at least ``--storage`` predictions stored the same way.
 
     python -m bench.bench_ingest [--samples 1000000] [--storage 10000000]
 """
@@ -25,20 +32,20 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from bench.bench_scale import _gateway_process, _object_store
+from bench.servers import group_cpu_seconds
 from shiftboard import credentials
 from shiftboard.client import Client
 from shiftboard.flows.commits import ShardPredictions, batches
 from shiftboard.services.gateway import layout
 from shiftboard.services.gateway.catalog import Catalog
 from shiftboard.services.gateway.evaluations import label_bytes
-from shiftboard.services.gateway.server import create_server
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -76,18 +83,16 @@ def _shards(samples: int, shard_samples: int, rng: np.random.Generator) -> list[
             for i, first in enumerate(range(0, samples, shard_samples))]
 
 
-@contextlib.contextmanager
-def _object_store(state: Path) -> Iterator[Settings]:
-    """A real object store for the gateway to start against (nothing is uploaded to it)."""
-    from bench.servers import free_settings, running
-    from shiftboard.services.stack.objectstore_server import object_store_spec
-
-    settings = free_settings(state)
-    with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
-        creds = credentials.s3_credentials(settings)
-        assert creds is not None
-        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
-                               s3_secret_key=creds.secret_key, auto_evaluate=False)
+def _settle(pid: int, timeout_s: float = 60.0) -> None:
+    """Wait until the gateway process is idle (its background aggregates of a finished evaluation done)."""
+    deadline = time.monotonic() + timeout_s
+    used = group_cpu_seconds([pid])
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = group_cpu_seconds([pid])
+        if now - used < 0.05:
+            return
+        used = now
 
 
 def _ingest(worker: Client, model: str, testset: str, shards: list[ShardPredictions]) -> float:
@@ -129,31 +134,28 @@ def _raw_insert(path: Path, shards: list[ShardPredictions]) -> float:
     return elapsed
 
 
-def _storage(settings: Settings, token_name: str, predictions: int, samples: int, shard_samples: int,
+def _storage(settings: Settings, predictions: int, samples: int, shard_samples: int, state: Path,
              rng: np.random.Generator) -> tuple[int, int, int, int]:
     """A fresh catalog holding ``predictions`` on one test set (as many models as that takes), ingested
-    as above; (predictions, catalog bytes, bytes of its free blocks, bytes of the predictions table's blocks)
-    after CHECKPOINT."""
-    server = create_server(settings, port=0)
-    try:
-        catalog = server.catalog
+    as above by a gateway process; (predictions, catalog bytes, bytes of its free blocks, bytes of the
+    predictions table's blocks) after CHECKPOINT, once that gateway has stopped."""
+    models = -(-predictions // samples)
+    with contextlib.closing(Catalog(settings.catalog_file)) as catalog:
         _register(catalog, "bench-store", samples, shard_samples, rng)
-        models = -(-predictions // samples)
         for i in range(models):
             _add_model(catalog, f"bench-store-m{i}")
-        with Client(f"127.0.0.1:{server.port}", credentials.admin_token(settings)) as admin:
-            token = admin.create_token(token_name, role=pb.TOKEN_ROLE_EVALUATOR).token
-        with Client(f"127.0.0.1:{server.port}", token) as worker:
-            for i in range(models):
-                _ingest(worker, f"bench-store-m{i}", "bench-store", _shards(samples, shard_samples, rng))
+    token = credentials.evaluator_token(settings, create=True)
+    assert token is not None
+    with _gateway_process(settings, state / "gateway-storage.log"), Client(settings.gateway_target, token) as worker:
+        for i in range(models):
+            _ingest(worker, f"bench-store-m{i}", "bench-store", _shards(samples, shard_samples, rng))
+    with contextlib.closing(Catalog(settings.catalog_file)) as catalog:
         catalog.query("CHECKPOINT")
         stored = int(catalog.query("SELECT count(*) FROM predictions")[0][0])
         blocks = int(catalog.query("SELECT count(DISTINCT block_id) FROM pragma_storage_info('predictions') "
                                    "WHERE persistent")[0][0])
         block_size, free = catalog.query("SELECT block_size, free_blocks FROM pragma_database_size()")[0]
-        return stored, os.path.getsize(catalog.path), int(free) * int(block_size), blocks * int(block_size)
-    finally:
-        server.stop()
+    return stored, os.path.getsize(settings.catalog_file), int(free) * int(block_size), blocks * int(block_size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,39 +172,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.big:
         runs.append((f"bench-one{args.big}", args.big, args.big))
     rng = np.random.default_rng(0)
-    rows: list[tuple[str, int, float, float]] = []
+    rows: list[tuple[str, int, float, float, float]] = []
     stored = 0
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp, _object_store(Path(tmp)) as settings:
-        server = create_server(settings, port=0)
-        target = f"127.0.0.1:{server.port}"
-        try:
+        with contextlib.closing(Catalog(settings.catalog_file)) as catalog:
             for name, samples, shard_samples in runs:
-                _register(server.catalog, name, samples, shard_samples, rng)
-            _add_model(server.catalog, "bench-m0")
-            with Client(target, credentials.admin_token(settings)) as admin:
-                token = admin.create_token("bench-evaluator", role=pb.TOKEN_ROLE_EVALUATOR).token
-            with Client(target, token) as worker:
-                for name, samples, shard_samples in runs:
-                    shards = _shards(samples, shard_samples, rng)
-                    e2e = _ingest(worker, "bench-m0", name, shards)
-                    raw = _raw_insert(Path(tmp) / f"raw-{name}.duckdb", shards)
-                    rows.append((f"{shard_samples:,}" + (" (one shard)" if samples == shard_samples else ""),
-                                 samples, samples / e2e, samples / raw))
-        finally:
-            server.stop()
+                _register(catalog, name, samples, shard_samples, rng)
+            _add_model(catalog, "bench-m0")
+        token = credentials.evaluator_token(settings, create=True)
+        assert token is not None
+        with _gateway_process(settings, Path(tmp) / "gateway.log") as pid, \
+                Client(settings.gateway_target, token) as worker:
+            for name, samples, shard_samples in runs:
+                shards = _shards(samples, shard_samples, rng)
+                _settle(pid)
+                e2e = _ingest(worker, "bench-m0", name, shards)
+                load = os.getloadavg()[0]
+                _settle(pid)
+                raw = _raw_insert(Path(tmp) / f"raw-{name}.duckdb", shards)
+                rows.append((f"{shard_samples:,}" + (" (one shard)" if samples == shard_samples else ""),
+                             samples, samples / e2e, samples / raw, load))
         if args.storage:
             store = settings.replace(state_dir=str(Path(tmp) / "storage"))
-            stored, size, free, table = _storage(store, "bench-store-evaluator", args.storage, args.samples,
-                                           args.storage_shard, rng)
-    print("\nPrediction ingest: client -> CommitShards -> in-process gateway -> DuckDB file (1,000 classes)")
-    print(f"  {'shard size':<22}{'samples':>11}{'(a) end to end':>18}{'(b) DuckDB alone':>19}{'(a)/(b)':>9}")
+            stored, size, free, table = _storage(store, args.storage, args.samples, args.storage_shard,
+                                                 Path(tmp), rng)
+    print("\nPrediction ingest: worker (this process) -> CommitShards -> gateway process -> DuckDB file "
+          "(1,000 classes)")
+    print(f"  {'shard size':<22}{'samples':>11}{'(a) end to end':>18}{'(b) DuckDB alone':>19}{'(a)/(b)':>9}"
+          f"{'load 1m':>9}")
     ok = True
-    for label, samples, e2e, raw in rows:
+    for label, samples, e2e, raw, load in rows:
         ok &= e2e >= TARGET
-        print(f"  {label:<22}{samples:>11,}{e2e / 1e6:>12.2f} M/s{raw / 1e6:>13.2f} M/s{e2e / raw:>9.2f}")
+        print(f"  {label:<22}{samples:>11,}{e2e / 1e6:>12.2f} M/s{raw / 1e6:>13.2f} M/s{e2e / raw:>9.2f}"
+              f"{load:>9.1f}")
     if rows:
         print(f"  target (a) >= {TARGET / 1e6:.0f} M predictions/s at every shard size: "
-              f"{'OK' if ok else 'BELOW TARGET'}")
+              f"{'OK' if ok else 'BELOW TARGET'}  (load average now "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}, {os.cpu_count()} cores)")
     if stored:
         per = size / stored
         print(f"  storage, {stored:,} predictions on one set of {args.samples:,} samples "

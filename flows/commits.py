@@ -157,29 +157,28 @@ class Assembler:
         """Every shard received, in the order first seen; INVALID_ARGUMENT when one is incomplete."""
         out = []
         for i, parts in self._parts.items():
-            shard = pb.Shard(index=i, first_sample=int(self.firsts[i]), num_samples=int(self.counts[i]))
-            if self._received[i] != shard.num_samples:
-                raise InvalidArgument(f"shard {i} has {shard.num_samples} samples; the stream sent "
+            count = int(self.counts[i])
+            if self._received[i] != count:
+                raise InvalidArgument(f"shard {i} has {count} samples; the stream sent "
                                       f"{self._received[i]}: send every sample of each shard")
-            out.append(_joined(shard, parts))
+            out.append(_joined(i, int(self.firsts[i]), count, parts))
         return out
 
 
-def _joined(shard: pb.Shard, parts: list[pb.ShardPart]) -> ShardPredictions:
+def _joined(index: int, first_sample: int, n: int, parts: list[pb.ShardPart]) -> ShardPredictions:
     def column(get: str, dtype: np.dtype) -> NDArray:  # type: ignore[type-arg]
         data = b"".join(getattr(p, get) for p in parts) if len(parts) > 1 else getattr(parts[0], get)
         return np.frombuffer(data, dtype=dtype)
 
-    n = int(shard.num_samples)
     restricted = {}
     for k, r in enumerate(parts[0].restricted):
         data = b"".join(p.restricted[k].top1 for p in parts)
         restricted[r.shift] = np.frombuffer(data, dtype=_I4).astype(np.int32)
     if len(restricted) != len(parts[0].restricted):
-        raise InvalidArgument(f"restricted top-1 for one shift sent twice with shard {shard.index}: send "
+        raise InvalidArgument(f"restricted top-1 for one shift sent twice with shard {index}: send "
                               "each shift once")
     return ShardPredictions(
-        index=int(shard.index), first_sample=int(shard.first_sample),
+        index=index, first_sample=first_sample,
         top5=column("top5", _I4).astype(np.int32, copy=False).reshape(n, 5),
         confidence=column("confidence", _F4).astype(np.float32, copy=False),
         top1=column("top1", _I4).astype(np.int32, copy=False) if parts[0].top1 else None,

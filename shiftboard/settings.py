@@ -43,6 +43,9 @@ class Settings:
         "", "host:port clients use to reach the gateway. Default: <host>:<gateway_port>."
     )
     gateway_workers: int = _setting(16, "Threads serving gRPC calls in the gateway.")
+    catalog_memory_mb: int = _setting(1024, "Memory the gateway's DuckDB catalog may use for its block cache and "
+                                      "queries, MiB (beyond it DuckDB evicts blocks and spills to disk); 0: "
+                                      "DuckDB's default, 80% of the machine's memory.")
     open_reads: bool = _setting(True, "Allow read-only RPCs without a token.")
     token: str = _setting("", "API token the CLI sends (authorization: Bearer ...). "
                           "Default: the admin token in the state directory, when readable.", secret=True)
@@ -201,6 +204,8 @@ class Settings:
         if self.max_streams < 0 or self.max_streams_per_caller < 1:
             raise ValueError(f"{env_name('max_streams')} must be 0 (default) or more and "
                              f"{env_name('max_streams_per_caller')} at least 1")
+        if self.catalog_memory_mb < 0:
+            raise ValueError(f"{env_name('catalog_memory_mb')} must be 0 (DuckDB's default) or a number of MiB")
         if self.max_streams and self.max_streams >= self.gateway_workers:
             raise ValueError(f"{env_name('max_streams')}={self.max_streams} must be below "
                              f"{env_name('gateway_workers')}={self.gateway_workers}: streams would take every "

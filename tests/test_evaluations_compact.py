@@ -104,7 +104,7 @@ def test_layout_round_trips_every_class_count():
         layout.class_bits(layout.MAX_PACKED_CLASSES + 1)
     p = np.array([0.0, 1.0, 1e-9, 0.5, 0.123456789, np.nextafter(np.float32(1), np.float32(0))], np.float32)
     back = layout.confidence_of(layout.quantize_confidence(p))
-    assert np.abs(back - p).max() < 1.5e-7 and back[0] == 0.0 and back[1] == 1.0
+    assert np.abs(back - p).max() < 5.1e-7 and back[0] == 0.0 and back[1] == 1.0
 
 
 def test_commit_shards_stores_what_was_sent(gateway, evaluator):
@@ -135,7 +135,7 @@ def test_commit_shards_stores_what_was_sent(gateway, evaluator):
     np.testing.assert_array_equal(stored["label"], label)
     np.testing.assert_array_equal(stored["top1"], top1)
     np.testing.assert_array_equal(stored["top5"].reshape(-1, 5), top5)
-    np.testing.assert_allclose(stored["confidence"], np.concatenate([s.confidence for s in sent]), atol=2e-7)
+    np.testing.assert_allclose(stored["confidence"], np.concatenate([s.confidence for s in sent]), atol=5.1e-7)
     np.testing.assert_array_equal(stored["correct"], top1 == label)
     evaluations: Evaluations = gateway.server.servicer.evaluations  # type: ignore[union-attr]
     evaluation_id = _evaluation_id(gateway, "compact-m", "compact-set")
@@ -326,7 +326,7 @@ def test_migration_converts_old_rows_exactly(object_store, tmp_path):
             np.testing.assert_array_equal(got["label"], [r[1] for r in want])
             np.testing.assert_array_equal(got["top1"], [r[2] for r in want])
             np.testing.assert_array_equal(got["top5"].reshape(-1, 5), [r[3] for r in want])
-            np.testing.assert_allclose(got["confidence"], [r[4] for r in want], atol=2e-7)
+            np.testing.assert_allclose(got["confidence"], [r[4] for r in want], atol=5.1e-7)
             np.testing.assert_array_equal(got["correct"], [r[5] for r in want])
             np.testing.assert_array_equal(evaluations.correctness(evaluation_id), [r[5] for r in want])
             labels, top5, correct = evaluations.columns(evaluation_id)

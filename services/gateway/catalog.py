@@ -269,7 +269,7 @@ MIGRATIONS: list[str] = [
         -- (up to 2,097,151 classes)
         top5 BIGINT NOT NULL,
         top5_hi BIGINT NOT NULL,
-        -- round(p * 4194303): 22 bits, p read back as confidence / 4194303 (within 1.2e-7 of the sent value)
+        -- round(p * 1048575): 20 bits, p read back as confidence / 1048575 (within 4.8e-7 of the sent value)
         confidence INTEGER NOT NULL
     );
     INSERT INTO predictions_v6
@@ -281,7 +281,7 @@ MIGRATIONS: list[str] = [
                 | ((p.top5[3] + 1)::BIGINT << (2 * b.b)) END,
             CASE WHEN 5 * b.b <= 63 THEN 0
             ELSE (p.top5[4] + 1)::BIGINT | ((p.top5[5] + 1)::BIGINT << b.b) END,
-            CAST(round(greatest(0.0, least(1.0, coalesce(p.confidence::DOUBLE, 0.0))) * 4194303) AS INTEGER)
+            CAST(round(greatest(0.0, least(1.0, coalesce(p.confidence::DOUBLE, 0.0))) * 1048575) AS INTEGER)
         FROM predictions p JOIN v6_bits b USING (evaluation_id);
     -- A row's top-1 where it is not its first top-5 class (only callers with their own tie rule send that).
     CREATE TABLE prediction_top1 (
@@ -430,11 +430,14 @@ def _ts(value: dt.datetime) -> Timestamp:
 class Catalog:
     """Thread-safe access to the catalog file (one connection, one lock: catalog calls are small)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, memory_mb: int = 0) -> None:
+        """Open (and migrate) the catalog; ``memory_mb`` > 0 bounds DuckDB's memory (block cache and
+        queries; larger operations spill to disk), 0 keeps DuckDB's default (80% of the machine)."""
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn = duckdb.connect(self.path)
+        config = {"memory_limit": f"{memory_mb}MB"} if memory_mb > 0 else {}
+        self._conn = duckdb.connect(self.path, config=config)
         self._lock = threading.RLock()
         self._migrate()
 

@@ -126,6 +126,17 @@ def _merged_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
+def _packed_bits(bits: np.ndarray, sizes: np.ndarray) -> pa.Array:
+    """Each consecutive run of ``sizes`` values of ``bits`` as its own ``np.packbits`` bytes (a binary
+    array, one value per run), packed in one call: each run padded with zeros to whole bytes."""
+    nbytes = (sizes + 7) // 8
+    offsets = np.concatenate([[0], np.cumsum(nbytes)])
+    padded = np.zeros(8 * int(offsets[-1]), dtype=bool)
+    padded[np.arange(len(bits)) + np.repeat(8 * offsets[:-1] - (np.cumsum(sizes) - sizes), sizes)] = bits
+    return pa.Array.from_buffers(pa.binary(), len(sizes), [None, pa.py_buffer(offsets.astype(np.int32)),
+                                                          pa.py_buffer(np.packbits(padded))])
+
+
 @dataclass(frozen=True)
 class _StoredShard:
     """A committed shard of one evaluation, as ``evaluation_shards`` and ``shards`` record it."""
@@ -365,36 +376,42 @@ class Evaluations:
                label: np.ndarray, top1: np.ndarray, top5: np.ndarray, confidence: np.ndarray,
                restricted_rows: builtins.list[builtins.list[object]]) -> pb.Evaluation:
         """Encode checked predictions in the compact layout and write them in one transaction."""
-        evaluation_id = self._id(key)
         bits = layout.class_bits(num_classes)
         lo, hi = layout.pack_top5(top5, bits)
         correct = top1 == label
         sizes = np.array([int(shard.num_samples) for shard, _ in shards], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        ends = np.cumsum(sizes)
+        starts = ends - sizes
         firsts = np.array([int(shard.first_sample) for shard, _ in shards], dtype=np.int64)
         sample = np.arange(len(label), dtype=np.int64) + np.repeat(firsts - starts, sizes)
-        counts = [int(np.count_nonzero(correct[a:a + n])) for a, n in zip(starts, sizes, strict=True)]
+        counts = np.diff(np.concatenate([[0], np.cumsum(correct, dtype=np.int64)])[np.concatenate([[0], ends])])
+        # without evaluation_id (prepended in the transaction, once the evaluation is read)
         table = pa.table({
-            "evaluation_id": pa.array(np.full(len(label), evaluation_id, dtype=np.int32)),
             "sample": pa.array(sample), "top5": pa.array(lo), "top5_hi": pa.array(hi),
             "confidence": pa.array(layout.quantize_confidence(confidence)),
         })
         differs = np.flatnonzero(top1 != top5[:, 0])
         now = _now()
+        indices = [int(shard.index) for shard, _ in shards]
         progress = pa.table({
-            "evaluation_id": pa.array(np.full(len(shards), evaluation_id, dtype=np.int32)),
-            "shard": pa.array([int(shard.index) for shard, _ in shards], pa.int32()),
+            "shard": pa.array(indices, pa.int32()),
             "samples": pa.array(sizes), "seconds": pa.array([float(sent.seconds) for _, sent in shards], pa.float64()),
             "committed_at": pa.array([now] * len(shards), pa.timestamp("us", tz="UTC")),
             "correct_count": pa.array(counts, pa.int64()),
-            "correct": pa.array([np.packbits(correct[a:a + n]).tobytes() for a, n in zip(starts, sizes, strict=True)],
-                                pa.binary()),
+            "correct": _packed_bits(correct, sizes),
             "class_bits": pa.array(np.full(len(shards), bits, dtype=np.int32)),
         })
-        indices = [int(shard.index) for shard, _ in shards]
+
+        def rows_of(evaluation_id: int, rows: pa.Table) -> pa.Table:
+            return rows.add_column(0, "evaluation_id", pa.array(np.full(rows.num_rows, evaluation_id, np.int32)))
+
         with self.catalog.transaction() as cur:
-            status = cur.execute("SELECT status FROM evaluations WHERE id = ?", [evaluation_id]).fetchone()
-            if status is None or status[0] != "running":
+            row = cur.execute("SELECT id, status FROM evaluations WHERE model = ? AND version = ? AND testset = ?",
+                              [key.model, key.version, key.testset]).fetchone()
+            if row is None:
+                raise NotFound(f"no evaluation of {key_text(key)}")
+            evaluation_id = int(row[0])
+            if row[1] != "running":
                 raise FailedPrecondition(f"the evaluation of {key_text(key)} is not running: call "
                                          "StartEvaluation first")
             done = {int(r[0]) for r in cur.execute(
@@ -409,20 +426,18 @@ class Evaluations:
                                     "AND sample < ?", [evaluation_id, start, stop])
                 cur.execute("DELETE FROM restricted_correct WHERE evaluation_id = ? AND list_contains(?, shard)",
                             [evaluation_id, sorted(done)])
-            self._insert(cur, "predictions", table)
+            self._insert(cur, "predictions", rows_of(evaluation_id, table))
             if len(differs):
-                self._insert(cur, "prediction_top1", pa.table({
-                    "evaluation_id": pa.array(np.full(len(differs), evaluation_id, dtype=np.int32)),
-                    "sample": pa.array(sample[differs]), "top1": pa.array(top1[differs])}))
+                self._insert(cur, "prediction_top1", rows_of(evaluation_id, pa.table({
+                    "sample": pa.array(sample[differs]), "top1": pa.array(top1[differs])})))
             if restricted_rows:
-                self._insert(cur, "restricted_correct", pa.table({
-                    "evaluation_id": pa.array([evaluation_id] * len(restricted_rows), pa.int32()),
+                self._insert(cur, "restricted_correct", rows_of(evaluation_id, pa.table({
                     "shift": pa.array([r[0] for r in restricted_rows], pa.string()),
                     "shard": pa.array([r[1] for r in restricted_rows], pa.int32()),
                     "samples": pa.array([r[2] for r in restricted_rows], pa.int32()),
                     "kept": pa.array([r[3] for r in restricted_rows], pa.binary()),
-                    "correct": pa.array([r[4] for r in restricted_rows], pa.binary())}))
-            self._insert(cur, "evaluation_shards", progress, replace=bool(done))
+                    "correct": pa.array([r[4] for r in restricted_rows], pa.binary())})))
+            self._insert(cur, "evaluation_shards", rows_of(evaluation_id, progress), replace=bool(done))
             cur.execute("UPDATE evaluations SET updated_at = ?, run_samples = run_samples + ? WHERE id = ?",
                         [now, len(label), evaluation_id])
         self._notify()

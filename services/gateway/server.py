@@ -66,7 +66,7 @@ def _wait_for_store(store: ObjectStore, timeout_s: float) -> None:
 
 def create_server(settings: Settings, *, port: int | None = None, store_timeout_s: float = 60.0) -> Gateway:
     """Open the catalog, reach the object store, and start serving on ``port`` (default from settings)."""
-    catalog = Catalog(settings.catalog_file)
+    catalog = Catalog(settings.catalog_file, memory_mb=settings.catalog_memory_mb)
     try:
         store = ObjectStore.from_settings(settings)
         _wait_for_store(store, store_timeout_s)
