@@ -1,7 +1,8 @@
 """Compact prediction storage and batched commits (CommitShards), against a real gateway and DuckDB.
 
-Test sets and models are registered in the session gateway's catalog directly (rows and labels: no
-shard upload, no probe), so that shards of any size cost nothing to set up; every prediction goes in
+Test sets and models are registered in this module's own gateway's catalog directly (rows and labels: no
+shard upload, no probe, so no model object: the session gateway, whose tests count stored objects, is
+left alone), so that shards of any size cost nothing to set up; every prediction goes in
 through the gRPC API with an evaluator token, as a worker sends it, and comes back out through it.
 """
 
@@ -22,6 +23,7 @@ from shiftboard.services.gateway import layout
 from shiftboard.services.gateway.catalog import MIGRATIONS, Catalog
 from shiftboard.services.gateway.evaluations import Evaluations, label_bytes
 from shiftboard.services.gateway.servicer import MAX_CLASSES
+from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
 from tests.conftest import GatewayHandle, serving_gateway
@@ -70,6 +72,12 @@ def _predictions(labels: dict[int, np.ndarray], rng: np.random.Generator, classe
                                     confidence=rng.random(n, dtype=np.float32), seconds=0.25))
         first += n
     return out
+
+
+@pytest.fixture(scope="module")
+def gateway(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayHandle]:
+    with serving_gateway(object_store, tmp_path_factory.mktemp("compact-gateway"), "compact-tests") as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
