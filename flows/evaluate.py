@@ -163,8 +163,9 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
     """Deploy the plan's model, then infer and commit every pending shard not yet in ``progress``.
 
     Results are committed in batches, each one CommitShards stream (all its shards or none): when a
-    batch holds :data:`COMMIT_SAMPLES` samples, when :data:`COMMIT_SECONDS` have passed since its first
-    result (or would have before the next one), and at the end. A run that dies loses at most its
+    batch holds :data:`COMMIT_SAMPLES` samples (a shard that would take it past them starts the next
+    batch, unless it is the first: a larger shard is committed alone), when :data:`COMMIT_SECONDS` have
+    passed since its first result (or would have before the next one), and at the end. A run that dies loses at most its
     uncommitted batch and resumes there. ``on_shard`` is called with the evaluation after each shard's
     commit; with it, shards are committed one at a time (a batch of one) so it sees every shard.
     """
@@ -188,19 +189,23 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
         renewed = time.monotonic()
         log.info("evaluating %s:%s on %s: %d shard(s) to do", md.name, md.version, spec.name, len(shards))
         batch: list[ShardResult] = []
-        first_at = 0.0
+        held, first_at = 0, 0.0
         for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
             if result.logits is not None:  # before the shard is committed: a committed shard has its logits
                 store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
+            samples = result.arrays.samples if result.arrays else len(result.predictions.top1)
+            if batch and held + samples > COMMIT_SAMPLES:  # a batch stays within one row group
+                _commit(client, key, batch, progress, on_shard)
+                batch, held = [], 0
             if not batch:
                 first_at = time.monotonic()
             batch.append(result)
+            held += samples
             # the next shard should take as long as this one: commit now rather than past the time bound
-            if on_shard is not None or sum(r.arrays.samples if r.arrays else len(r.predictions.top1)
-                                           for r in batch) >= COMMIT_SAMPLES \
+            if on_shard is not None or held >= COMMIT_SAMPLES \
                     or time.monotonic() - first_at + result.seconds >= COMMIT_SECONDS:
                 _commit(client, key, batch, progress, on_shard)
-                batch = []
+                batch, held = [], 0
             if time.monotonic() - renewed > LEASE_RENEW_S:
                 lease.renew()
                 renewed = time.monotonic()
