@@ -24,20 +24,17 @@ and drew every resample: 23.5 s here under the same load (11.5-12.8 s at 10^8 pr
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
+from bench.bench_scale import _object_store
 from shiftboard import credentials
 from shiftboard.client import Client
 from shiftboard.services.gateway.evaluations import label_bytes
 from shiftboard.services.gateway.server import create_server
-from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 REF, SHIFT = "bench-ref", "bench-shift"
@@ -69,20 +66,6 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator) 
     top5[~right, 0] = (labels[~right] + 1 + top5[~right, 0] % (CLASSES - 1)) % CLASSES
     return pb.Predictions(sample=list(range(n)), top1=top5[:, 0].tolist(), top5=top5.ravel().tolist(),
                           confidence=rng.random(n, dtype=np.float32).tolist())
-
-
-@contextlib.contextmanager
-def _object_store(state: Path) -> Iterator[Settings]:
-    """A real object store for the gateway to start against (nothing is uploaded to it)."""
-    from bench.servers import free_settings, running
-    from shiftboard.services.stack.objectstore_server import object_store_spec
-
-    settings = free_settings(state)
-    with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
-        creds = credentials.s3_credentials(settings)
-        assert creds is not None
-        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
-                               s3_secret_key=creds.secret_key, auto_evaluate=False)
 
 
 def _timed(fn: object) -> tuple[float, pb.Leaderboard]:
