@@ -217,15 +217,22 @@ class ModelDeployer:
 
     # ---------------------------------------------------------------- public
 
-    def acquire(self, model: pb.Model) -> Lease:
-        """Deploy ``model`` (if needed), wait until it is ready, and lease it; release the lease after use."""
+    def _ensure_entry(self, model: pb.Model) -> tuple[str, bool]:
+        """The model's Triton name, its repository entry written unless already current (outside the
+        registry lock: downloads can be slow), and whether it was (re)written."""
         md = model.metadata
-        start = time.monotonic()
         name = triton_model_name(md.name, md.version, model.sha256)
         self.repo.mkdir(parents=True, exist_ok=True)
         rewritten = not self._entry_current(name)
         if rewritten:
-            self._write_entry(name, model)  # outside the lock: downloads can be slow
+            self._write_entry(name, model)
+        return name, rewritten
+
+    def acquire(self, model: pb.Model) -> Lease:
+        """Deploy ``model`` (if needed), wait until it is ready, and lease it; release the lease after use."""
+        md = model.metadata
+        start = time.monotonic()
+        name, rewritten = self._ensure_entry(model)
         client = connect(self.url, self.auth)
         try:
             with self.registry.locked() as data:
@@ -249,16 +256,15 @@ class ModelDeployer:
         Returns its Triton model name; raises as :meth:`acquire` does."""
         md = model.metadata
         start = time.monotonic()
-        name = triton_model_name(md.name, md.version, model.sha256)
-        self.repo.mkdir(parents=True, exist_ok=True)
-        rewritten = not self._entry_current(name)
-        if rewritten:
-            self._write_entry(name, model)
+        name, rewritten = self._ensure_entry(model)
+        written_at = time.time()
         client = connect(self.url, self.auth)
         try:
             with self.registry.locked() as data:
                 index = self._index(client)
-                if rewritten or index.get(name, {}).get("state") not in ("READY", "LOADING"):
+                # an evaluation may have taken the lock first and loaded the entry written here
+                stale = rewritten and data["last_used"].get(name, 0.0) < written_at
+                if stale or index.get(name, {}).get("state") not in ("READY", "LOADING"):
                     self._make_room(client, data, index, keep=name)
                     self._load(client, name, md)
                 data["last_used"][name] = time.time()
