@@ -32,8 +32,8 @@ import numpy as np
 
 from bench.bench_scale import _object_store
 from shiftboard import credentials
+from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.client import Client
-from shiftboard.services.gateway.evaluations import label_bytes
 from shiftboard.services.gateway.server import create_server
 from shiftboard.v1 import shiftboard_pb2 as pb
 

@@ -44,7 +44,7 @@ from torch import nn
 
 from shiftboard import testsets as ts
 from shiftboard.client import Client
-from shiftboard.errors import FailedPrecondition
+from shiftboard.domain.errors import FailedPrecondition
 from shiftboard.services.stack import control
 from shiftboard.services.stack.spec import port_is_free, validate_ports
 from shiftboard.services.stack.specs import stack_ports

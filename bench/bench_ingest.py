@@ -41,11 +41,11 @@ import pyarrow as pa
 from bench.bench_scale import _gateway_process, _object_store
 from bench.servers import group_cpu_seconds
 from shiftboard import credentials
+from shiftboard.adapters.duckdb.catalog import Catalog
+from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.client import Client
+from shiftboard.domain import layout
 from shiftboard.flows.commits import ShardPredictions, batches
-from shiftboard.services.gateway import layout
-from shiftboard.services.gateway.catalog import Catalog
-from shiftboard.services.gateway.evaluations import label_bytes
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 

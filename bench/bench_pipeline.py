@@ -40,13 +40,13 @@ import torch
 
 from bench.models import resnet18, trivial
 from bench.servers import group_cpu_seconds, object_store_and_triton
-from shiftboard.flows.deploy import ModelDeployer
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.adapters.triton.client import TritonAuth, connect
+from shiftboard.adapters.triton.deployer import ModelDeployer
+from shiftboard.adapters.triton.repository import INPUT_NAME, OUTPUT_NAME
+from shiftboard.domain.shards import sha256_file, write_shards
 from shiftboard.flows.inference import InferencePipeline
-from shiftboard.flows.triton import TritonAuth, connect
-from shiftboard.services.objectstore import ObjectStore
-from shiftboard.services.triton_repository import INPUT_NAME, OUTPUT_NAME
 from shiftboard.settings import Settings
-from shiftboard.shards import sha256_file, write_shards
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -50,10 +50,10 @@ from pathlib import Path
 import numpy as np
 
 from shiftboard import credentials
+from shiftboard.adapters.duckdb.catalog import Catalog
+from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.client import Client
 from shiftboard.flows.commits import ShardPredictions, batches
-from shiftboard.services.gateway.catalog import Catalog
-from shiftboard.services.gateway.evaluations import label_bytes
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 

@@ -33,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from shiftboard.leaderboard.robustness import shift_leaderboard
+from shiftboard.domain.robustness import shift_leaderboard
 from shiftboard.testbed import leaderboard_settings, read_testbed, shift_lines, shift_table
 
 TARGET_S = 30.0

@@ -3,9 +3,9 @@
 Modules, from the domain outwards (nothing here is imported eagerly: Prefect and the Triton client
 are heavy, and the scoring rules need neither):
 
-* :mod:`~shiftboard.flows.scoring` -- logits -> top-1, top-5, confidence, correct (pure numpy);
-* :mod:`~shiftboard.flows.triton` -- the Triton gRPC client and the translation of its errors;
-* :mod:`~shiftboard.flows.deploy` -- model-repository entries, loading, LRU unloading, leases;
+* :mod:`~shiftboard.domain.scoring` -- logits -> top-1, top-5, confidence, correct (pure numpy);
+* :mod:`~shiftboard.adapters.triton.client` -- the Triton gRPC client and the translation of its errors;
+* :mod:`~shiftboard.adapters.triton.deployer` -- model-repository entries, loading, LRU unloading, leases;
 * :mod:`~shiftboard.flows.inference` -- shards from the object store -> Triton -> scores, overlapped;
 * :mod:`~shiftboard.flows.evaluate` -- the flow ``evaluate(model, version, testset)``;
 * :mod:`~shiftboard.flows.sweep` -- the scheduled flow ``sweep`` (every missing or failed pair);

@@ -5,7 +5,7 @@ top-1 (int32), top-5 (5 x int32, -1 pads) and confidence (float32), plus a refer
 per shift (int32), travel as ``bytes`` fields of ``ShardPart`` messages. A part holds consecutive
 samples of one shard; a shard larger than one message is split over several parts, in sample order,
 so every message stays under the gateway's 8 MiB limit whatever the shard size. Top-1 may be left
-out: it is then top-5's first class (what :func:`~shiftboard.flows.scoring.score` gives).
+out: it is then top-5's first class (what :func:`~shiftboard.domain.scoring.score` gives).
 
 :func:`commit_requests` builds the stream; :class:`Assembler` is the gateway's side, which checks the
 parts against the test set's manifest and joins them into one :class:`ShardPredictions` per shard.
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from shiftboard.errors import InvalidArgument, ResourceExhausted
+from shiftboard.domain.errors import InvalidArgument, ResourceExhausted
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 __all__ = ["COMMIT_SAMPLES", "MAX_STREAM_SAMPLES", "MESSAGE_BYTES", "Assembler", "ShardPredictions", "batches",

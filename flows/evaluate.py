@@ -8,7 +8,7 @@
 Shards are committed in batches (by samples and by time), each batch all or nothing, so a run that
 dies resumes at the first missing shard (the gateway's plan lists only uncommitted ones) and a
 re-sent shard replaces its rows. Each step is a
-pair's task retries **only transient failures** (:class:`~shiftboard.errors.Unavailable`: the gateway,
+pair's task retries **only transient failures** (:class:`~shiftboard.domain.errors.Unavailable`: the gateway,
 Triton or the object store unreachable, or the model gone from Triton), via ``retry_condition_fn``;
 a retried pair deploys again and skips the shards this run already committed. A
 permanent failure (the model does not load, crashes, returns the wrong shape or NaN; a shard does
@@ -38,16 +38,16 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.states import State
 from prefect.tasks import Task
 
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.adapters.triton.deployer import ModelDeployer
 from shiftboard.client import Client
-from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable
+from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable
+from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
+from shiftboard.domain.shards import shard_file_name
 from shiftboard.flows.commits import COMMIT_SAMPLES, ShardPredictions
-from shiftboard.flows.deploy import ModelDeployer
 from shiftboard.flows.inference import InferencePipeline, ShardResult
-from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
 from shiftboard.sandbox import redact, secret_values
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
-from shiftboard.shards import shard_file_name
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 log = logging.getLogger(__name__)

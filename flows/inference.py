@@ -7,7 +7,7 @@ Three things overlap so that the model never waits:
 * a feeder thread cuts shards into batches of at most ``batch_size`` images and sends them with
   ``async_infer``, keeping ``in_flight`` requests outstanding; it runs ahead into the next shard
   while the caller is still committing the previous one;
-* each response is scored (:mod:`shiftboard.flows.scoring`) in the gRPC callback as it arrives:
+* each response is scored (:mod:`shiftboard.domain.scoring`) in the gRPC callback as it arrives:
   through the test set's class map when it has one (predictions in its label space), else over its
   class sub-list or every class; on a reference, the top-1 restricted to each of its shifts' class
   sub-lists (or class maps) is computed from the same logits.
@@ -36,9 +36,10 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from numpy.typing import NDArray
 
-from shiftboard.errors import InvalidArgument, ShiftboardError
-from shiftboard.flows.commits import ShardPredictions
-from shiftboard.flows.scoring import (
+from shiftboard.adapters.triton.client import ModelFailed, TritonAuth, close_quietly, connect, translate
+from shiftboard.adapters.triton.repository import INPUT_NAME, OUTPUT_NAME
+from shiftboard.domain.errors import InvalidArgument, ShiftboardError
+from shiftboard.domain.scoring import (
     ClassMap,
     NonFiniteLogits,
     Restriction,
@@ -47,9 +48,8 @@ from shiftboard.flows.scoring import (
     score_mapped,
     subset_index,
 )
-from shiftboard.flows.triton import ModelFailed, TritonAuth, close_quietly, connect, translate
-from shiftboard.services.triton_repository import INPUT_NAME, OUTPUT_NAME
-from shiftboard.shards import read_npy_header, read_shard, sha256_bytes
+from shiftboard.domain.shards import read_npy_header, read_shard, sha256_bytes
+from shiftboard.flows.commits import ShardPredictions
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def decode_shard(data: bytes, shard: pb.Shard, chw: tuple[int, int, int],
     """Parse a shard and check it against its manifest entry (checksum, sample count, image shape).
 
     A shard whose sha256 matches the manifest holds exactly the bytes the gateway checked with
-    :func:`~shiftboard.shards.read_shard` at registration, so it is mapped without copying
+    :func:`~shiftboard.domain.shards.read_shard` at registration, so it is mapped without copying
     (:func:`map_verified_shard`); anything else goes through ``read_shard``'s full checks.
     """
     if verify and shard.sha256:

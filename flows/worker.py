@@ -27,7 +27,7 @@ from multiprocessing import forkserver
 from typing import TYPE_CHECKING, Any, cast
 
 from shiftboard import credentials
-from shiftboard.errors import Unavailable
+from shiftboard.domain.errors import Unavailable
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -173,7 +173,7 @@ def submit_evaluations(settings: Settings, model: str, version: str, testsets: l
     """Create a run of the ``evaluate`` deployment for one model on ``testsets`` without waiting;
     returns its flow-run id.
 
-    Raises :class:`~shiftboard.errors.Unavailable` when Prefect cannot be reached or the worker has
+    Raises :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached or the worker has
     not registered the deployment yet (the sweep hands the pair out again later).
     """
     import httpx

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.leaderboard import ui
 
 st.set_page_config(page_title="shiftboard", page_icon=":material/leaderboard:", layout="wide")

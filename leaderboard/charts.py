@@ -13,8 +13,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from .data import category_order
-from .robustness import clip_accuracy, forward
+from shiftboard.domain.robustness import clip_accuracy, forward
+from shiftboard.leaderboard.data import category_order
 
 #: Fixed colours per model category, so a category keeps its colour on every chart.
 CATEGORY_COLOURS = {

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from shiftboard import vocab
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.views import model_view, testset_view
 

@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.leaderboard import charts, data, ui
 from shiftboard.v1 import shiftboard_pb2 as pb
 

@@ -18,7 +18,7 @@ import streamlit as st
 
 from shiftboard import credentials
 from shiftboard.client import Client
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 

@@ -1,6 +1,6 @@
 """Python client of the gateway: what the CLI, the flows and the leaderboard use.
 
-gRPC status codes come back as the same :mod:`shiftboard.errors` classes the gateway raised.
+gRPC status codes come back as the same :mod:`shiftboard.domain.errors` classes the gateway raised.
 Shard bytes go straight to object storage through presigned URLs, never through the gateway.
 """
 
@@ -17,7 +17,7 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftboard import credentials
-from shiftboard.errors import InvalidArgument, ShiftboardError, Unavailable, from_status
+from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable, from_status
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc

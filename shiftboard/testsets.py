@@ -30,7 +30,7 @@ resize and centre crop):
 Every resize uses the named Pillow filter (bilinear by default; nearest, bicubic, lanczos), whose
 support widens with the scale factor, so downscaling is antialiased. Images already at the target
 shape pass through untouched. The output is uint8 ``N×C×H×W`` (channels first) with int64 labels,
-written by :mod:`shiftboard.shards`.
+written by :mod:`shiftboard.domain.shards`.
 """
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 
 # The shard functions are re-exported (see __all__) so callers such as the gateway need one import.
-from shiftboard.shards import (
+from shiftboard.domain.shards import (
     Batch,
     ProgressCallback,
     ShardInfo,
@@ -468,7 +468,7 @@ def parse_class_map(data: object, what: str = "the class map") -> tuple[list[lis
     ``{class name: [outputs]}`` in class order. Returns the groups and the class names (empty for a list).
 
     Only the shape is checked here; the outputs' range and that none is in two classes are checked
-    against the reference's label space by :class:`~shiftboard.flows.scoring.ClassMap`.
+    against the reference's label space by :class:`~shiftboard.domain.scoring.ClassMap`.
     """
     names: tuple[str, ...] = ()
     if isinstance(data, dict):

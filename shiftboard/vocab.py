@@ -6,7 +6,7 @@ short words; the wire uses the enums.
 
 from __future__ import annotations
 
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 CATEGORIES: dict[str, int] = {

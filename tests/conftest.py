@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from shiftboard import credentials
+from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.client import Client
 from shiftboard.services.gateway.server import Gateway, create_server
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.stack.objectstore_server import object_store_ports, object_store_spec
 from shiftboard.services.stack.spec import port_is_free
 from shiftboard.settings import Settings

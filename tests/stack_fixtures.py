@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from shiftboard.errors import FailedPrecondition
+from shiftboard.domain.errors import FailedPrecondition
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.spec import ServiceSpec, port_is_free, validate_ports
 from shiftboard.services.stack.specs import stack_ports

@@ -21,9 +21,9 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from shiftboard.leaderboard.bootstrap import WEIGHTS_METHOD, resampled_correct, sample_list_key
-from shiftboard.leaderboard.paired import restricted_correct
-from shiftboard.leaderboard.robustness import LeaderboardSettings, ModelResult, shift_leaderboard
+from shiftboard.domain.bootstrap import WEIGHTS_METHOD, resampled_correct, sample_list_key
+from shiftboard.domain.paired import restricted_correct
+from shiftboard.domain.robustness import LeaderboardSettings, ModelResult, shift_leaderboard
 from shiftboard.services.gateway.aggregates import Aggregator
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb

@@ -27,8 +27,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftboard import credentials
 from shiftboard import testsets as ts
+from shiftboard.adapters.duckdb.catalog import MIGRATIONS, Catalog
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.adapters.triton.deployer import ModelDeployer, deployment_state, triton_model_name
 from shiftboard.client import Client
-from shiftboard.errors import (
+from shiftboard.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -37,13 +40,10 @@ from shiftboard.errors import (
     ResourceExhausted,
     Unauthenticated,
 )
-from shiftboard.flows.deploy import ModelDeployer, deployment_state, triton_model_name
 from shiftboard.flows.evaluate import RunProgress, logits_key, run_evaluation
 from shiftboard.services.gateway.auth import Authenticator, legacy_hash
-from shiftboard.services.gateway.catalog import MIGRATIONS, Catalog
 from shiftboard.services.gateway.limits import MAX_RESAMPLES
 from shiftboard.services.gateway.server import Gateway, create_server
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
 from tests import helpers

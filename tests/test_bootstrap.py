@@ -15,16 +15,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shiftboard.leaderboard import bootstrap as bootstrap_module
-from shiftboard.leaderboard.baseline import check_transform
-from shiftboard.leaderboard.bootstrap import (
+from shiftboard.domain import bootstrap as bootstrap_module
+from shiftboard.domain.baseline import check_transform
+from shiftboard.domain.bootstrap import (
     bootstrap_er,
     bootstrap_er_counts,
     resample_weights,
     resampled_correct,
     sample_list_key,
 )
-from shiftboard.leaderboard.robustness import LeaderboardSettings, ModelResult, shift_leaderboard
+from shiftboard.domain.robustness import LeaderboardSettings, ModelResult, shift_leaderboard
 
 
 def _population(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

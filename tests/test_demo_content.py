@@ -33,7 +33,7 @@ from shiftboard.demo import (
 from shiftboard.demo.corruptions import CORRUPTIONS, corrupt
 from shiftboard.demo.fonts import PrintStyle, _faces_of, render_digit, to_counts
 from shiftboard.demo.testbed import _split, counts_to_uint8, split_fonts
-from shiftboard.names import validate_name
+from shiftboard.domain.names import validate_name
 from shiftboard.testsets import read_npz
 
 CATEGORIES = {"standard", "robustness-intervention", "more-data"}

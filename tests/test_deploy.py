@@ -41,9 +41,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 from typer.testing import CliRunner
 
+from shiftboard.adapters.triton import repository as triton_repository
+from shiftboard.adapters.triton.client import KEY_HEADER
 from shiftboard.cli.app import app
-from shiftboard.flows.triton import KEY_HEADER
-from shiftboard.services import triton_repository
 from shiftboard.services.stack.prefect_server import prefect_command
 from shiftboard.services.stack.specs import SERVICE_NAMES, stack_specs
 from shiftboard.services.stack.triton import RESTRICTED_PROTOCOLS, triton_command

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from shiftboard import testsets as ts
-from shiftboard.errors import FailedPrecondition, InvalidArgument
-from shiftboard.leaderboard.stats import clopper_pearson
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
+from shiftboard.domain.stats import clopper_pearson
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.test_gateway import metadata, prepared, spec_of

@@ -16,12 +16,12 @@ import grpc
 import numpy as np
 import pytest
 
+from shiftboard.adapters.duckdb.catalog import MIGRATIONS, Catalog
+from shiftboard.adapters.duckdb.evaluations import Evaluations, label_bytes
 from shiftboard.client import Client
-from shiftboard.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
+from shiftboard.domain import layout
+from shiftboard.domain.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
 from shiftboard.flows.commits import Assembler, ShardPredictions, commit_requests
-from shiftboard.services.gateway import layout
-from shiftboard.services.gateway.catalog import MIGRATIONS, Catalog
-from shiftboard.services.gateway.evaluations import Evaluations, label_bytes
 from shiftboard.services.gateway.servicer import MAX_CLASSES
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb

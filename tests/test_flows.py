@@ -24,15 +24,15 @@ import torch
 
 from shiftboard import credentials
 from shiftboard import testsets as ts
-from shiftboard.errors import InvalidArgument, NotFound, Unavailable
-from shiftboard.flows.deploy import ModelDeployer, deployment_state, triton_model_name
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.adapters.triton.client import ModelFailed, TritonAuth
+from shiftboard.adapters.triton.deployer import ModelDeployer, deployment_state, triton_model_name
+from shiftboard.domain.errors import InvalidArgument, NotFound, Unavailable
+from shiftboard.domain.shards import sha256_file
 from shiftboard.flows.evaluate import RunProgress, logits_key, run_evaluation
 from shiftboard.flows.inference import InferencePipeline
-from shiftboard.flows.triton import ModelFailed, TritonAuth
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.services.stack.triton import triton_spec
 from shiftboard.settings import Settings
-from shiftboard.shards import sha256_file
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.conftest import GatewayHandle, free_port_block

@@ -16,7 +16,7 @@ import pytest
 
 from shiftboard import testsets as ts
 from shiftboard.client import Client
-from shiftboard.errors import (
+from shiftboard.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,

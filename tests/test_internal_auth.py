@@ -26,8 +26,8 @@ from minio import Minio
 from tritonclient.utils import InferenceServerException
 
 from shiftboard import credentials
-from shiftboard.errors import PermissionDenied
-from shiftboard.flows.triton import TritonAuth, connect, translate
+from shiftboard.adapters.triton.client import TritonAuth, connect, translate
+from shiftboard.domain.errors import PermissionDenied
 from shiftboard.services.stack.objectstore_server import object_store_kind, object_store_ports
 from shiftboard.services.stack.prefect_server import prefect_spec
 from shiftboard.services.stack.spec import PortClaim, port_is_free

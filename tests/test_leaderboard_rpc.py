@@ -14,7 +14,7 @@ import torch
 from scipy.special import expit, logit
 
 from shiftboard import testsets as ts
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.test_evaluations import torch_predictions
@@ -168,8 +168,8 @@ def constructed_logits(labels: np.ndarray, seed: int) -> np.ndarray:
 def commit_logits(gateway, key, logits_of, restricted: bool = True):
     """Commit every shard as the worker does (top-5 and restricted top-1 from the logits); returns the
     labels and logits in sample order."""
+    from shiftboard.domain.scoring import restricted_top1, score, subset_index
     from shiftboard.flows.inference import decode_shard
-    from shiftboard.flows.scoring import restricted_top1, score, subset_index
 
     plan = gateway.client.start_evaluation(key)
     index = subset_index(SUBLIST, 10)
@@ -190,9 +190,9 @@ def commit_logits(gateway, key, logits_of, restricted: bool = True):
 
 
 def test_exact_sub_list_reference_accuracy_and_forgery(gateway, tmp_path):
-    from shiftboard.errors import NotFound
-    from shiftboard.flows.scoring import restricted_top1, score, subset_index
-    from shiftboard.leaderboard.paired import restricted_correct
+    from shiftboard.domain.errors import NotFound
+    from shiftboard.domain.paired import restricted_correct
+    from shiftboard.domain.scoring import restricted_top1, score, subset_index
 
     images, labels = helpers.digits(400)
     add_set(gateway, tmp_path, "sub-ref", images, labels, kind=pb.TEST_SET_KIND_REFERENCE)

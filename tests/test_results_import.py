@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from shiftboard.cli.app import app
 from shiftboard.client import Client
-from shiftboard.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unauthenticated
 from shiftboard.settings import Settings
 from shiftboard.testbed import TESTBED_SOURCE, TESTBED_URL, shift_line, shipped_grid
 from shiftboard.v1 import shiftboard_pb2 as pb

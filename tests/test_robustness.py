@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from shiftboard.leaderboard import bootstrap as bootstrap_module
-from shiftboard.leaderboard.robustness import (
+from shiftboard.domain import bootstrap as bootstrap_module
+from shiftboard.domain.robustness import (
     FitUnavailable,
     LeaderboardSettings,
     ModelResult,
@@ -33,7 +33,7 @@ from shiftboard.leaderboard.robustness import (
     shift_leaderboard,
     subset_mask,
 )
-from shiftboard.leaderboard.stats import clopper_pearson
+from shiftboard.domain.stats import clopper_pearson
 
 E = math.e
 PHI = NormalDist().cdf

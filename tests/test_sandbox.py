@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, InvalidArgument
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.sandbox import SandboxPolicy, capabilities, redact, require, sanitize, secret_values, wrap
 from shiftboard.sandbox.enter import seccomp_program
 from shiftboard.services.gateway.probe import probe
@@ -376,7 +376,7 @@ def sandboxed_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
 
 
 def _client(settings: Settings):  # type: ignore[no-untyped-def]
-    from shiftboard.flows.triton import TritonAuth, connect
+    from shiftboard.adapters.triton.client import TritonAuth, connect
 
     return connect(settings.triton_target, TritonAuth.from_settings(settings))
 
@@ -385,8 +385,8 @@ def _deploy_and_infer(settings: Settings, name: str, module: torch.nn.Module, tm
     """Write the entry directly (no probe), load, infer one batch: ('ok', logits) or ('error', message)."""
     import tritonclient.grpc as triton_grpc
 
-    from shiftboard.flows.triton import TritonError
-    from shiftboard.services.triton_repository import write_python_backend_model
+    from shiftboard.adapters.triton.client import TritonError
+    from shiftboard.adapters.triton.repository import write_python_backend_model
 
     write_python_backend_model(settings.triton_repository, name, script(module, tmp_path / f"{name}.pt"),
                                (1, 4, 4), 10)
@@ -443,8 +443,8 @@ def test_triton_instances_cannot_write_outside_scratch(sandboxed_triton: tuple[S
 @pytest.mark.stack
 def test_triton_refuses_an_artifact_that_does_not_match_its_sha256(sandboxed_triton: tuple[Settings, str],
                                                                    tmp_path: Path) -> None:
-    from shiftboard.flows.triton import TritonError
-    from shiftboard.services.triton_repository import write_python_backend_model
+    from shiftboard.adapters.triton.client import TritonError
+    from shiftboard.adapters.triton.repository import write_python_backend_model
 
     settings, _ = sandboxed_triton
     entry = write_python_backend_model(settings.triton_repository, "tampered",
@@ -467,9 +467,9 @@ def test_triton_instances_hit_their_memory_limit(sandboxed_triton: tuple[Setting
 
 @pytest.mark.stack
 def test_deploy_refuses_an_artifact_whose_sha256_differs(object_store: Settings, tmp_path: Path) -> None:
-    from shiftboard.flows.deploy import ModelDeployer, triton_model_name
-    from shiftboard.flows.triton import ModelFailed
-    from shiftboard.services.objectstore import ObjectStore
+    from shiftboard.adapters.s3 import ObjectStore
+    from shiftboard.adapters.triton.client import ModelFailed
+    from shiftboard.adapters.triton.deployer import ModelDeployer, triton_model_name
     from shiftboard.v1 import shiftboard_pb2 as pb
 
     settings = object_store.replace(state_dir=str(tmp_path / "state"), s3_bucket="sandbox-tests", triton_tls=False)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from shiftboard.flows.scoring import (
+from shiftboard.domain.scoring import (
     ClassMap,
     NonFiniteLogits,
     class_map_correct,
@@ -168,7 +168,7 @@ def test_objectnet_class_map_agrees_with_the_testbeds_loop() -> None:
 
 
 def test_subset_correct_is_exact_where_the_stored_top5_undercounts() -> None:
-    from shiftboard.leaderboard.paired import restricted_correct
+    from shiftboard.domain.paired import restricted_correct
 
     # 8 classes, sub-list {6, 7}; sample 0 (label 6) has neither 6 nor 7 in its top 5, but 6 beats 7.
     logits = np.array([[9.0, 8.0, 7.0, 6.0, 5.0, 0.0, 1.0, 0.5],

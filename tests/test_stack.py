@@ -26,13 +26,13 @@ from minio import Minio
 from minio.error import S3Error
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, InvalidArgument, Unavailable
-from shiftboard.flows.triton import TritonAuth, connect
+from shiftboard.adapters.triton.client import TritonAuth, connect
+from shiftboard.adapters.triton.repository import write_python_backend_model
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.specs import SERVICE_NAMES
 from shiftboard.services.stack.triton import prepare_backends, triton_command, triton_env
-from shiftboard.services.triton_repository import write_python_backend_model
 from shiftboard.settings import Settings
 from tests.stack_fixtures import (
     RunningStack,

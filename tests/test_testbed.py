@@ -15,8 +15,8 @@ from scipy.special import expit, logit
 from scipy.stats import linregress, norm
 
 from shiftboard import vocab
-from shiftboard.errors import InvalidArgument
-from shiftboard.leaderboard.robustness import shift_leaderboard
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.robustness import shift_leaderboard
 from shiftboard.testbed import (
     CATEGORY_WORDS,
     class_map,

@@ -16,8 +16,8 @@ from numpy.typing import NDArray
 from PIL import Image
 from sklearn.datasets import load_digits  # type: ignore[import-untyped]
 
-from shiftboard.errors import InvalidArgument
-from shiftboard.shards import encode_shard, read_shard, sha256_bytes, sha256_file, verify_shard, write_shards
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.shards import encode_shard, read_shard, sha256_bytes, sha256_file, verify_shard, write_shards
 from shiftboard.testsets import (
     INTERPOLATIONS,
     PreparedTestSet,

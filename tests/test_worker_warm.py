@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from shiftboard.errors import Unavailable
+from shiftboard.domain.errors import Unavailable
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.test_flows import (  # noqa: F401 - module fixtures: a Prefect server, Triton
@@ -134,12 +134,12 @@ def test_a_preloaded_model_is_leased_without_a_second_load(triton, store, tmp_pa
     import logging
     import threading
 
-    from shiftboard.flows.deploy import ModelDeployer, deployment_state, triton_model_name
+    from shiftboard.adapters.triton.deployer import ModelDeployer, deployment_state, triton_model_name
 
     model = upload_model(store, helpers.torchscript_model(tmp_path / "pre.pt", seed=31), "preloaded")
     name = triton_model_name("preloaded", "1", model.sha256)
     assert deployment_state(triton, model).state == "NOT_DEPLOYED"
-    caplog.set_level(logging.INFO, logger="shiftboard.flows.deploy")
+    caplog.set_level(logging.INFO, logger="shiftboard.adapters.triton.deployer")
     preloaded: list[str] = []
     worker = threading.Thread(target=lambda: preloaded.append(ModelDeployer(triton, store=store).preload(model)))
     worker.start()

@@ -4,9 +4,9 @@ For one evaluation and one *sample list* (variant ``''``: the evaluation's own s
 ``S``: the samples of a reference that shift ``S``'s class sub-list or class map keeps, and the
 evaluation's correctness on them) an aggregate holds the sample count, the correct count, and the
 correct samples in each of the first ``resamples`` resamples of the list's shared resampling weights
-(:func:`~shiftboard.leaderboard.bootstrap.resampled_correct`; R int32, 4 KB for 1,000 resamples).
+(:func:`~shiftboard.domain.bootstrap.resampled_correct`; R int32, 4 KB for 1,000 resamples).
 A board reads two aggregates per model and fits; the paired bootstrap is then the same, to the
-last bit, as the one computed from per-sample correctness (see :mod:`shiftboard.leaderboard.bootstrap`).
+last bit, as the one computed from per-sample correctness (see :mod:`shiftboard.domain.bootstrap`).
 
 **Where correctness comes from.** ``Evaluations.correctness`` (the stored correctness bits) for
 variant ``''``; for a variant, ``Evaluations.restricted_correct`` (the exact restricted scores the
@@ -49,13 +49,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shiftboard.flows.scoring import ClassMap
-from shiftboard.leaderboard.bootstrap import WEIGHTS_METHOD, resampled_correct, sample_list_key
-from shiftboard.leaderboard.paired import restricted_correct
+from shiftboard.domain.bootstrap import WEIGHTS_METHOD, resampled_correct, sample_list_key
+from shiftboard.domain.paired import restricted_correct
+from shiftboard.domain.scoring import ClassMap
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog
-    from shiftboard.services.gateway.evaluations import Evaluations
+    from shiftboard.adapters.duckdb.catalog import Catalog
+    from shiftboard.adapters.duckdb.evaluations import Evaluations
     from shiftboard.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ import hmac
 import secrets
 from collections.abc import Iterable
 
-from shiftboard.errors import PermissionDenied, Unauthenticated
-from shiftboard.services.gateway.catalog import ROLES, Catalog, Token
+from shiftboard.adapters.duckdb.catalog import ROLES, Catalog, Token
+from shiftboard.domain.errors import PermissionDenied, Unauthenticated
 
 TOKEN_PREFIX = "sbt_"
 SCHEME = "hmac-sha256"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog
+    from shiftboard.adapters.duckdb.catalog import Catalog
     from shiftboard.settings import Settings
 
 #: Boards kept at most, and their serialized bytes in all.

@@ -14,22 +14,22 @@ import grpc
 import numpy as np
 
 from shiftboard import testsets, vocab
-from shiftboard.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from shiftboard.adapters.duckdb.catalog import Token
+from shiftboard.adapters.duckdb.evaluations import STATUS_OF_VALUE, Pair, label_bytes, labels_of
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
+from shiftboard.domain.names import validate_name
+from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
 from shiftboard.flows.commits import Assembler
-from shiftboard.flows.scoring import ClassMap, Restriction, subset_index
-from shiftboard.names import validate_name
 from shiftboard.services.gateway.auth import ANY_ROLE, EVALUATORS
-from shiftboard.services.gateway.catalog import Token
-from shiftboard.services.gateway.evaluations import STATUS_OF_VALUE, Pair, label_bytes, labels_of
 from shiftboard.services.gateway.limits import MAX_KEYS_PER_REQUEST
 from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog
-    from shiftboard.services.gateway.evaluations import Evaluations
+    from shiftboard.adapters.duckdb.catalog import Catalog
+    from shiftboard.adapters.duckdb.evaluations import Evaluations
+    from shiftboard.adapters.s3 import ObjectStore
     from shiftboard.services.gateway.scheduler import Scheduler
-    from shiftboard.services.objectstore import ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -39,10 +39,10 @@ import grpc
 import numpy as np
 
 from shiftboard import vocab
-from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
-from shiftboard.leaderboard.bootstrap import sample_list_key
-from shiftboard.leaderboard.paired import mcnemar
-from shiftboard.leaderboard.robustness import (
+from shiftboard.domain.bootstrap import sample_list_key
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
+from shiftboard.domain.paired import mcnemar
+from shiftboard.domain.robustness import (
     EXTREMES,
     LeaderboardSettings,
     ModelResult,
@@ -59,8 +59,8 @@ from shiftboard.testbed import leaderboard_settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog, DeclaredTestSet, ImportedRow
-    from shiftboard.services.gateway.evaluations import Evaluations
+    from shiftboard.adapters.duckdb.catalog import Catalog, DeclaredTestSet, ImportedRow
+    from shiftboard.adapters.duckdb.evaluations import Evaluations
     from shiftboard.settings import Settings
 
 #: Bootstrap resamples one group request computes in all (shifts x resamples per shift).

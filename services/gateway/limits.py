@@ -3,7 +3,7 @@
 Streaming calls hold a thread of the gateway's pool for as long as the client keeps them open, so
 their number is bounded in total (below the pool's size: unary calls and the health check always
 find a thread) and per caller (a token's name, or the peer's address for anonymous calls). Every
-refusal is a :class:`~shiftboard.errors.ResourceExhausted` naming the limit and what to do.
+refusal is a :class:`~shiftboard.domain.errors.ResourceExhausted` naming the limit and what to do.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from shiftboard.errors import ResourceExhausted
+from shiftboard.domain.errors import ResourceExhausted
 
 #: Bootstrap resamples a GetLeaderboard request may ask for.
 MAX_RESAMPLES = 10_000

@@ -28,7 +28,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from shiftboard.errors import InvalidArgument, Unavailable
+from shiftboard.domain.errors import InvalidArgument, Unavailable
 from shiftboard.sandbox import SandboxPolicy, active, runtime_paths, sanitize, secret_values, wrap
 from shiftboard.settings import Settings
 

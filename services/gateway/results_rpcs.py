@@ -1,7 +1,7 @@
 """ImportResults and ListImportedSources: published results as accuracy-only points with provenance.
 
 The parsing and validation live in :mod:`shiftboard.testbed` (no gRPC there): a bad row is an
-:class:`~shiftboard.errors.InvalidArgument` naming the row and the fix, raised before anything is
+:class:`~shiftboard.domain.errors.InvalidArgument` naming the row and the fix, raised before anything is
 stored. This module receives the file (a header, then its bytes in chunks; or a preset), checks what
 the catalog must know (model names, categories, test-set names), and stores everything in one
 catalog transaction: the same version of a source changes nothing, a new version replaces it.
@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from shiftboard import vocab
-from shiftboard.errors import InvalidArgument, ResourceExhausted
+from shiftboard.domain.errors import InvalidArgument, ResourceExhausted
 from shiftboard.services.gateway.auth import SUBMITTERS
 from shiftboard.services.gateway.rpc import rpc
 from shiftboard.testbed import TESTBED_SOURCE, TESTBED_URL, ImportedResults, read_long, read_testbed
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 if TYPE_CHECKING:
-    from shiftboard.services.gateway.catalog import Catalog, Token
+    from shiftboard.adapters.duckdb.catalog import Catalog, Token
     from shiftboard.settings import Settings
 
 log = logging.getLogger(__name__)

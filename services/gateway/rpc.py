@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.services.gateway.auth import ANY_ROLE
 from shiftboard.services.gateway.limits import peer_host
 

@@ -14,8 +14,8 @@ import queue
 import threading
 from collections.abc import Callable
 
-from shiftboard.services.gateway.catalog import Catalog
-from shiftboard.services.gateway.evaluations import Evaluations, Pair
+from shiftboard.adapters.duckdb.catalog import Catalog
+from shiftboard.adapters.duckdb.evaluations import Evaluations, Pair
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -127,7 +127,7 @@ class Scheduler:
         self._preloads.put(model)
 
     def _run_preloads(self) -> None:
-        from shiftboard.flows.deploy import ModelDeployer
+        from shiftboard.adapters.triton.deployer import ModelDeployer
 
         deployer = ModelDeployer(self.settings)
         while True:

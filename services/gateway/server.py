@@ -18,11 +18,11 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shiftboard import credentials, sandbox
-from shiftboard.errors import Unavailable
+from shiftboard.adapters.duckdb.catalog import Catalog
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.domain.errors import Unavailable
 from shiftboard.services.gateway.auth import ADMIN, EVALUATOR
-from shiftboard.services.gateway.catalog import Catalog
 from shiftboard.services.gateway.servicer import ShiftboardServicer
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc

@@ -1,7 +1,7 @@
 """The ``shiftboard.v1.Shiftboard`` service: validation, auth, and the all-or-nothing writes.
 
 Every RPC goes through :func:`rpc`, the one place where errors meet gRPC: a
-:class:`~shiftboard.errors.ShiftboardError` becomes its status code and message; anything else is
+:class:`~shiftboard.domain.errors.ShiftboardError` becomes its status code and message; anything else is
 logged with its traceback and becomes INTERNAL with a generic message.
 
 Writes are all or nothing. A model's bytes go to a unique object key and are deleted if the catalog
@@ -25,7 +25,10 @@ from typing import Any
 import grpc
 
 from shiftboard import __version__, credentials, testsets, vocab
-from shiftboard.errors import (
+from shiftboard.adapters.duckdb.catalog import Catalog, Token, Upload
+from shiftboard.adapters.duckdb.evaluations import Evaluations, label_bytes
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
@@ -35,7 +38,7 @@ from shiftboard.errors import (
     ShiftboardError,
     Unimplemented,
 )
-from shiftboard.names import validate_name
+from shiftboard.domain.names import validate_name
 from shiftboard.services.gateway import probe
 from shiftboard.services.gateway.aggregates import Aggregator
 from shiftboard.services.gateway.auth import (
@@ -48,16 +51,13 @@ from shiftboard.services.gateway.auth import (
     Authenticator,
     new_token,
 )
-from shiftboard.services.gateway.catalog import Catalog, Token, Upload
 from shiftboard.services.gateway.evaluation_rpcs import EvaluationRpcs
-from shiftboard.services.gateway.evaluations import Evaluations, label_bytes
 from shiftboard.services.gateway.leaderboard_rpcs import LeaderboardRpcs
 from shiftboard.services.gateway.limits import MAX_SAMPLES_PER_CALL, MAX_SHARDS_PER_SAMPLES_CALL, StreamLimiter
 from shiftboard.services.gateway.results_rpcs import ResultsRpcs
 from shiftboard.services.gateway.rpc import rpc
 from shiftboard.services.gateway.scheduler import Scheduler
 from shiftboard.services.gateway.testset_checks import check_class_map, check_transform
-from shiftboard.services.objectstore import ObjectStore
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
@@ -211,7 +211,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, ResultsRpcs, pb_grpc.S
         return model
 
     def _deployment(self, model: pb.Model) -> pb.Deployment:
-        from shiftboard.flows.deploy import deployment_state
+        from shiftboard.adapters.triton.deployer import deployment_state
 
         try:
             state = deployment_state(self.settings, model)
@@ -251,7 +251,7 @@ class ShiftboardServicer(EvaluationRpcs, LeaderboardRpcs, ResultsRpcs, pb_grpc.S
         return pb.DeleteModelResponse()
 
     def _undeploy(self, model: pb.Model) -> None:
-        from shiftboard.flows.deploy import undeploy
+        from shiftboard.adapters.triton.deployer import undeploy
 
         try:
             undeploy(self.settings, model)

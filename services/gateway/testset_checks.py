@@ -1,14 +1,14 @@
 """Checks of a test-set manifest's class map and ingestion transform, before it enters the catalog.
 
 A class map names, for each class of a shifted test set, the outputs of its reference's label space
-that count as it (:class:`~shiftboard.flows.scoring.ClassMap`); the transform says how the images
+that count as it (:class:`~shiftboard.domain.scoring.ClassMap`); the transform says how the images
 were brought to their stored shape (:class:`~shiftboard.testsets.Transform`).
 """
 
 from __future__ import annotations
 
-from shiftboard.errors import InvalidArgument
-from shiftboard.flows.scoring import ClassMap
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.scoring import ClassMap
 from shiftboard.testsets import INTERPOLATIONS
 from shiftboard.v1 import shiftboard_pb2 as pb
 

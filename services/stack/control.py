@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shiftboard import credentials, sandbox
-from shiftboard.errors import FailedPrecondition, Unavailable
+from shiftboard.domain.errors import FailedPrecondition, Unavailable
 from shiftboard.services.stack import runfile
 from shiftboard.services.stack.spec import ServiceSpec, check_ports_free
 from shiftboard.services.stack.specs import child_env, cli_command, stack_specs

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shiftboard.errors import ShiftboardError
-from shiftboard.services.objectstore import ObjectStore
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.settings import Settings
 
 if TYPE_CHECKING:
-    from shiftboard.flows.triton import TritonAuth
+    from shiftboard.adapters.triton.client import TritonAuth
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def triton_probe(target: str, *, auth: TritonAuth | None = None, timeout_s: floa
     """Triton over gRPC: healthy when ``is_server_ready()`` (asked with ``auth``: health is restricted)."""
     from tritonclient.utils import InferenceServerException  # heavy import: only where Triton is probed
 
-    from shiftboard.flows.triton import connect
+    from shiftboard.adapters.triton.client import connect
 
     try:
         client = connect(target, auth)

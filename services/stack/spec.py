@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from shiftboard.errors import FailedPrecondition
+from shiftboard.domain.errors import FailedPrecondition
 
 MAX_PORT = 65535
 

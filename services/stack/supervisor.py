@@ -27,7 +27,7 @@ from types import FrameType
 from typing import Any
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, ShiftboardError
+from shiftboard.domain.errors import FailedPrecondition, ShiftboardError
 from shiftboard.services.stack import runfile
 from shiftboard.services.stack.spec import ServiceSpec, check_ports_free
 from shiftboard.services.stack.specs import stack_specs

@@ -9,7 +9,7 @@ unloaded by the deployment code through the gRPC API.
 Facts this relies on (see ARCHITECTURE.md): the stub links ``libpython3.X.so``, so the running
 interpreter's ``LIBDIR`` goes first on ``LD_LIBRARY_PATH`` (else a system libpython of another
 patch level can be picked up and crash on import); the stub ignores ``PYTHONPATH``, which the model
-template in :mod:`shiftboard.services.triton_repository` works around.
+template in :mod:`shiftboard.adapters.triton.repository` works around.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from shiftboard import credentials, sandbox
-from shiftboard.errors import FailedPrecondition, ShiftboardError
+from shiftboard.domain.errors import FailedPrecondition, ShiftboardError
 from shiftboard.services.stack.health import triton_probe
 from shiftboard.services.stack.spec import PortClaim, ServiceSpec
 from shiftboard.settings import Settings, env_name
@@ -148,7 +148,7 @@ RESTRICTED_PROTOCOLS = ("health", "metadata", "inference", "shared-memory", "mod
 
 def restricted_protocol_flag(key: str) -> str:
     """``--grpc-restricted-protocol``: every protocol needs the header ``KEY_HEADER: key``."""
-    from shiftboard.flows.triton import KEY_HEADER
+    from shiftboard.adapters.triton.client import KEY_HEADER
 
     return f"--grpc-restricted-protocol={','.join(RESTRICTED_PROTOCOLS)}:{KEY_HEADER}={key}"
 
@@ -222,7 +222,7 @@ def triton_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
                              credentials.stack_tls(settings) if settings.triton_tls else None)
 
     def check() -> str | None:
-        from shiftboard.flows.triton import TritonAuth
+        from shiftboard.adapters.triton.client import TritonAuth
 
         try:
             auth = TritonAuth.from_settings(settings)

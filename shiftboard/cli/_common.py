@@ -21,7 +21,7 @@ from rich.progress import (
 )
 
 from shiftboard.client import Client
-from shiftboard.errors import ShiftboardError
+from shiftboard.domain.errors import ShiftboardError
 from shiftboard.settings import Settings
 
 console = Console()

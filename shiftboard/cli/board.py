@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.views import leaderboard_view
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 from shiftboard import vocab
 from shiftboard.cli._common import cli_errors, client_for, console, err_console, settings_of
 from shiftboard.client import Client
-from shiftboard.errors import FailedPrecondition, NotFound, Unavailable
+from shiftboard.domain.errors import FailedPrecondition, NotFound, Unavailable
 from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
 

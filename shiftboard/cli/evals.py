@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, err_console, print_json
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 app = typer.Typer(help="Follow and request evaluations of (model, test set) pairs.", no_args_is_help=True)

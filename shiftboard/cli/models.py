@@ -9,7 +9,7 @@ from rich.table import Table
 
 from shiftboard import vocab
 from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, print_json
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.views import deployment_view, model_view
 

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 app = typer.Typer(help="Import published results (accuracy-only points with provenance) and list the sources.",

@@ -24,9 +24,9 @@ from shiftboard.cli._common import (
     print_json,
     settings_of,
 )
-from shiftboard.errors import InvalidArgument, NotFound
-from shiftboard.flows.scoring import ClassMap
-from shiftboard.names import validate_name
+from shiftboard.domain.errors import InvalidArgument, NotFound
+from shiftboard.domain.names import validate_name
+from shiftboard.domain.scoring import ClassMap
 from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.views import testset_view, transform_text

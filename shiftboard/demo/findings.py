@@ -3,7 +3,7 @@ shiftboard.demo.findings [--small] [--seed N] [--out DIR]``.
 
 Builds the testbed, trains the zoo, scores every model on every test set and prints, per shift, the
 baseline fit over the standard models (slope, intercept, R² in logit and probit space, as
-:mod:`shiftboard.leaderboard.baseline` computes them) and the mean effective robustness of each
+:mod:`shiftboard.domain.baseline` computes them) and the mean effective robustness of each
 category. It is how the zoo was tuned; the demo itself measures the same through Triton.
 """
 
@@ -22,7 +22,7 @@ import torch
 from shiftboard.demo.fonts import discover_fonts
 from shiftboard.demo.testbed import NATURAL_NAME, REFERENCE_NAME, Testbed, build_testbed
 from shiftboard.demo.zoo import ZooModel, train_zoo
-from shiftboard.leaderboard.baseline import effective_robustness, fit_baseline
+from shiftboard.domain.baseline import effective_robustness, fit_baseline
 
 __all__ = ["ShiftFinding", "accuracies", "analyse", "counterpart", "main", "report"]
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from shiftboard.errors import FailedPrecondition
+from shiftboard.domain.errors import FailedPrecondition
 from shiftboard.settings import Settings, env_name
 
 ENTER = Path(__file__).with_name("enter.py")

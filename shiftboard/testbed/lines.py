@@ -8,8 +8,8 @@ baseline is :func:`~.categories.baseline_rule` (standard models, names without `
 or probit, with accuracies of exactly 0 or 1 left out of the fit and listed (``extremes="exclude"``;
 ``"clip"`` clips them by half a sample instead). ER is in percentage points.
 
-:func:`shift_table` gives the same table as :class:`~shiftboard.leaderboard.robustness.ModelResult`
-rows (accuracy-only, with sample counts) for :func:`~shiftboard.leaderboard.robustness.shift_leaderboard`,
+:func:`shift_table` gives the same table as :class:`~shiftboard.domain.robustness.ModelResult`
+rows (accuracy-only, with sample counts) for :func:`~shiftboard.domain.robustness.shift_leaderboard`,
 and :func:`leaderboard_settings` the :class:`LeaderboardSettings` that apply the testbed's rule there.
 """
 
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shiftboard.errors import InvalidArgument
-from shiftboard.leaderboard.baseline import Fit, check_extremes, check_transform, fit_baseline, predict_shift
-from shiftboard.leaderboard.robustness import LeaderboardSettings, ModelResult
+from shiftboard.domain.baseline import Fit, check_extremes, check_transform, fit_baseline, predict_shift
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.robustness import LeaderboardSettings, ModelResult
 
 from .categories import BASELINE_CATEGORY, EXCLUDED_NAME_PARTS, baseline_rule
 from .protocol import Kind

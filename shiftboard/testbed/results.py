@@ -13,7 +13,7 @@ Two formats:
   optional ``total`` beside ``accuracy``, ``category`` (a category word), ``model_type`` (a testbed
   type), ``source``, ``url``.
 
-Every problem is an :class:`~shiftboard.errors.InvalidArgument` that names the row (data rows count
+Every problem is an :class:`~shiftboard.domain.errors.InvalidArgument` that names the row (data rows count
 from 1, the header not included), the column and the fix; up to five problems are listed at once, and
 nothing is returned when there is any. A point's sample count is its ``total``, else the setting's
 known count (:mod:`.protocol`), else None. ``Provenance.version`` is the sha256 of the file's bytes, so
@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 
 from .categories import CATEGORY_WORDS, TESTBED_TYPES
 from .protocol import Setting, describe_all

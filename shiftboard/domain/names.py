@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 

@@ -31,7 +31,7 @@ from typing import IO
 import numpy as np
 from numpy.typing import NDArray
 
-from shiftboard.errors import InvalidArgument
+from shiftboard.domain.errors import InvalidArgument
 
 __all__ = [
     "ShardInfo", "encode_shard", "read_shard", "sha256_bytes", "sha256_file", "shard_file_name",

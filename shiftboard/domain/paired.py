@@ -108,7 +108,7 @@ def restricted_correct(labels: ArrayLike, top5: ArrayLike, subset: ArrayLike) ->
     by logit); when none does the true restricted prediction is unknown and the sample is counted
     wrong, so the restricted accuracy can only be underestimated, by at most the share of such
     samples (:attr:`RestrictedAccuracy.unresolved`). Where the evaluation stored the exact restricted
-    correctness, computed from the logits by ``shiftboard.flows.scoring.subset_correct``, use that.
+    correctness, computed from the logits by ``shiftboard.domain.scoring.subset_correct``, use that.
     """
     y = np.asarray(labels, dtype=np.int64)
     predicted, found = _first_in_subset(top5, subset)

@@ -1,7 +1,7 @@
 """Object storage adapter (S3 API: MinIO, SeaweedFS, AWS): the only module that imports ``minio``.
 
 Foreign errors are translated once, here: a connection failure becomes
-:class:`~shiftboard.errors.Unavailable`, a missing key :class:`~shiftboard.errors.NotFound`.
+:class:`~shiftboard.domain.errors.Unavailable`, a missing key :class:`~shiftboard.domain.errors.NotFound`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, NotFound, Unavailable
+from shiftboard.domain.errors import FailedPrecondition, NotFound, Unavailable
 from shiftboard.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -28,8 +28,8 @@ import sysconfig
 from collections.abc import Sequence
 from pathlib import Path
 
-from shiftboard.errors import InvalidArgument
-from shiftboard.names import validate_name
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.names import validate_name
 
 log = logging.getLogger(__name__)
 

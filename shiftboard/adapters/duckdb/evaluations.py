@@ -5,7 +5,7 @@ shards at a time (``CommitShards``; ``CommitShard`` is a batch of one): every sh
 progress row go in one transaction, a re-sent shard's earlier rows are deleted first (a shard never
 committed needs no delete), so a killed run resumes at the first shard without a progress row.
 Ingest goes through Arrow, column by column, in the compact layout of
-:mod:`~shiftboard.services.gateway.layout` (about 9.4 bytes a prediction with 1,000 classes).
+:mod:`~shiftboard.domain.layout` (about 9.4 bytes a prediction with 1,000 classes).
 
 Correctness is kept as one bit per sample in the shard's progress row (``evaluation_shards.correct``,
 with its count), so :meth:`Evaluations.correctness` and the accuracies never read a prediction row.
@@ -33,12 +33,12 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import ArrayLike
 
-from shiftboard.errors import FailedPrecondition, InvalidArgument, NotFound
+from shiftboard.adapters.duckdb.catalog import Catalog, _ts
+from shiftboard.domain import layout
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from shiftboard.domain.scoring import ClassMap, Restriction, restricted_outcome
+from shiftboard.domain.stats import clopper_pearson
 from shiftboard.flows.commits import ShardPredictions
-from shiftboard.flows.scoring import ClassMap, Restriction, restricted_outcome
-from shiftboard.leaderboard.stats import clopper_pearson
-from shiftboard.services.gateway import layout
-from shiftboard.services.gateway.catalog import Catalog, _ts
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 STATUS_WORDS = {

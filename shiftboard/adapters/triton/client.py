@@ -3,11 +3,11 @@
 Every ``tritonclient`` exception the flows meet is turned into a shiftboard error here, once:
 
 * Triton unreachable, timed out or shutting down, or the model gone from the server (Triton was
-  restarted, or the model was unloaded under us) -> :class:`~shiftboard.errors.Unavailable`: worth
+  restarted, or the model was unloaded under us) -> :class:`~shiftboard.domain.errors.Unavailable`: worth
   retrying (a retry deploys the model again);
 * the model itself failing (it does not load, it raises, its stub crashed, its output has the wrong
   shape) -> :class:`ModelFailed`: permanent, recorded on the evaluation with Triton's message;
-* anything else (a request Triton refuses as malformed) -> :class:`~shiftboard.errors.Internal`.
+* anything else (a request Triton refuses as malformed) -> :class:`~shiftboard.domain.errors.Internal`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tritonclient._request import Request
 from tritonclient.utils import InferenceServerException
 
 from shiftboard import credentials
-from shiftboard.errors import FailedPrecondition, Internal, PermissionDenied, ShiftboardError, Unavailable
+from shiftboard.domain.errors import FailedPrecondition, Internal, PermissionDenied, ShiftboardError, Unavailable
 from shiftboard.sandbox import sanitize
 from shiftboard.settings import Settings, env_name
 

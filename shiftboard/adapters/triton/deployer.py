@@ -6,12 +6,12 @@ is evaluated:
 1. the Triton model name is derived from the model's name, version and artifact checksum
    (:func:`triton_model_name`): valid for Triton, unique, and never serving a stale artifact;
 2. unless the repository entry is already written, the artifact is downloaded from the object store
-   and written with :func:`~shiftboard.services.triton_repository.write_python_backend_model`
+   and written with :func:`~shiftboard.adapters.triton.repository.write_python_backend_model`
    (Python backend, uint8 input normalised on the server, dynamic batching);
 3. when loading it would exceed ``settings.triton_max_loaded_models``, the least recently used
    loaded models without a live lease are unloaded first (Triton's repository index says what is
    loaded); then the model is loaded with the explicit model-control API and awaited. A load error
-   is raised as :class:`~shiftboard.flows.triton.ModelFailed` carrying Triton's message.
+   is raised as :class:`~shiftboard.adapters.triton.client.ModelFailed` carrying Triton's message.
 
 Several worker processes deploy at once, so the bookkeeping (last use per model, live leases) is a
 small JSON file next to the models, ``<repository>/.shiftboard-deployments.json``, read and
@@ -38,10 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shiftboard.errors import FailedPrecondition, InvalidArgument
-from shiftboard.flows.triton import ModelFailed, TritonAuth, TritonError, close_quietly, connect, translate
-from shiftboard.services import triton_repository
-from shiftboard.services.objectstore import ObjectStore
+from shiftboard.adapters.s3 import ObjectStore
+from shiftboard.adapters.triton import repository as triton_repository
+from shiftboard.adapters.triton.client import ModelFailed, TritonAuth, TritonError, close_quietly, connect, translate
+from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -411,7 +411,7 @@ def undeploy(settings: Settings, model: pb.Model) -> str:
     """Unload ``model`` from Triton and remove its repository entry and bookkeeping (a model deleted).
 
     Returns its Triton model name. The entry and the bookkeeping are removed even when Triton cannot
-    be reached; that failure is raised afterwards (:class:`~shiftboard.errors.Unavailable`). A model
+    be reached; that failure is raised afterwards (:class:`~shiftboard.domain.errors.Unavailable`). A model
     Triton does not know is not an error.
     """
     import shutil

@@ -20,7 +20,7 @@ import duckdb
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shiftboard import vocab
-from shiftboard.errors import AlreadyExists, NotFound
+from shiftboard.domain.errors import AlreadyExists, NotFound
 
 if TYPE_CHECKING:
     from shiftboard.testbed import ImportedResults, Setting
