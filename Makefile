@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 
-.PHONY: help setup demo up down test test-fast lint typecheck protos check-protos env-example bench clean
+.PHONY: help setup demo up down test test-fast lint typecheck structure protos check-protos env-example bench clean
 
 help:  ## List the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,9 +35,15 @@ test: setup  ## Run every test against real servers
 test-fast: setup  ## Run only the tests that start no server
 	$(BIN)/pytest -m "not stack" $(PYTEST_ARGS)
 
-lint: setup  ## ruff and mypy
+lint: setup  ## ruff, and mypy over every module (see typecheck)
 	$(BIN)/ruff check .
-	$(BIN)/mypy shiftboard
+	$(BIN)/python -m tests.tools.typecheck
+
+typecheck: setup  ## mypy over every module, each under the name it is installed as
+	$(BIN)/python -m tests.tools.typecheck
+
+structure: setup  ## Long modules and functions, repeated blocks, type errors: the figures of docs/architecture.md
+	$(BIN)/python -m tests.tools.structure
 
 protos: setup  ## Regenerate the gRPC stubs next to the .proto files
 	$(BIN)/python protos/generate.py

@@ -62,9 +62,10 @@ class Slow(torch.nn.Module):
         self.register_buffer("work", torch.randn(768, 768))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.work
+        work = self.get_buffer("work")
+        w = work
         for _ in range(6):
-            w = torch.tanh(w @ self.work)
+            w = torch.tanh(w @ work)
         return self.fc(x.flatten(1)) + 0.0 * w.mean()
 
 
@@ -175,13 +176,15 @@ def test_killed_worker_resumes_without_duplicates(client, running_stack, tmp_pat
         return e.status == pb.EVALUATION_STATUS_RUNNING and e.shards_done >= 2
 
     wait_for(progressed, "the slow evaluation to commit two shards")
-    worker = next(s for s in runfile.read_run_file(running_stack.settings)["services"] if s["name"] == "worker")
+    run = runfile.read_run_file(running_stack.settings)
+    assert run is not None, "the running stack has no run file"
+    worker = next(s for s in run["services"] if s["name"] == "worker")
     os.killpg(worker["pid"], signal.SIGKILL)  # the worker and its flow-run processes
     [killed] = client.list_evaluations(model="e2e-slow", testset="e2e-big")
     assert killed.shards_done < killed.shards_total
 
     def worker_back() -> bool:
-        services = runfile.read_run_file(running_stack.settings)["services"]
+        services = (runfile.read_run_file(running_stack.settings) or {}).get("services", [])
         return any(s["name"] == "worker" and s["state"] == "running" and s["pid"] != worker["pid"]
                    for s in services)
 

@@ -2,13 +2,13 @@
 
 The supervisor writes the file (atomically) whenever something changes::
 
-    {"supervisor_pid": 123, "supervisor_start": "8812345", "state": "starting|running|failed|stopping",
+    {"supervisor_pid": 123, "supervisor_start": "1700000000.12", "state": "starting|running|failed|stopping",
      "error": "", "updated_at": 1700000000.0,
-     "services": [{"name": "triton", "pid": 130, "start": "8812399", "address": "127.0.0.1:8001",
+     "services": [{"name": "triton", "pid": 130, "start": "1700000001.57", "address": "127.0.0.1:8001",
                    "state": "pending|starting|running|restarting|failed|stopped|external",
                    "log": ".../logs/triton.log", "restarts": 0, "detail": ""}, ...]}
 
-``start`` is the kernel's start time of the process (``/proc/<pid>/stat``), so a pid reused by an
+``start`` is the kernel's start time of the process (psutil's ``create_time``), so a pid reused by an
 unrelated process after a crash is never mistaken for ours.
 """
 
@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import psutil
 
 from shiftboard.settings import Settings
 
@@ -64,16 +66,14 @@ def remove_run_file(settings: Settings) -> None:
 
 
 def process_start(pid: int) -> str | None:
-    """The start time of ``pid`` in clock ticks since boot (None when unknown or gone)."""
+    """When ``pid`` started (seconds since the epoch, as text), or None when it is gone or a zombie."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:  # it has finished
+            return None
+        return f"{proc.create_time():.2f}"
+    except psutil.Error:
         return None
-    # the command name (field 2) may contain spaces and parentheses: split after its last ')'
-    fields = stat[stat.rfind(")") + 2:].split()
-    if fields and fields[0] == "Z":  # a zombie has finished
-        return None
-    return fields[19] if len(fields) > 19 else None
 
 
 def pid_alive(pid: int | None, start: str | None = None) -> bool:
@@ -86,8 +86,6 @@ def pid_alive(pid: int | None, start: str | None = None) -> bool:
         return False
     except PermissionError:
         return start is None  # someone else's process: ours only if we cannot tell
-    if not Path("/proc").is_dir():
-        return True
     current = process_start(pid)
     if current is None:
         return False

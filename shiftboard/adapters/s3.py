@@ -144,9 +144,9 @@ class _TranslateErrors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc is None:
-            return False
+            return
         if isinstance(exc, S3Error):
             if exc.code in {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}:
                 raise NotFound(f"object store: {self.what}: {exc.code}") from exc
@@ -158,4 +158,3 @@ class _TranslateErrors:
             raise Unavailable(f"object store at {self.endpoint}: {self.what}: {exc.code}: {exc.message}") from exc
         if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
             raise Unavailable(f"object store at {self.endpoint} is unreachable ({self.what}): {exc}") from exc
-        return False

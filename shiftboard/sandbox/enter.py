@@ -37,6 +37,7 @@ import platform
 import resource
 import struct
 import sys
+from typing import Any, NamedTuple
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
@@ -177,63 +178,90 @@ def enter_namespaces(user_ns: bool) -> None:
         _write("/proc/self/gid_map", f"0 {gid} 1")
 
 
-def build_mounts(policy: dict, user_ns: bool) -> None:  # type: ignore[type-arg]
-    """Steps 2 and 3 of the module docstring."""
-    _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    # Detached copies, taken before anything is covered: (target, fd, read-only, is_dir).
-    binds: list[tuple[str, int, bool, bool]] = []
-    for path in policy.get("read", []):
-        if os.path.exists(path):
-            binds.append((path, _open_tree(path), True, os.path.isdir(path)))
-    for path in policy.get("write", []):
-        if os.path.exists(path):
-            binds.append((path, _open_tree(path), False, os.path.isdir(path)))
+class _Bind(NamedTuple):
+    """A detached copy of ``path``'s tree, to be moved back over it once the rest is covered."""
+
+    path: str
+    fd: int
+    readonly: bool
+    is_dir: bool
+
+
+class _Tmpfs(NamedTuple):
+    """An empty tmpfs over ``path``; a hidden directory stays read-only once populated."""
+
+    path: str
+    writable: bool
+    size: int
+
+
+def _detached_binds(policy: dict[str, Any]) -> list[_Bind]:
+    """Copies of what stays visible, taken before anything is covered; then / goes read-only."""
+    binds: list[_Bind] = []
+    for key, readonly in (("read", True), ("write", False)):
+        for path in policy.get(key, []):
+            if os.path.exists(path):
+                binds.append(_Bind(path, _open_tree(path), readonly, os.path.isdir(path)))
     for name in DEVICES:
-        binds.append((f"/dev/{name}", _open_tree(f"/dev/{name}"), False, False))
+        binds.append(_Bind(f"/dev/{name}", _open_tree(f"/dev/{name}"), False, False))
     shm = policy.get("shm_file")
     if shm:
-        binds.append((shm, _open_tree(shm), False, False))
+        binds.append(_Bind(shm, _open_tree(shm), False, False))
     _set_attr(AT_FDCWD, "/", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, "read-only /")
-    # Empty tmpfs mounts: (target, writable, size). Hidden directories stay read-only once populated.
-    hidden = [p for p in policy.get("hide", []) if not os.path.isfile(p)]
     for path in policy.get("hide", []):
         if os.path.isfile(path):  # a hidden file: /dev/null over it
-            binds.append((path, _open_tree("/dev/null"), True, False))
-    tmpfs: list[tuple[str, bool, int]] = [(p, False, 1 << 20) for p in hidden]
+            binds.append(_Bind(path, _open_tree("/dev/null"), True, False))
+    return binds
+
+
+def _tmpfs_mounts(policy: dict[str, Any]) -> list[_Tmpfs]:
+    hidden = [_Tmpfs(p, False, 1 << 20) for p in policy.get("hide", []) if not os.path.isfile(p)]
     scratch_bytes = int(policy.get("tmp_bytes", 64 << 20))
-    tmpfs += [(p, p in ("/tmp", "/var/tmp", "/dev/shm"), scratch_bytes) for p in ALWAYS_HIDDEN]
-    tmpfs.append(("/dev", False, 1 << 20))
-    items: list[tuple[int, int, str, object]] = []
-    for path, writable, size in tmpfs:
-        items.append((path.count("/"), 0, path, ("tmpfs", writable, size)))
-    for path, fd, readonly, is_dir in binds:
-        items.append((path.count("/"), 1, path, ("bind", fd, readonly, is_dir)))
-    mounted: list[tuple[str, bool]] = []
-    for _, _, path, spec in sorted(items, key=lambda item: (item[0], item[1], item[2])):
-        kind = spec[0]  # type: ignore[index]
-        if kind == "tmpfs":
-            _, writable, size = spec  # type: ignore[misc]
-            if os.path.islink(path) or (not os.path.isdir(path) and not any(_inside(path, m) for m, _ in mounted)):
-                continue  # nothing there to hide, and nowhere to create it
-            _make_target(path, True)
-            _mount("tmpfs", path, "tmpfs", MS_NOSUID | (0 if path == "/dev" else MS_NODEV),
-                   f"size={size},mode={'1777' if writable else '0755'}")
-            mounted.append((path, writable))
-            if path == "/dev":
-                for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                                     ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
-                    os.symlink(target, f"/dev/{name}")
+    scratch = [_Tmpfs(p, p in ("/tmp", "/var/tmp", "/dev/shm"), scratch_bytes) for p in ALWAYS_HIDDEN]
+    return [*hidden, *scratch, _Tmpfs("/dev", False, 1 << 20)]
+
+
+def _mount_tmpfs(mount: _Tmpfs, mounted: list[_Tmpfs]) -> None:
+    path = mount.path
+    if os.path.islink(path) or (not os.path.isdir(path) and not any(_inside(path, m.path) for m in mounted)):
+        return  # nothing there to hide, and nowhere to create it
+    _make_target(path, True)
+    _mount("tmpfs", path, "tmpfs", MS_NOSUID | (0 if path == "/dev" else MS_NODEV),
+           f"size={mount.size},mode={'1777' if mount.writable else '0755'}")
+    mounted.append(mount)
+    if path == "/dev":
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, f"/dev/{name}")
+
+
+def _mount_bind(bind: _Bind) -> None:
+    if bind.readonly:
+        _set_attr(bind.fd, "", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, bind.path)
+    _make_target(bind.path, bind.is_dir)
+    _move_mount(bind.fd, bind.path)
+    os.close(bind.fd)
+
+
+def build_mounts(policy: dict[str, Any], user_ns: bool) -> None:
+    """Steps 2 and 3 of the module docstring."""
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    binds = _detached_binds(policy)
+    # Shallowest first; at one depth the tmpfs before the bind that may land inside it.
+    order: list[tuple[int, int, str, _Tmpfs | _Bind]] = [
+        *((m.path.count("/"), 0, m.path, m) for m in _tmpfs_mounts(policy)),
+        *((b.path.count("/"), 1, b.path, b) for b in binds),
+    ]
+    mounted: list[_Tmpfs] = []
+    for _, _, _, item in sorted(order, key=lambda entry: entry[:3]):
+        if isinstance(item, _Tmpfs):
+            _mount_tmpfs(item, mounted)
         else:
-            _, fd, readonly, is_dir = spec  # type: ignore[misc]
-            if readonly:
-                _set_attr(fd, "", MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, path)
-            _make_target(path, is_dir)
-            _move_mount(fd, path)
-            os.close(fd)
-    for path, writable in reversed(mounted):
-        if not writable:
-            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-                   | (0 if path == "/dev" else MS_NODEV))
+            _mount_bind(item)
+    for mount in reversed(mounted):
+        if not mount.writable:
+            _mount(None, mount.path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+                   | (0 if mount.path == "/dev" else MS_NODEV))
     if not user_ns:
         # hidepid: processes this one cannot ptrace are not listed (Triton's command line holds its key);
         # gid: a group nobody here is in (the default, 0, would see everything). An older kernel keeps
@@ -242,7 +270,7 @@ def build_mounts(policy: dict, user_ns: bool) -> None:  # type: ignore[type-arg]
             _mount("proc", "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible,gid=65533")
 
 
-def set_limits(policy: dict) -> None:  # type: ignore[type-arg]
+def set_limits(policy: dict[str, Any]) -> None:
     def limit(which: int, soft: int, hard: int | None = None) -> None:
         hard = soft if hard is None else hard
         _, current_hard = resource.getrlimit(which)
@@ -270,7 +298,7 @@ class _CapData(ctypes.Structure):
                 ("inheritable", ctypes.c_uint32)]
 
 
-def drop_privileges(policy: dict) -> None:  # type: ignore[type-arg]
+def drop_privileges(policy: dict[str, Any]) -> None:
     """Become the policy's uid/gid, or stay root without any capability (bounding set emptied)."""
     _check(_prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL), "clear ambient capabilities")
     with open("/proc/sys/kernel/cap_last_cap") as f:
@@ -337,7 +365,7 @@ def install_seccomp() -> None:
     _check(_prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog)), "install seccomp filter")
 
 
-def triton_stub_paths(policy: dict, cmd: list[str]) -> dict:  # type: ignore[type-arg]
+def triton_stub_paths(policy: dict[str, Any], cmd: list[str]) -> dict[str, Any]:
     """The policy for one Triton Python-backend stub: its model entry and backend directory readable."""
     if len(cmd) < 7:
         raise SandboxError(f"expected the Triton stub's arguments, got {len(cmd) - 1}")

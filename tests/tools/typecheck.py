@@ -2,10 +2,12 @@
 
     python -m tests.tools.typecheck           # mypy over the whole tree; exit 1 on any error
     python -m tests.tools.typecheck --count   # print only the number of errors
+    python -m tests.tools.typecheck -- ARGS   # pass ARGS on to mypy
 
-The package modules are checked through `build/typecheck/` (links in the installed layout, see
-`tests.tools.layout`); the tests, benchmarks and deploy scripts import them from there. Errors are
-reported with the checkout's paths, not the links'.
+The package modules are checked through a fresh folder of links in the installed layout under
+`build/` (see `tests.tools.layout`), with its own mypy cache, so several checks can run at once;
+the tests, benchmarks and deploy scripts import the package from there. Errors are reported with
+the checkout's paths, not the links'.
 """
 
 from __future__ import annotations
@@ -13,28 +15,35 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from tests.tools.layout import ROOT, link_tree, package_dirs
 
-LINKS = ROOT / "build" / "typecheck"
 OUTSIDE_PACKAGE = ["tests", "bench", "deploy", "protos/generate.py"]
 
 
-def run_mypy() -> tuple[int, str]:
-    link_tree(LINKS)
-    env = dict(os.environ, MYPYPATH=str(LINKS))
-    targets = [str(LINKS / "shiftboard"), *(str(ROOT / t) for t in OUTSIDE_PACKAGE)]
-    result = subprocess.run([sys.executable, "-m", "mypy", *targets], cwd=ROOT, env=env,
-                            capture_output=True, text=True, check=False)
-    return result.returncode, checkout_paths(result.stdout + result.stderr)
+def run_mypy(extra: list[str]) -> tuple[int, str]:
+    (ROOT / "build").mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="typecheck-", dir=ROOT / "build"))
+    try:
+        links = link_tree(work / "links")
+        env = dict(os.environ, MYPYPATH=str(links))
+        targets = [str(links / "shiftboard"), *(str(ROOT / t) for t in OUTSIDE_PACKAGE)]
+        command = [sys.executable, "-m", "mypy", "--cache-dir", str(work / "cache"), *extra, *targets]
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        return result.returncode, checkout_paths(result.stdout + result.stderr, links)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def checkout_paths(text: str) -> str:
-    """Rewrite `build/typecheck/shiftboard/flows/x.py` as `flows/x.py`."""
+def checkout_paths(text: str, links: Path) -> str:
+    """Rewrite `<links>/shiftboard/flows/x.py` as `flows/x.py`."""
     folders = sorted(package_dirs().items(), key=lambda item: -item[0].count("."))
-    prefix = str(LINKS.relative_to(ROOT)) + "/"
+    prefix = str(links.relative_to(ROOT)) + "/"
 
     def to_checkout(match: re.Match[str]) -> str:
         dotted = match.group(1).replace("/", ".")
@@ -50,8 +59,9 @@ def checkout_paths(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", action="store_true", help="print only the error count")
+    parser.add_argument("mypy_args", nargs="*", help="passed on to mypy (after --)")
     args = parser.parse_args(argv)
-    code, output = run_mypy()
+    code, output = run_mypy(args.mypy_args)
     if args.count:
         match = re.search(r"Found (\d+) errors?", output)
         print(match.group(1) if match else ("0" if code == 0 else output.strip()))
