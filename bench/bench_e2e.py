@@ -44,10 +44,7 @@ from torch import nn
 
 from shiftboard import testsets as ts
 from shiftboard.client import Client
-from shiftboard.domain.errors import FailedPrecondition
 from shiftboard.services.stack import control
-from shiftboard.services.stack.spec import port_is_free, validate_ports
-from shiftboard.services.stack.specs import stack_ports
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -93,33 +90,9 @@ class SmallCNN(nn.Module):
 
 def free_stack_settings(state_dir: Path) -> Settings:
     """Settings for a whole stack in ``state_dir`` whose every port is free (never the default ports)."""
-    import socket
+    from tests.helpers import free_settings
 
-    def kernel_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return int(s.getsockname()[1])
-
-    for _ in range(100):
-        taken: set[int] = set()
-        ports: dict[str, int] = {}
-        for name in ("s3_port", "s3_internal_port", "triton_http_port", "triton_grpc_port", "triton_metrics_port",
-                     "prefect_port", "gateway_port", "leaderboard_port"):
-            port = kernel_port()
-            # SeaweedFS also listens on its ports + 10000
-            while port in taken or (name.startswith("s3") and port > 65535 - 10003):
-                port = kernel_port()
-            ports[name] = port
-            taken.update([port] if not name.startswith("s3") else [port + d for d in (0, 1, 2, 10000, 10001, 10002)])
-        settings = Settings(state_dir=str(state_dir), start_timeout_s=180.0, **ports)  # type: ignore[arg-type]
-        claims = stack_ports(settings)
-        try:
-            validate_ports(claims)
-        except FailedPrecondition:
-            continue
-        if all(port_is_free(settings.host, c.port) for c in claims):
-            return settings
-    raise RuntimeError("found no free set of ports for a stack")
+    return free_settings(state_dir, start_timeout_s=180.0)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ and the test sets' labels, as ``bench.bench_scale`` builds one), before a gatewa
 it. This process is the worker: it holds each shard's predictions as numpy arrays and commits them
 with the evaluator token through ``CommitShards``, batched as
 :func:`~shiftboard.flows.evaluate.run_evaluation` batches them
-(:func:`~shiftboard.flows.commits.batches`: :data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples
+(:func:`~shiftboard.wire.commits.batches`: :data:`~shiftboard.wire.commits.COMMIT_SAMPLES` samples
 a stream), so packing and gRPC on the worker's side and the gateway's checks, encoding and DuckDB
 transaction run in two processes, as they do in production. Printed side by side, for each shard size
 (427 samples: a 64 MiB shard of 3x224x224 images; 10,000; 100,000; and one shard of 700,000 samples,
@@ -45,9 +45,9 @@ from shiftboard.adapters.duckdb.catalog import Catalog
 from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.client import Client
 from shiftboard.domain import layout
-from shiftboard.flows.commits import ShardPredictions, batches
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire.commits import ShardPredictions, batches
 
 CLASSES = 1000
 TARGET = 1e6

@@ -123,7 +123,7 @@ def run_pipeline(case: Case, settings: Settings, model_name: str, store: ObjectS
                                  auth=TritonAuth.from_settings(settings))
     start = time.perf_counter()
     results = pipeline.run(case.shards, lambda shard: store.get_bytes(shard.key))
-    samples = sum(len(r.predictions.top1) for r in results)
+    samples = sum(r.arrays.samples for r in results)
     elapsed = time.perf_counter() - start
     assert samples == len(case.labels)
     return elapsed

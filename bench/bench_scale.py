@@ -18,7 +18,7 @@ then served by a real gateway process (``shiftboard serve gateway``) on free por
    * ``accuracy``: ``GetAccuracy`` of every evaluation;
 
    then the catalog's bytes per prediction (after ``CHECKPOINT``) and the gateway's resident memory
-   (``VmRSS``, and its peak ``VmHWM``) are read.
+   (now, and its peak sampled every 20 ms while the requests ran) are read.
 
 Each size is ``--models`` models x 5 test sets (a reference and 4 shifts of one group) x samples,
 1,000 classes; models' accuracies lie on a line with noise, as in the testbed. The table ends with
@@ -53,9 +53,9 @@ from shiftboard import credentials
 from shiftboard.adapters.duckdb.catalog import Catalog
 from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.client import Client
-from shiftboard.flows.commits import ShardPredictions, batches
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire.commits import ShardPredictions, batches
 
 CLASSES = 1000
 REFERENCE = "scale-ref"
@@ -163,38 +163,25 @@ def _predictions(labels: np.ndarray, accuracy: float, rng: np.random.Generator
 @contextlib.contextmanager
 def _object_store(state: Path) -> Iterator[Settings]:
     """A real object store (the gateway starts only against one; nothing is uploaded to it)."""
-    from bench.servers import free_settings, running
     from shiftboard.services.stack.objectstore_server import object_store_spec
-    from shiftboard.services.stack.spec import port_is_free
+    from tests.helpers import free_settings, start_service
 
-    settings = free_settings(state)
-    with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
+    settings = free_settings(state, object_store="seaweedfs")
+    with start_service(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
         creds = credentials.s3_credentials(settings)
         assert creds is not None
-        port = next(p for p in range(settings.s3_port + 7, settings.s3_port + 10)
-                    if port_is_free(settings.host, p))
-        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
-                               s3_secret_key=creds.secret_key, auto_evaluate=False, gateway_port=port)
+        yield settings.replace(object_store="external", s3_endpoint=settings.s3_target,
+                               s3_access_key=creds.access_key, s3_secret_key=creds.secret_key, auto_evaluate=False)
 
 
 @contextlib.contextmanager
 def _gateway_process(settings: Settings, log_path: Path) -> Iterator[int]:
     """``shiftboard serve gateway`` on the settings' port, as the stack starts it; yields its pid."""
-    from bench.servers import running
     from shiftboard.services.stack.specs import child_env, gateway_spec
+    from tests.helpers import start_service
 
-    with running(gateway_spec(settings, child_env(settings)), log_path) as pid:
-        yield pid
-
-
-def _memory_mb(pid: int) -> tuple[float, float]:
-    """Resident and peak resident memory of a process, MiB."""
-    fields = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            fields[key] = value.split()
-    return int(fields["VmRSS"][0]) / 1024, int(fields["VmHWM"][0]) / 1024
+    with start_service(gateway_spec(settings, child_env(settings)), log_path) as gateway:
+        yield gateway.pid
 
 
 def _timed(fn: Callable[[], object]) -> float:
@@ -206,7 +193,9 @@ def _timed(fn: Callable[[], object]) -> float:
 def _serve(settings: Settings, size: Size, state: Path, resamples: int) -> dict[str, float]:
     """Start a gateway process on the built catalog and time the requests (see the module docstring)."""
     out: dict[str, float] = {}
-    with _gateway_process(settings, state / "gateway.log") as pid, \
+    from bench.servers import MemoryWatch
+
+    with _gateway_process(settings, state / "gateway.log") as pid, MemoryWatch(pid) as memory, \
             Client(settings.gateway_target, credentials.admin_token(settings)) as client:
         boards = []
         for transform in ("logit", "probit"):
@@ -224,7 +213,7 @@ def _serve(settings: Settings, size: Size, state: Path, resamples: int) -> dict[
         if len(board.rows) != size.models or not all(r.has_er_ci for r in board.rows):
             raise RuntimeError(f"the board of {SHIFTS[0]} has {len(board.rows)} rows (want {size.models}, "
                                "each with its ER interval)")
-        out["rss"], out["peak"] = _memory_mb(pid)
+        out["rss"], out["peak"] = memory.read_mb()
     return out
 
 
@@ -239,7 +228,7 @@ def _catalog_bytes(path: Path) -> int:
 
 def _commit_all(client: Client, size: Size, labels: dict[str, np.ndarray], seed: int) -> float:
     """Every model on every test set: start, commit its shards (batched as the worker batches them:
-    :func:`~shiftboard.flows.commits.batches`), finish; returns the seconds spent in ``CommitShards``."""
+    :func:`~shiftboard.wire.commits.batches`), finish; returns the seconds spent in ``CommitShards``."""
 
     rng = np.random.default_rng(seed)
     ref_acc, shift_acc = _accuracies(size.models, rng)

@@ -88,17 +88,17 @@ def _through_gateway(resamples: int) -> float:
     """(d): the import through CLI, RPC and catalog, and the leaderboard's requests; returns the import time."""
     from typer.testing import CliRunner
 
-    from bench.servers import free_settings, running
     from shiftboard import credentials
     from shiftboard.cli.app import app
     from shiftboard.client import Client
     from shiftboard.services.gateway.server import create_server
     from shiftboard.services.stack.objectstore_server import object_store_spec
+    from tests.helpers import free_settings, start_service
 
     with tempfile.TemporaryDirectory(prefix="bench-testbed-") as tmp:
         state = Path(tmp)
-        settings = free_settings(state)
-        with running(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
+        settings = free_settings(state, object_store="seaweedfs")
+        with start_service(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
             creds = credentials.s3_credentials(settings)
             assert creds is not None
             settings = settings.replace(object_store="external", s3_access_key=creds.access_key,

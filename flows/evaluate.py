@@ -41,14 +41,15 @@ from prefect.tasks import Task
 from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.adapters.triton.deployer import ModelDeployer
 from shiftboard.client import Client
+from shiftboard.domain.compatibility import ModelShape, TestSetShape, incompatibility
 from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable
 from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
 from shiftboard.domain.shards import shard_file_name
-from shiftboard.flows.commits import COMMIT_SAMPLES, ShardPredictions
 from shiftboard.flows.inference import InferencePipeline, ShardResult
 from shiftboard.sandbox import redact, secret_values
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire.commits import COMMIT_SAMPLES
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ __all__ = ["RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluat
 #: Seconds between lease renewals while a long evaluation runs.
 LEASE_RENEW_S = 300.0
 #: A batch of shard results is committed once this many seconds have passed since its first result
-#: (or once it holds :data:`~shiftboard.flows.commits.COMMIT_SAMPLES` samples).
+#: (or once it holds :data:`~shiftboard.wire.commits.COMMIT_SAMPLES` samples).
 COMMIT_SECONDS = 1.0
 _RETRY_DELAYS_S = [2, 5, 15, 30]
 
@@ -109,7 +110,8 @@ def _logits_parquet(result: ShardResult) -> bytes:
     assert result.logits is not None and result.labels is not None
     logits = np.ascontiguousarray(result.logits, dtype=np.float32)
     table = pa.table({
-        "sample": pa.array(np.asarray(result.predictions.sample, dtype=np.uint64)),
+        "sample": pa.array(np.arange(result.arrays.first_sample, result.arrays.first_sample + len(logits),
+                                     dtype=np.uint64)),
         "label": pa.array(np.asarray(result.labels, dtype=np.int32)),
         "logits": pa.FixedSizeListArray.from_arrays(pa.array(logits.ravel()), logits.shape[1]),
     })
@@ -119,21 +121,15 @@ def _logits_parquet(result: ShardResult) -> bytes:
 
 
 def check_plan(plan: pb.EvaluationPlan) -> None:
-    """Refuse a pair that can never run (shapes or label spaces differ) with a message for the user."""
+    """Refuse a pair that can never run (shapes or label spaces differ) with a message for the user
+    (:func:`shiftboard.domain.compatibility.incompatibility`, the rule the gateway applies too)."""
     md, spec = plan.model.metadata, plan.testset.spec
-    want = (md.input.channels, md.input.height, md.input.width)
-    have = (spec.channels, spec.height, spec.width)
-    if want != have:
-        raise InvalidArgument(f"model {md.name}:{md.version} takes {want} images (C, H, W), test set "
-                              f"{spec.name} holds {have}")
-    if spec.class_map:
-        top = max(max(g.outputs) for g in spec.class_map)
-        if top >= md.num_classes:
-            raise InvalidArgument(f"test set {spec.name}'s class map counts model output {top}, beyond the "
-                                  f"{md.num_classes} classes of model {md.name}:{md.version}")
-    elif spec.num_classes > md.num_classes or any(c >= md.num_classes for c in spec.class_subset):
-        raise InvalidArgument(f"test set {spec.name} has labels up to {spec.num_classes - 1}, beyond the "
-                              f"{md.num_classes} classes of model {md.name}:{md.version}")
+    reason = incompatibility(
+        ModelShape(f"{md.name}:{md.version}", (md.input.channels, md.input.height, md.input.width), md.num_classes),
+        TestSetShape(spec.name, (spec.channels, spec.height, spec.width), spec.num_classes,
+                     class_subset=tuple(spec.class_subset), class_map=tuple(tuple(g.outputs) for g in spec.class_map)))
+    if reason:
+        raise InvalidArgument(reason)
 
 
 def plan_scoring(plan: pb.EvaluationPlan) -> tuple[ClassMap | None, list[tuple[str, Restriction]]]:
@@ -193,7 +189,7 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
         for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
             if result.logits is not None:  # before the shard is committed: a committed shard has its logits
                 store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
-            samples = result.arrays.samples if result.arrays else len(result.predictions.top1)
+            samples = result.arrays.samples
             if batch and held + samples > COMMIT_SAMPLES:  # a batch stays within one row group
                 _commit(client, key, batch, progress, on_shard)
                 batch, held = [], 0
@@ -218,8 +214,7 @@ def _commit(client: Client, key: pb.EvaluationKey, batch: list[ShardResult], pro
     """Commit ``batch`` in one CommitShards stream (all or none), then record it in ``progress``."""
     if not batch:
         return
-    sent = [r.arrays or ShardPredictions.from_message(r.shard.index, r.predictions, r.seconds, r.restricted)
-            for r in batch]
+    sent = [r.arrays for r in batch]
     evaluation = client.commit_shards(key, sent)
     for shard in sent:
         progress.committed.add(shard.index)

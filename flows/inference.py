@@ -22,15 +22,12 @@ that does not match its manifest.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import io
 import logging
-import struct
 import threading
 import time
-import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import tritonclient.grpc as triton_grpc
@@ -48,13 +45,13 @@ from shiftboard.domain.scoring import (
     score_mapped,
     subset_index,
 )
-from shiftboard.domain.shards import read_npy_header, read_shard, sha256_bytes
-from shiftboard.flows.commits import ShardPredictions
+from shiftboard.domain.shards import map_verified_shard, read_shard, sha256_bytes
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire.commits import ShardPredictions
 
 log = logging.getLogger(__name__)
 
-__all__ = ["InferencePipeline", "ShardResult", "decode_shard", "map_verified_shard"]
+__all__ = ["InferencePipeline", "ShardResult", "decode_shard"]
 
 #: Fetches the bytes of a shard (e.g. ``ObjectStore.get_bytes(shard.key)``).
 Fetch = Callable[[pb.Shard], bytes]
@@ -64,27 +61,31 @@ Fetch = Callable[[pb.Shard], bytes]
 class ShardResult:
     """One shard's predictions; ``seconds`` is the wall time since the previous shard completed.
 
-    ``predictions`` carry no labels (the gateway scores against its own); ``labels`` are the shard's,
-    as read here, for what stays on the worker (the logits files).
+    ``arrays`` are what CommitShards sends (numpy, no labels: the gateway scores against its own);
+    ``labels`` are the shard's, as read here, for what stays on the worker (the logits files).
     """
 
     shard: pb.Shard
-    predictions: pb.Predictions
+    arrays: ShardPredictions
     seconds: float
     logits: NDArray[np.float32] | None = None
     labels: NDArray[np.int64] | None = None
-    restricted: tuple[pb.RestrictedTop1, ...] = ()
-    #: the same predictions as arrays, for CommitShards
-    arrays: ShardPredictions | None = None
+
+    @property
+    def predictions(self) -> pb.Predictions:
+        """The predictions as a ``Predictions`` message (built on demand; the commit sends ``arrays``)."""
+        a, first = self.arrays, self.arrays.first_sample
+        return pb.Predictions(sample=range(first, first + a.samples), top1=a.top1_or_first.tolist(),
+                              top5=a.top5.ravel().tolist(), confidence=a.confidence.tolist())
 
 
 def decode_shard(data: bytes, shard: pb.Shard, chw: tuple[int, int, int],
                  *, verify: bool = True) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
     """Parse a shard and check it against its manifest entry (checksum, sample count, image shape).
 
-    A shard whose sha256 matches the manifest holds exactly the bytes the gateway checked with
-    :func:`~shiftboard.domain.shards.read_shard` at registration, so it is mapped without copying
-    (:func:`map_verified_shard`); anything else goes through ``read_shard``'s full checks.
+    A shard whose sha256 matches the manifest holds exactly the bytes the gateway checked at
+    registration, so its members' CRC-32 need no second pass
+    (:func:`~shiftboard.domain.shards.map_verified_shard`); either way the arrays are views into ``data``.
     """
     if verify and shard.sha256:
         if sha256_bytes(data) != shard.sha256.lower():
@@ -99,43 +100,6 @@ def decode_shard(data: bytes, shard: pb.Shard, chw: tuple[int, int, int],
     return images, labels
 
 
-def map_verified_shard(data: bytes) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
-    """``(images, labels)`` as read-only views into ``data``, for bytes already verified by checksum.
-
-    ``read_shard`` reads each member through ``zipfile``, which copies it and recomputes its CRC:
-    ~6 us per 3x32x32 sample here, more than any other step of the client. Bytes whose sha256 matched
-    need neither: this locates each stored member from the zip directory and wraps it. Should the
-    layout be anything but what ``read_shard`` accepts, it falls back to ``read_shard`` (and its errors).
-    """
-    try:
-        arrays = []
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:  # reads the central directory only
-            if sorted(archive.namelist()) != ["images.npy", "labels.npy"]:
-                return read_shard(data)
-            members = (("images.npy", np.dtype(np.uint8), 4), ("labels.npy", np.dtype("<i8"), 1))
-            for name, dtype, ndim in members:
-                info = archive.getinfo(name)
-                local = info.header_offset
-                if info.compress_type != zipfile.ZIP_STORED or data[local:local + 4] != b"PK\x03\x04":
-                    return read_shard(data)
-                name_len, extra_len = struct.unpack_from("<HH", data, local + 26)
-                start = local + 30 + name_len + extra_len
-                header = io.BytesIO(data[start:start + min(info.file_size, 1 << 16)])
-                shape, fortran, found = read_npy_header(header)
-                count = int(np.prod(shape, dtype=np.int64))
-                if found != dtype or len(shape) != ndim or fortran or \
-                        header.tell() + count * dtype.itemsize != info.file_size:
-                    return read_shard(data)
-                arrays.append(np.frombuffer(data, dtype=dtype, count=count, offset=start + header.tell())
-                              .reshape(shape))
-    except (zipfile.BadZipFile, ValueError, struct.error, EOFError):
-        return read_shard(data)
-    images, labels = cast("NDArray[np.uint8]", arrays[0]), cast("NDArray[np.int64]", arrays[1])
-    if images.shape[0] == 0 or images.shape[1] not in (1, 3) or labels.shape[0] != images.shape[0]:
-        return read_shard(data)
-    return images, labels
-
-
 @dataclass
 class _ShardWork:
     """A shard being inferred: its arrays, results filled in by callbacks, and completion."""
@@ -143,7 +107,6 @@ class _ShardWork:
     shard: pb.Shard
     images: NDArray[np.uint8]
     labels: NDArray[np.int64]
-    top1: NDArray[np.int32]
     top5: NDArray[np.int32]
     confidence: NDArray[np.float32]
     logits: NDArray[np.float32] | None
@@ -237,28 +200,19 @@ class _Run:
             if self.error is not None:
                 raise self.error
             assert work is not None
-            predictions = self._predictions(work)
             now = time.perf_counter()
-            # a copy: the labels may be a view into the whole shard's bytes
-            restricted = tuple(pb.RestrictedTop1(shift=shift, top1=top1.tolist())
-                               for (shift, _), top1 in zip(self.p.restrictions, work.restricted, strict=True))
+            # top-1 is top-5's first class (score's rule), so the commit leaves it out
             arrays = ShardPredictions(
                 index=int(shard.index), first_sample=int(shard.first_sample), top5=work.top5,
-                confidence=work.confidence, top1=work.top1, seconds=now - last,
+                confidence=work.confidence, seconds=now - last,
                 restricted={shift: top1 for (shift, _), top1 in zip(self.p.restrictions, work.restricted, strict=True)})
-            result = ShardResult(shard, predictions, now - last, work.logits, np.array(work.labels), restricted, arrays)
+            # a copy: the labels are a view into the whole shard's bytes
+            result = ShardResult(shard, arrays, now - last, work.logits, np.array(work.labels))
             last = now
             with self.cond:
                 del self.works[position]
             self.ahead.release()
             yield result
-
-    def _predictions(self, work: _ShardWork) -> pb.Predictions:
-        first = int(work.shard.first_sample)
-        n = len(work.labels)
-        return pb.Predictions(
-            sample=range(first, first + n), top1=work.top1.tolist(),
-            top5=work.top5.ravel().tolist(), confidence=work.confidence.tolist())
 
     # ---------------------------------------------------------------- feeder thread
 
@@ -296,9 +250,8 @@ class _Run:
         n = len(labels)
         batches = -(-n // self.p.batch_size)
         logits = np.empty((n, self.p.num_classes), dtype=np.float32) if self.p.keep_logits else None
-        return _ShardWork(shard=shard, images=images, labels=labels, top1=np.empty(n, dtype=np.int32),
-                          top5=np.empty((n, 5), dtype=np.int32), confidence=np.empty(n, dtype=np.float32),
-                          logits=logits, pending=batches,
+        return _ShardWork(shard=shard, images=images, labels=labels, top5=np.empty((n, 5), dtype=np.int32),
+                          confidence=np.empty(n, dtype=np.float32), logits=logits, pending=batches,
                           restricted=[np.empty(n, dtype=np.int32) for _ in self.p.restrictions])
 
     def _acquire(self, semaphore: threading.Semaphore) -> bool:
@@ -348,7 +301,6 @@ class _Run:
                 raise ModelFailed(f"model {self.p.label} on shard {work.shard.index}: {exc}") from exc
             for top1, (_, restriction) in zip(work.restricted, self.p.restrictions, strict=True):
                 top1[start:stop] = restricted_top1(logits, restriction)
-            work.top1[start:stop] = scores.top1
             work.top5[start:stop] = scores.top5
             work.confidence[start:stop] = scores.confidence
             if work.logits is not None:

@@ -6,7 +6,7 @@ at once, forked from a warm process that has imported the flows already (:func:`
 runner polls the Prefect API every ``settings.worker_poll_s`` seconds (0.5 by default; Prefect's is
 10 s), so a run starts about a second after it is created. The sweep runs on
 ``settings.sweep_cron`` (hourly by default) and asks the gateway to evaluate every missing or failed
-pair; the gateway hands each pair to :func:`submit_evaluation`.
+pair; the gateway hands the pairs to :func:`~shiftboard.adapters.prefect.submit_evaluations`.
 
 Flow runs inherit this process's environment, so ``serve_worker`` exports the settings as
 ``SHIFTBOARD_*`` variables: the flows build the very same settings. ``PREFECT_API_URL`` points at
@@ -22,53 +22,31 @@ import multiprocessing.context
 import os
 import socket
 import sys
-import time
 from multiprocessing import forkserver
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from shiftboard import credentials
-from shiftboard.domain.errors import Unavailable
+from shiftboard.adapters.prefect import (
+    DEPLOYMENT_NAME,
+    EVALUATE_DEPLOYMENT,
+    SWEEP_DEPLOYMENT,
+    client_env,
+    submit_evaluations,
+)
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import FlowRun
-
 log = logging.getLogger(__name__)
 
+#: The deployments' names and the submission are the Prefect adapter's; importable from here as before.
 __all__ = ["DEPLOYMENT_NAME", "EVALUATE_DEPLOYMENT", "SWEEP_DEPLOYMENT", "serve_worker", "submit_evaluation",
            "submit_evaluations"]
-
-#: Name of both deployments; Prefect addresses them as "<flow name>/<deployment name>".
-DEPLOYMENT_NAME = "shiftboard"
-EVALUATE_FLOW = "evaluate"
-SWEEP_FLOW = "sweep"
-EVALUATE_DEPLOYMENT = f"{EVALUATE_FLOW}/{DEPLOYMENT_NAME}"
-SWEEP_DEPLOYMENT = f"{SWEEP_FLOW}/{DEPLOYMENT_NAME}"
-
-
-def prefect_env(settings: Settings) -> dict[str, str]:
-    """The Prefect variables a worker (and its flow runs) need: API and its auth string, poll interval,
-    log forwarding."""
-    env = {
-        "PREFECT_API_URL": settings.prefect_api,
-        # Prefect's setting is whole seconds; the runner itself is given settings.worker_poll_s.
-        "PREFECT_RUNNER_POLL_FREQUENCY": str(max(1, round(settings.worker_poll_s))),
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "shiftboard",
-        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # the worker's own lines stay local
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    auth = credentials.prefect_auth_string(settings)
-    if auth:
-        env["PREFECT_API_AUTH_STRING"] = auth
-    return env
 
 
 def serve_worker(settings: Settings) -> int:
     """Serve ``evaluate`` and ``sweep`` until interrupted; returns the exit status (0)."""
     # Before importing prefect: its settings are read from the environment once.
     os.environ.update(settings.as_env())
-    os.environ.update(prefect_env(settings))
+    os.environ.update(client_env(settings))
     from prefect.deployments.runner import EntrypointType
     from prefect.exceptions import TerminationSignal
     from prefect.runner import Runner
@@ -159,60 +137,6 @@ def warm_starts(modules: tuple[str, ...] = WARM_MODULES) -> multiprocessing.cont
     return context
 
 
-#: Pauses between tries of a hand-off Prefect answered "busy" (these statuses) or did not answer (6 s in all).
-SUBMIT_RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
-RETRY_STATUS = frozenset({429, 502, 503})
-
-
 def submit_evaluation(settings: Settings, key: pb.EvaluationKey) -> str:
-    """One pair: :func:`submit_evaluations` with a single test set."""
+    """One pair: :func:`~shiftboard.adapters.prefect.submit_evaluations` with a single test set."""
     return submit_evaluations(settings, key.model, key.version, [key.testset])
-
-
-def submit_evaluations(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
-    """Create a run of the ``evaluate`` deployment for one model on ``testsets`` without waiting;
-    returns its flow-run id.
-
-    Raises :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached or the worker has
-    not registered the deployment yet (the sweep hands the pair out again later).
-    """
-    import httpx
-    from prefect.deployments import run_deployment
-    from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_URL,
-        PREFECT_CLIENT_MAX_RETRIES,
-        temporary_settings,
-    )
-
-    parameters: dict[str, Any] = {"model": model, "version": version, "testsets": list(testsets)}
-    # Prefect's client waits 2 s, 4 s, ... before retrying a busy server (a 503 when its SQLite database
-    # was locked for a moment); a hand-off retries sooner itself.
-    prefect_settings: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api, PREFECT_CLIENT_MAX_RETRIES: 0}
-    auth = credentials.prefect_auth_string(settings)
-    if auth:
-        prefect_settings[PREFECT_API_AUTH_STRING] = auth
-    try:
-        for delay in (*SUBMIT_RETRY_DELAYS_S, None):
-            try:
-                with temporary_settings(prefect_settings):
-                    run = cast("FlowRun", run_deployment(EVALUATE_DEPLOYMENT, parameters=parameters, timeout=0,
-                                                         as_subflow=False, tags=["shiftboard"]))
-                break
-            except (PrefectHTTPStatusError, httpx.TransportError) as exc:
-                busy = not isinstance(exc, PrefectHTTPStatusError) or exc.response.status_code in RETRY_STATUS
-                if delay is None or not busy:
-                    raise
-                time.sleep(delay)
-    except ObjectNotFound as exc:
-        raise Unavailable(f"Prefect at {settings.prefect_api} has no deployment {EVALUATE_DEPLOYMENT}: is "
-                          "the evaluation worker running (`shiftboard serve worker`)?") from exc
-    except (PrefectHTTPStatusError, OSError) as exc:
-        raise Unavailable(f"Prefect at {settings.prefect_api} is unreachable: {exc}") from exc
-    except Exception as exc:
-        if type(exc).__module__.startswith("httpx"):
-            raise Unavailable(f"Prefect at {settings.prefect_api} is unreachable: {exc}") from exc
-        raise
-    log.info("submitted %s:%s on %s as flow run %s", model, version, ", ".join(testsets), run.id)
-    return str(run.id)

@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from shiftboard.domain.robustness import clip_accuracy, forward
+from shiftboard.domain.robustness import Transform, check_transform, clip_accuracy, forward
 from shiftboard.leaderboard.data import category_order
 
 #: Fixed colours per model category, so a category keeps its colour on every chart.
@@ -54,12 +54,12 @@ def _inset_legend(title: str | None) -> alt.Legend:
                       cornerRadius=4)
 
 
-def _axis(transform: str, low: float, high: float, title: str) -> alt.Axis:
+def _axis(transform: Transform, low: float, high: float, title: str) -> alt.Axis:
     """An axis over transformed values whose ticks sit at round accuracies and read as percentages."""
-    ticks = [t for t in _TICKS if low <= float(forward(transform, t)) <= high]  # type: ignore[arg-type]
+    ticks = [t for t in _TICKS if low <= float(forward(transform, t)) <= high]
     if len(ticks) > 9:  # keep the labels apart
         ticks = ticks[:: -(-len(ticks) // 9)]
-    return alt.Axis(title=title, values=[float(forward(transform, t)) for t in ticks],  # type: ignore[arg-type]
+    return alt.Axis(title=title, values=[float(forward(transform, t)) for t in ticks],
                     labelExpr=f"format({_INVERSE_EXPR[transform]}, '.3~%')", grid=True)
 
 
@@ -69,33 +69,9 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
 
     ``rows`` is :func:`.data.ranking_frame`; ``fit`` is :func:`.data.fit_frame` (empty without a fit).
     """
-    t = transform
-    points = rows.copy()
-    points["x"] = forward(t, clip_accuracy(points["ref_acc"].to_numpy(float), points["n_ref"].to_numpy())[0])  # type: ignore[arg-type]
-    points["y"] = forward(t, clip_accuracy(points["shift_acc"].to_numpy(float),  # type: ignore[arg-type]
-                                           points["n_shift"].to_numpy())[0])
-    points["role"] = np.where(points["baseline"], "baseline (in the fit)", "not in the fit")
-    if "origin" in points:  # imported (accuracy-only) points are drawn as squares / triangles
-        imported = points["origin"] == "imported"
-        points.loc[imported, "role"] = np.where(points.loc[imported, "baseline"], "imported, in the fit",
-                                                "imported, not in the fit")
-    points["er_text"] = [f"{e:+.2f} pp {i}".strip() if pd.notna(e) else "no fit"
-                         for e, i in zip(points["er"], points["er_interval"], strict=True)]
-    points["ref_text"] = [f"{a:.2%} [{lo:.2%}, {hi:.2%}]" for a, lo, hi in
-                          zip(points["ref_acc"], points["ref_low"], points["ref_high"], strict=True)]
-    points["shift_text"] = [f"{a:.2%} [{lo:.2%}, {hi:.2%}]" for a, lo, hi in
-                            zip(points["shift_acc"], points["shift_low"], points["shift_high"], strict=True)]
-    points["predicted_text"] = [f"{p:.2%}" if pd.notna(p) else "" for p in points["predicted_shift_acc"]]
-    points["rank_text"] = [f"{r}{' (tied with the leader)' if tied else ''}" if pd.notna(r) else ""
-                           for r, tied in zip(points["rank"], points["tied"], strict=True)]
-    points = points.astype({"rank": "float64", "er": "float64", "er_low": "float64", "er_high": "float64",
-                            "predicted_shift_acc": "float64"})
-
-    band = fit.copy()
-    if not band.empty:
-        for column in ("ref_acc", "predicted", "band_low", "band_high"):
-            band[f"{column}_t"] = forward(t, np.clip(band[column].to_numpy(float), 1e-6, 1 - 1e-6))  # type: ignore[arg-type]
-
+    t = check_transform(transform)
+    points = _scatter_points(rows, t)
+    band = _band(fit, t)
     values = list(points["x"]) + list(points["y"])
     if not band.empty:
         values += list(band["ref_acc_t"]) + list(band["band_low_t"]) + list(band["band_high_t"])
@@ -114,18 +90,68 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
         tooltip=[alt.Tooltip("line:N", title="")])
     layers: list[alt.Chart] = [diagonal]
     if not band.empty:
-        layers.append(alt.Chart(band).mark_area(opacity=0.28, color="#4c78a8", clip=True).encode(
+        layers += _band_layers(band, x_scale, y_scale)
+    encoding = {"x": alt.X("x:Q", scale=x_scale), "y": alt.Y("y:Q", scale=y_scale)}
+    layers.append(_point_layer(points, encoding))
+    if len(points) <= MAX_LABELLED_POINTS:  # names right of a point, or left of it in the right half
+        right_half = points["x"] > (low + high) / 2
+        for side, dx in ((points[~right_half], 9), (points[right_half], -9)):
+            layers.append(alt.Chart(side).mark_text(align="left" if dx > 0 else "right", dx=dx, dy=-9,
+                                                    fontSize=11, color="#444444")
+                          .encode(**encoding, text="model:N"))
+    return alt.layer(*layers).properties(height=height).interactive()
+
+
+def _scatter_points(rows: pd.DataFrame, t: Transform) -> pd.DataFrame:
+    """The ranking with each model's position (``x``, ``y`` in ``t`` space), role and tooltip texts."""
+    points = rows.copy()
+    points["x"] = forward(t, clip_accuracy(points["ref_acc"].to_numpy(float), points["n_ref"].to_numpy())[0])
+    points["y"] = forward(t, clip_accuracy(points["shift_acc"].to_numpy(float), points["n_shift"].to_numpy())[0])
+    points["role"] = np.where(points["baseline"], "baseline (in the fit)", "not in the fit")
+    if "origin" in points:  # imported (accuracy-only) points are drawn as squares / triangles
+        imported = points["origin"] == "imported"
+        points.loc[imported, "role"] = np.where(points.loc[imported, "baseline"], "imported, in the fit",
+                                                "imported, not in the fit")
+    points["er_text"] = [f"{e:+.2f} pp {i}".strip() if pd.notna(e) else "no fit"
+                         for e, i in zip(points["er"], points["er_interval"], strict=True)]
+    points["ref_text"] = [f"{a:.2%} [{lo:.2%}, {hi:.2%}]" for a, lo, hi in
+                          zip(points["ref_acc"], points["ref_low"], points["ref_high"], strict=True)]
+    points["shift_text"] = [f"{a:.2%} [{lo:.2%}, {hi:.2%}]" for a, lo, hi in
+                            zip(points["shift_acc"], points["shift_low"], points["shift_high"], strict=True)]
+    points["predicted_text"] = [f"{p:.2%}" if pd.notna(p) else "" for p in points["predicted_shift_acc"]]
+    points["rank_text"] = [f"{r}{' (tied with the leader)' if tied else ''}" if pd.notna(r) else ""
+                           for r, tied in zip(points["rank"], points["tied"], strict=True)]
+    return points.astype({"rank": "float64", "er": "float64", "er_low": "float64", "er_high": "float64",
+                          "predicted_shift_acc": "float64"})
+
+
+def _band(fit: pd.DataFrame, t: Transform) -> pd.DataFrame:
+    """The fit frame with its columns also in ``t`` space (``*_t``)."""
+    band = fit.copy()
+    if not band.empty:
+        for column in ("ref_acc", "predicted", "band_low", "band_high"):
+            band[f"{column}_t"] = forward(t, np.clip(band[column].to_numpy(float), 1e-6, 1 - 1e-6))
+    return band
+
+
+def _band_layers(band: pd.DataFrame, x_scale: alt.Scale, y_scale: alt.Scale) -> list[alt.Chart]:
+    """The bootstrap band (an area) and the baseline fit (a line)."""
+    return [
+        alt.Chart(band).mark_area(opacity=0.28, color="#4c78a8", clip=True).encode(
             x=alt.X("ref_acc_t:Q", scale=x_scale), y=alt.Y("band_low_t:Q", scale=y_scale), y2="band_high_t:Q",
             tooltip=[alt.Tooltip("ref_acc:Q", title="reference accuracy", format=".2%"),
                      alt.Tooltip("band_low:Q", title="band low", format=".2%"),
-                     alt.Tooltip("band_high:Q", title="band high", format=".2%")]))
-        layers.append(alt.Chart(band).mark_line(color="#1f3b5a", strokeWidth=2.5, clip=True).encode(
+                     alt.Tooltip("band_high:Q", title="band high", format=".2%")]),
+        alt.Chart(band).mark_line(color="#1f3b5a", strokeWidth=2.5, clip=True).encode(
             x=alt.X("ref_acc_t:Q", scale=x_scale), y=alt.Y("predicted_t:Q", scale=y_scale),
             tooltip=[alt.Tooltip("ref_acc:Q", title="reference accuracy", format=".2%"),
-                     alt.Tooltip("predicted:Q", title="baseline fit", format=".2%")]))
-    encoding = {"x": alt.X("x:Q", scale=x_scale), "y": alt.Y("y:Q", scale=y_scale)}
-    layers.append(alt.Chart(points).mark_point(size=160, filled=True, opacity=0.9, stroke="white",
-                                               strokeWidth=1).encode(
+                     alt.Tooltip("predicted:Q", title="baseline fit", format=".2%")]),
+    ]
+
+
+def _point_layer(points: pd.DataFrame, encoding: dict[str, Any]) -> alt.Chart:
+    """One point per model, coloured by category and shaped by its role."""
+    return alt.Chart(points).mark_point(size=160, filled=True, opacity=0.9, stroke="white", strokeWidth=1).encode(
         **encoding,
         color=alt.Color("category:N", scale=category_scale(points["category"]),
                         legend=_inset_legend("category")),
@@ -137,14 +163,7 @@ def shift_scatter(rows: pd.DataFrame, fit: pd.DataFrame, transform: str, *, shif
                  alt.Tooltip("ref_text:N", title="reference accuracy"),
                  alt.Tooltip("shift_text:N", title="shift accuracy"),
                  alt.Tooltip("predicted_text:N", title="predicted by the fit"),
-                 alt.Tooltip("baseline:N", title="in the fit"), alt.Tooltip("tags:N")]))
-    if len(points) <= MAX_LABELLED_POINTS:  # names right of a point, or left of it in the right half
-        right_half = points["x"] > (low + high) / 2
-        for side, dx in ((points[~right_half], 9), (points[right_half], -9)):
-            layers.append(alt.Chart(side).mark_text(align="left" if dx > 0 else "right", dx=dx, dy=-9,
-                                                    fontSize=11, color="#444444")
-                          .encode(**encoding, text="model:N"))
-    return alt.layer(*layers).properties(height=height).interactive()
+                 alt.Tooltip("baseline:N", title="in the fit"), alt.Tooltip("tags:N")])
 
 
 #: Heatmaps wider than this many shifts show values in tooltips only (labels would overlap).

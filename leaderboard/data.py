@@ -16,18 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from shiftboard import vocab
+from shiftboard.domain.baseline import TRANSFORMS as TRANSFORMS  # the transforms the pages offer
 from shiftboard.domain.errors import ShiftboardError
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.views import model_view, testset_view
+from shiftboard.wire import vocab
+from shiftboard.wire.views import model_view, testset_view
 
-TRANSFORMS = ("logit", "probit")
-STATUSES = {
-    pb.EVALUATION_STATUS_PENDING: "pending",
-    pb.EVALUATION_STATUS_RUNNING: "running",
-    pb.EVALUATION_STATUS_SUCCEEDED: "succeeded",
-    pb.EVALUATION_STATUS_FAILED: "failed",
-}
+#: Evaluation status → its word (:mod:`shiftboard.wire.vocab`).
+STATUSES = {value: word for word, value in vocab.STATUSES.items()}
 MODEL_COLUMNS = ["name", "version", "category", "tags", "num_classes", "input_shape", "description",
                  "size_bytes", "created_at"]
 TESTSET_COLUMNS = ["name", "kind", "reference", "group", "num_classes", "num_samples", "num_shards",
@@ -109,11 +105,11 @@ def progress(evaluations: Iterable[pb.Evaluation]) -> Progress:
     counts = dict.fromkeys(STATUSES.values(), 0)
     done = total = 0
     for e in evaluations:
-        counts[STATUSES.get(e.status, "pending")] += 1
+        counts[STATUSES.get(e.status, vocab.PENDING)] += 1
         done += e.samples_done
         total += e.samples_total
-    return Progress(pending=counts["pending"], running=counts["running"], succeeded=counts["succeeded"],
-                    failed=counts["failed"], samples_done=done, samples_total=total)
+    return Progress(pending=counts[vocab.PENDING], running=counts[vocab.RUNNING], succeeded=counts[vocab.SUCCEEDED],
+                    failed=counts[vocab.FAILED], samples_done=done, samples_total=total)
 
 
 def evaluations_frame(evaluations: Iterable[pb.Evaluation]) -> pd.DataFrame:

@@ -7,6 +7,8 @@ does nothing. Its selectors are bound to the URL (``?shift=``, ``?group=``, ``?t
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -111,6 +113,21 @@ def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: st
         st.info("No model has finished on both this shift and its reference yet.")
         return
     fit = data.fit_summary(board)
+    _headline(rows, fit)
+    plot, side = st.columns([3, 2], gap="large")
+    with side:
+        _fit_notes(board, rows, fit, transform)
+    with plot:
+        st.altair_chart(charts.shift_scatter(rows, data.fit_frame(board), transform, shift=board.shift,
+                                             reference=board.reference, height=height),
+                        width="stretch", key=f"scatter-{key}")
+    ui.table(rows, f"leaderboard-{board.shift}-{transform}", key=f"ranking-{key}",
+             percent=("ref_acc", "shift_acc", "predicted_shift_acc"), config=_RANKING_CONFIG,
+             column_order=_RANKING_COLUMNS)
+
+
+def _headline(rows: pd.DataFrame, fit: dict[str, Any]) -> None:
+    """The fit's numbers and the most robust model, as metrics in one row."""
     leader = rows.iloc[0]
     cols = st.columns(5)
     cols[0].metric("baseline models", fit["n"], help="Models of the baseline categories in the fit.")
@@ -121,40 +138,36 @@ def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: st
     if pd.notna(leader["er"]):
         cols[4].metric(f"most robust: {leader['model']}", f"{leader['er']:+.2f} pp",
                        help="The highest effective robustness on this shift.")
-    plot, side = st.columns([3, 2], gap="large")
-    with side:
-        for note in board.notes:
-            if note == fit["reason"] or "clipped" in note:
-                st.warning(note, icon=":material/warning:")
-        if fit["ok"]:
-            interval = ""
-            if fit["slope_ci"]:
-                interval = (f" Bootstrap 95% intervals: slope [{fit['slope_ci'][0]:.3f}, "
-                            f"{fit['slope_ci'][1]:.3f}], intercept [{fit['intercept_ci'][0]:+.3f}, "
-                            f"{fit['intercept_ci'][1]:+.3f}].")
-            st.markdown(f"**Baseline fit** ({fit['n']} models): {transform}(shift acc) = "
-                        f"{fit['slope']:.3f} · {transform}(reference acc) {fit['intercept']:+.3f}.{interval}")
-        tied = [m for m in rows[rows["tied"]]["model"] if m != leader["model"]]
-        if pd.notna(leader["er"]) and tied:
-            st.markdown(f"**Tied with the leader** (the interval of the paired ER difference contains 0): "
-                        f"{', '.join(tied)}")
-        if fit["ok"]:
-            st.caption("Each point is a model; the dashed line is y = x (no drop), the solid line the "
-                       "baseline fit with its bootstrap band. Points above the band are more robust than the "
-                       "trend. Hover a point for its numbers.")
-        else:
-            st.caption("Each point is a model; the dashed line is y = x (no drop). The baseline fit, its "
-                       "band and the ER appear once enough baseline models have results here.")
-        for note in board.notes:
-            if not (note == fit["reason"] or "clipped" in note):
-                st.caption(f"Note: {note}")
-    with plot:
-        st.altair_chart(charts.shift_scatter(rows, data.fit_frame(board), transform, shift=board.shift,
-                                             reference=board.reference, height=height),
-                        width="stretch", key=f"scatter-{key}")
-    ui.table(rows, f"leaderboard-{board.shift}-{transform}", key=f"ranking-{key}",
-             percent=("ref_acc", "shift_acc", "predicted_shift_acc"), config=_RANKING_CONFIG,
-             column_order=_RANKING_COLUMNS)
+
+
+def _fit_notes(board: pb.Leaderboard, rows: pd.DataFrame, fit: dict[str, Any], transform: str) -> None:
+    """Beside the plot: warnings, the fit's equation, the models tied with the leader, how to read the plot."""
+    leader = rows.iloc[0]
+    for note in board.notes:
+        if note == fit["reason"] or "clipped" in note:
+            st.warning(note, icon=":material/warning:")
+    if fit["ok"]:
+        interval = ""
+        if fit["slope_ci"]:
+            interval = (f" Bootstrap 95% intervals: slope [{fit['slope_ci'][0]:.3f}, "
+                        f"{fit['slope_ci'][1]:.3f}], intercept [{fit['intercept_ci'][0]:+.3f}, "
+                        f"{fit['intercept_ci'][1]:+.3f}].")
+        st.markdown(f"**Baseline fit** ({fit['n']} models): {transform}(shift acc) = "
+                    f"{fit['slope']:.3f} · {transform}(reference acc) {fit['intercept']:+.3f}.{interval}")
+    tied = [m for m in rows[rows["tied"]]["model"] if m != leader["model"]]
+    if pd.notna(leader["er"]) and tied:
+        st.markdown(f"**Tied with the leader** (the interval of the paired ER difference contains 0): "
+                    f"{', '.join(tied)}")
+    if fit["ok"]:
+        st.caption("Each point is a model; the dashed line is y = x (no drop), the solid line the "
+                   "baseline fit with its bootstrap band. Points above the band are more robust than the "
+                   "trend. Hover a point for its numbers.")
+    else:
+        st.caption("Each point is a model; the dashed line is y = x (no drop). The baseline fit, its "
+                   "band and the ER appear once enough baseline models have results here.")
+    for note in board.notes:
+        if not (note == fit["reason"] or "clipped" in note):
+            st.caption(f"Note: {note}")
 
 
 def _group(board: pb.Leaderboard, testsets: dict[str, pb.TestSet], transform: str) -> None:

@@ -21,6 +21,7 @@ from shiftboard.client import Client
 from shiftboard.domain.errors import ShiftboardError
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 
 from . import data
 
@@ -209,10 +210,10 @@ def _progress_body(gateway: Gateway, detailed: bool) -> None:
             st.progress(p.fraction)
         return
     cols = st.columns(4)
-    cols[0].metric("pending", p.pending)
-    cols[1].metric("running", p.running)
-    cols[2].metric("succeeded", p.succeeded)
-    cols[3].metric("failed", p.failed)
+    cols[0].metric(vocab.PENDING, p.pending)
+    cols[1].metric(vocab.RUNNING, p.running)
+    cols[2].metric(vocab.SUCCEEDED, p.succeeded)
+    cols[3].metric(vocab.FAILED, p.failed)
     if not p.total:
         st.info("No evaluations yet: submitting a model or a test set schedules them.")
         return
@@ -223,7 +224,7 @@ def _progress_body(gateway: Gateway, detailed: bool) -> None:
     frame = data.evaluations_frame(evaluations)
     config = {"done": st.column_config.ProgressColumn("done", min_value=0.0, max_value=1.0, format="percent"),
               "samples_per_second": st.column_config.NumberColumn("samples/s", format="%.1f")}
-    unfinished = frame[frame["status"] != "succeeded"]
+    unfinished = frame[frame["status"] != vocab.SUCCEEDED]
     if not unfinished.empty:
         table(unfinished, "evaluations-unfinished", key="evaluations-unfinished", config=config)
     with st.expander(f"All evaluations ({len(frame)})"):

@@ -1,6 +1,8 @@
 """Python client of the gateway: what the CLI, the flows and the leaderboard use.
 
-gRPC status codes come back as the same :mod:`shiftboard.domain.errors` classes the gateway raised.
+gRPC status codes come back as the same :mod:`shiftboard.domain.errors` classes the gateway raised
+(:func:`shiftboard.wire.status.from_status`). Enumeration arguments are the wire values as ints
+(``pb.TEST_SET_KIND_*`` or what :mod:`shiftboard.wire.vocab` returns).
 Shard bytes go straight to object storage through presigned URLs, never through the gateway.
 """
 
@@ -10,20 +12,21 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import grpc
 import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shiftboard import credentials
-from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable, from_status
+from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+from shiftboard.wire.status import from_status
 
 if TYPE_CHECKING:
-    from shiftboard.flows.commits import ShardPredictions
+    from shiftboard.wire.commits import ShardPredictions
 
 CHUNK_BYTES = 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just sent
@@ -93,7 +96,8 @@ class Client:
     def create_token(self, name: str, *, admin: bool = False,
                      role: int = pb.TOKEN_ROLE_UNSPECIFIED) -> pb.CreateTokenResponse:
         """A new token; ``role`` is a ``pb.TOKEN_ROLE_*`` value (submitter when unset, admin with ``admin``)."""
-        return self._call(self._stub.CreateToken, pb.CreateTokenRequest(name=name, admin=admin, role=role))
+        request = pb.CreateTokenRequest(name=name, admin=admin, role=cast(pb.TokenRole, role))
+        return self._call(self._stub.CreateToken, request)
 
     @_translate
     def list_tokens(self) -> list[pb.TokenInfo]:
@@ -128,7 +132,8 @@ class Client:
 
     @_translate
     def list_models(self, category: int = pb.MODEL_CATEGORY_UNSPECIFIED) -> list[pb.Model]:
-        return list(self._call(self._stub.ListModels, pb.ListModelsRequest(category=category)).models)
+        request = pb.ListModelsRequest(category=cast(pb.ModelCategory, category))
+        return list(self._call(self._stub.ListModels, request).models)
 
     @_translate
     def delete_model(self, name: str, version: str) -> None:
@@ -146,7 +151,8 @@ class Client:
 
     @_translate
     def list_testsets(self, kind: int = pb.TEST_SET_KIND_UNSPECIFIED, group: str = "") -> list[pb.TestSet]:
-        reply = self._call(self._stub.ListTestSets, pb.ListTestSetsRequest(kind=kind, group=group))
+        request = pb.ListTestSetsRequest(kind=cast(pb.TestSetKind, kind), group=group)
+        reply = self._call(self._stub.ListTestSets, request)
         return list(reply.test_sets)
 
     @_translate
@@ -163,7 +169,8 @@ class Client:
     @_translate
     def list_evaluations(self, *, model: str = "", testset: str = "",
                          status: int = pb.EVALUATION_STATUS_UNSPECIFIED) -> list[pb.Evaluation]:
-        request = pb.ListEvaluationsRequest(model=model, testset=testset, status=status)
+        request = pb.ListEvaluationsRequest(model=model, testset=testset,
+                                           status=cast(pb.EvaluationStatus, status))
         return list(self._call(self._stub.ListEvaluations, request).evaluations)
 
     def watch_evaluations(self, *, model: str = "", testset: str = "") -> Iterator[pb.Evaluation]:
@@ -203,7 +210,7 @@ class Client:
 
         Shards of any size: each is split over messages under the gateway's message limit.
         """
-        from shiftboard.flows.commits import commit_requests
+        from shiftboard.wire.commits import commit_requests
 
         return self._stub.CommitShards(commit_requests(key, shards), metadata=self._metadata,
                                        timeout=self.timeout_s)
@@ -236,7 +243,7 @@ class Client:
     def overview(self, *, transform: str = "logit", kind: int = pb.TEST_SET_KIND_UNSPECIFIED,
                  extremes: str = "") -> list[pb.Leaderboard]:
         """Every shift's board without intervals (one request)."""
-        request = pb.GetOverviewRequest(transform=transform, kind=kind, extremes=extremes)
+        request = pb.GetOverviewRequest(transform=transform, kind=cast(pb.TestSetKind, kind), extremes=extremes)
         return list(self._stub.GetOverview(request, metadata=self._metadata, timeout=self.timeout_s))
 
     # ---------------------------------------------------------------- imported results

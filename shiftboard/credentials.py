@@ -43,7 +43,7 @@ def admin_token_file(settings: Settings) -> Path:
 def s3_credentials(settings: Settings, *, create: bool = False) -> S3Credentials | None:
     """The S3 credentials: from settings, else from the state directory (generated if ``create``)."""
     if settings.s3_access_key and settings.s3_secret_key:
-        return S3Credentials(settings.s3_access_key, settings.s3_secret_key)
+        return S3Credentials(settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value())
     path = s3_credentials_file(settings)
     if path.exists():
         data = json.loads(path.read_text())
@@ -57,13 +57,14 @@ def s3_credentials(settings: Settings, *, create: bool = False) -> S3Credentials
 
 def admin_token(settings: Settings, *, create: bool = False) -> str | None:
     """The admin API token: from settings, else from the state directory (generated if ``create``)."""
-    return _generated(admin_token_file(settings), settings.admin_token, create=create, prefix="sbt_")
+    return _generated(admin_token_file(settings), settings.admin_token.get_secret_value(), create=create,
+                      prefix="sbt_")
 
 
 def client_token(settings: Settings) -> str | None:
     """The token the CLI sends: ``SHIFTBOARD_TOKEN``, else the local admin token when readable."""
     if settings.token:
-        return settings.token
+        return settings.token.get_secret_value()
     try:
         return admin_token(settings)
     except OSError:
@@ -77,7 +78,8 @@ def evaluator_token_file(settings: Settings) -> Path:
 def evaluator_token(settings: Settings, *, create: bool = False) -> str | None:
     """The evaluator API token (the worker's): from settings, else from the state directory (generated
     if ``create``). The gateway registers it with the ``evaluator`` role at every start."""
-    return _generated(evaluator_token_file(settings), settings.evaluator_token, create=create, prefix="sbt_")
+    return _generated(evaluator_token_file(settings), settings.evaluator_token.get_secret_value(), create=create,
+                      prefix="sbt_")
 
 
 def token_key_file(settings: Settings) -> Path:
@@ -127,7 +129,7 @@ def triton_key_file(settings: Settings) -> Path:
 
 def triton_key(settings: Settings, *, create: bool = False) -> str | None:
     """The key Triton requires on every gRPC call (``SHIFTBOARD_TRITON_API_KEY``, else generated)."""
-    return _generated(triton_key_file(settings), settings.triton_api_key, create=create)
+    return _generated(triton_key_file(settings), settings.triton_api_key.get_secret_value(), create=create)
 
 
 def prefect_auth_file(settings: Settings) -> Path:
@@ -136,7 +138,7 @@ def prefect_auth_file(settings: Settings) -> Path:
 
 def prefect_auth_string(settings: Settings, *, create: bool = False) -> str | None:
     """The Prefect API's auth string (``SHIFTBOARD_PREFECT_AUTH_STRING``, else generated)."""
-    return _generated(prefect_auth_file(settings), settings.prefect_auth_string, create=create)
+    return _generated(prefect_auth_file(settings), settings.prefect_auth_string.get_secret_value(), create=create)
 
 
 def seaweedfs_jwt_file(settings: Settings) -> Path:

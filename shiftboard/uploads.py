@@ -15,7 +15,7 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 
 
 def upload_testset(
-    client: Client, path: str | Path, *, name: str, kind: int, reference: str = "", group: str = "",
+    client: Client, path: str | Path, *, name: str, kind: pb.TestSetKind, reference: str = "", group: str = "",
     description: str = "", num_classes: int | None = None, class_subset: Sequence[int] | None = None,
     size: tuple[int, int] | None = None, channels: int | None = None, shard_samples: int | None = None,
     shard_bytes: int = ts.DEFAULT_SHARD_BYTES, on_shard: Callable[[int, int], None] | None = None,
@@ -44,6 +44,6 @@ def upload_testset(
             class_map=[pb.ClassGroup(outputs=list(g)) for g in class_map or ()],
         )
         if prepared.transform is not None:
-            spec.transform.CopyFrom(pb.ImageTransform(**prepared.transform.record()))  # type: ignore[arg-type]
+            spec.transform.CopyFrom(pb.ImageTransform(**prepared.transform.record()))
         testset = client.add_testset(spec, [s.path for s in prepared.shards], on_progress=on_upload)
     return prepared, testset

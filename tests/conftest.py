@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,41 +19,28 @@ from shiftboard import credentials
 from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.client import Client
 from shiftboard.services.gateway.server import Gateway, create_server
-from shiftboard.services.stack.objectstore_server import object_store_ports, object_store_spec
-from shiftboard.services.stack.spec import port_is_free
+from shiftboard.services.stack.objectstore_server import object_store_spec
 from shiftboard.settings import Settings
-from tests.stack_fixtures import (
-    running_stack,  # noqa: F401 - a session fixture: the whole stack
-    serving,
-)
+from tests.helpers import free_settings, start_service
+from tests.stack_fixtures import running_stack  # noqa: F401 - a session fixture: the whole stack
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
-def free_port_block(settings_for: callable, claims_of: callable, tries: int = 200) -> Settings:  # type: ignore[valid-type]
-    """Settings whose every claimed port is free (random base ports; SeaweedFS also uses port+10000)."""
-    for _ in range(tries):
-        settings = settings_for(random.randrange(20000, 50000, 10))
-        if all(port_is_free(settings.host, c.port) for c in claims_of(settings)):
-            return settings
-    raise RuntimeError("no free block of ports found")
-
-
 @pytest.fixture(scope="session")
 def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings pointing at a running object store with generated, enforced credentials."""
+    """Settings pointing at a running object store with generated, enforced credentials.
+
+    The store is ``external`` to these settings (reached through ``s3_endpoint``), and every other port
+    in them is free, never a default: a gateway built from them reaches no stack running on this
+    machine (Triton on 8001, Prefect on 4200, ...)."""
     state = tmp_path_factory.mktemp("objectstore")
-    settings = free_port_block(
-        lambda base: Settings(state_dir=str(state), s3_port=base, s3_internal_port=base + 1,
-                              object_store=os.environ.get("SHIFTBOARD_TEST_OBJECT_STORE", "auto")),
-        object_store_ports,
-    )
-    spec = object_store_spec(settings, dict(os.environ))
-    with serving(spec, state / "objectstore.log", stop_timeout_s=20):
+    settings = free_settings(state, object_store=os.environ.get("SHIFTBOARD_TEST_OBJECT_STORE", "auto"))
+    with start_service(object_store_spec(settings, dict(os.environ)), state / "objectstore.log"):
         creds = credentials.s3_credentials(settings)
         assert creds is not None
-        yield settings.replace(object_store="external", s3_access_key=creds.access_key,
-                               s3_secret_key=creds.secret_key)
+        yield settings.replace(object_store="external", s3_endpoint=settings.s3_target,
+                               s3_access_key=creds.access_key, s3_secret_key=creds.secret_key)
 
 
 @dataclass

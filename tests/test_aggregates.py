@@ -86,7 +86,7 @@ def gw(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def truth(gw: GatewayHandle, tmp_path_factory: pytest.TempPathFactory) -> Truth:
-    from shiftboard import vocab
+    from shiftboard.wire import vocab
 
     tmp = tmp_path_factory.mktemp("aggregates-sets")
     images, labels = helpers.digits(600)

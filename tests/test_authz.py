@@ -69,8 +69,8 @@ def users(gateway: GatewayHandle) -> Iterator[Users]:
         "authz-bob": gateway.client.create_token("authz-bob").token,  # no role: submitter
         "authz-eve": gateway.client.create_token("authz-eve", role=pb.TOKEN_ROLE_EVALUATOR).token,
     }
-    clients = Users(*(Client(gateway.target, tokens[n]) for n in ("authz-alice", "authz-bob", "authz-eve")),
-                    tokens=tokens)
+    alice, bob, eve = (Client(gateway.target, tokens[n]) for n in ("authz-alice", "authz-bob", "authz-eve"))
+    clients = Users(alice, bob, eve, tokens=tokens)
     yield clients
     for c in (clients.alice, clients.bob, clients.eve):
         c.close()

@@ -11,6 +11,7 @@ a finish, a delete and an import must each make the next answer reflect the chan
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -63,7 +64,8 @@ def cache_of(gw: GatewayHandle) -> BoardCache:
     return gw.server.servicer.board_cache
 
 
-def test_repeated_requests_are_served_from_the_cache_byte_for_byte(gw, models):
+def test_repeated_requests_are_served_from_the_cache_byte_for_byte(gw: GatewayHandle,
+                                                                   models: dict[str, object]) -> None:
     cache = cache_of(gw)
     assert gw.server.servicer is not None
     aggregator = gw.server.servicer.aggregator
@@ -104,7 +106,7 @@ def _rows(board: pb.Leaderboard) -> dict[str, pb.LeaderboardRow]:
     return {r.model: r for r in board.rows}
 
 
-def test_commit_and_finish_invalidate(gw, models):
+def test_commit_and_finish_invalidate(gw: GatewayHandle, models: dict[str, object]) -> None:
     cache = cache_of(gw)
     before = _rows(gw.client.leaderboard(shift=SHIFT, resamples=100))
     assert _rows(gw.client.leaderboard(shift=SHIFT, resamples=100)) == before
@@ -136,7 +138,7 @@ def _shard(gw: GatewayHandle, shard: pb.Shard) -> tuple[np.ndarray, np.ndarray]:
     return ts.read_shard(gw.store.get_bytes(shard.key))
 
 
-def test_delete_and_import_invalidate(gw, models, tmp_path):
+def test_delete_and_import_invalidate(gw: GatewayHandle, models: dict[str, object], tmp_path: Path) -> None:
     path = train(tmp_path / "bc-extra.pt", 20, seed=9)
     gw.client.submit_model(path, metadata("bc-extra"))
     evaluate(gw, path, "bc-extra", REF)
@@ -162,7 +164,7 @@ def test_delete_and_import_invalidate(gw, models, tmp_path):
     assert [_bytes(b) for b in gw.client.overview()] != [_bytes(b) for b in overview]
 
 
-def test_the_cache_stays_within_its_bounds(gw, models):
+def test_the_cache_stays_within_its_bounds(gw: GatewayHandle, models: dict[str, object]) -> None:
     assert gw.server.servicer is not None
     servicer = gw.server.servicer
     small = BoardCache(board_entries=2, board_bytes=10**6)

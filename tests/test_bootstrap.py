@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from shiftboard.domain import bootstrap as bootstrap_module
+from shiftboard.domain import resampling as resampling_module
 from shiftboard.domain.baseline import check_transform
 from shiftboard.domain.bootstrap import (
     bootstrap_er,
@@ -68,8 +69,8 @@ def test_resampled_correct_is_the_product_and_ignores_chunks_threads_and_models(
     assert np.array_equal(resampled_correct(ref_c, "ref", 20, seed=3, start=40), counts[:, 40:])
     assert np.array_equal(resampled_correct(ref_c[4:5], "ref", 60, seed=3), counts[4:5])
     assert np.array_equal(resampled_correct(ref_c.astype(np.float32), "ref", 60, seed=3), counts)
-    monkeypatch.setattr(bootstrap_module, "_CHUNK_ENTRIES", 700 * 7)  # chunks of 7 resamples
-    monkeypatch.setattr(bootstrap_module, "_THREADS", 1)
+    monkeypatch.setattr(resampling_module, "_CHUNK_ENTRIES", 700 * 7)  # chunks of 7 resamples
+    monkeypatch.setattr(resampling_module, "_THREADS", 1)
     assert np.array_equal(resampled_correct(ref_c, "ref", 60, seed=3), counts)
 
 

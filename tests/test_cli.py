@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 from minio import Minio
@@ -42,7 +44,7 @@ def test_help_explains_commands(cli):
 def test_config_masks_secrets(cli, gateway):
     out = json.loads(cli("config", "--json").output)
     assert out["SHIFTBOARD_GATEWAY_ADDRESS"] == gateway.target
-    assert out["SHIFTBOARD_S3_SECRET_KEY"] != gateway.settings.s3_secret_key
+    assert out["SHIFTBOARD_S3_SECRET_KEY"] != gateway.settings.s3_secret_key.get_secret_value()
 
 
 def test_model_submit_list_show(cli, tmp_path, gateway):
@@ -94,12 +96,16 @@ def test_testset_add_npz_and_imagefolder(cli, tmp_path, gateway):
         assert hashlib.sha256(gateway.store.get_bytes(shard["key"])).hexdigest() == shard["sha256"]
 
 
+def _npz(d: Path, **arrays: Any) -> Path:
+    helpers.np.savez(d / "x.npz", **arrays)
+    return d / "x.npz"
+
+
 @pytest.mark.parametrize("make, words", [
-    (lambda d: helpers.np.savez(d / "x.npz", labels=helpers.np.zeros(3)) or d / "x.npz", "images"),
-    (lambda d: helpers.np.savez(d / "x.npz", images=helpers.np.zeros((4, 8, 8), "uint8"),
-                                labels=helpers.np.zeros(3, "int64")) or d / "x.npz", "label"),
-    (lambda d: helpers.np.savez(d / "x.npz", images=helpers.np.zeros((0, 8, 8), "uint8"),
-                                labels=helpers.np.zeros(0, "int64")) or d / "x.npz", "zero images"),
+    (lambda d: _npz(d, labels=helpers.np.zeros(3)), "images"),
+    (lambda d: _npz(d, images=helpers.np.zeros((4, 8, 8), "uint8"), labels=helpers.np.zeros(3, "int64")), "label"),
+    (lambda d: _npz(d, images=helpers.np.zeros((0, 8, 8), "uint8"), labels=helpers.np.zeros(0, "int64")),
+     "zero images"),
 ])
 def test_testset_add_bad_npz(cli, tmp_path, make, words, gateway):
     before = len(gateway.client.list_testsets())

@@ -8,11 +8,21 @@ import pytest
 from typer.testing import CliRunner
 
 from shiftboard.cli.app import app
+from shiftboard.settings import Settings
+from tests.helpers import PORT_SETTINGS, service_ports
+from tests.stack_fixtures import RunningStack
 
 pytestmark = pytest.mark.stack
 
 
-def test_demo_small_runs_and_reruns(running_stack):
+def test_the_session_stack_uses_no_default_port(running_stack: RunningStack) -> None:
+    defaults = {c.port for c in service_ports(Settings(object_store="seaweedfs"))}
+    settings = running_stack.settings
+    assert not {c.port for c in service_ports(settings)} & defaults
+    assert not {getattr(settings, name) for name in PORT_SETTINGS} & defaults
+
+
+def test_demo_small_runs_and_reruns(running_stack: RunningStack) -> None:
     env = {k: v for k, v in running_stack.settings.as_env().items() if v}
     env["COLUMNS"] = "160"
     runner = CliRunner()

@@ -5,8 +5,8 @@ No Docker engine runs where these tests run, so they check what can be checked w
 ``docker-compose`` is installed, ``docker-compose config`` accepts it; every command a container runs
 exists in the CLI and equals what the embedded stack runs; every ``SHIFTBOARD_*`` name is a setting
 and the containers' settings parse; health checks, dependencies, ports, paths and volumes agree; the
-Dockerfiles run as a non-root user and copy every package; the Triton templates parse as Triton's
-``ModelConfig`` and match what the worker writes.
+Dockerfiles run as a non-root user and copy every package; the Triton entries (the worker's Python
+backend, deploy/triton's libtorch one) parse back as Triton's ``ModelConfig`` with the flow's contract.
 
 Fast: no stack servers. Two tiny in-process servers (a grpc.health.v1 servicer and an HTTP handler)
 give ``shiftboard-healthcheck`` something real to probe.
@@ -15,12 +15,12 @@ give ``shiftboard-healthcheck`` something real to probe.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import http.server
 import importlib.util
 import json
 import re
 import shutil
-import string
 import subprocess
 import sys
 import threading
@@ -43,10 +43,10 @@ from typer.testing import CliRunner
 
 from shiftboard.adapters.triton import repository as triton_repository
 from shiftboard.adapters.triton.client import KEY_HEADER
+from shiftboard.adapters.triton.server import RESTRICTED_PROTOCOLS, triton_command
 from shiftboard.cli.app import app
 from shiftboard.services.stack.prefect_server import prefect_command
 from shiftboard.services.stack.specs import SERVICE_NAMES, stack_specs
-from shiftboard.services.stack.triton import RESTRICTED_PROTOCOLS, triton_command
 from shiftboard.settings import Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,7 +55,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 GPU_OVERRIDE = DEPLOY / "compose.gpu.yml"
 COMPOSE_ENV_EXAMPLE = DEPLOY / "compose.env.example"
 DOCKERFILES = (DEPLOY / "Dockerfile", DEPLOY / "triton" / "Dockerfile")
-SETTING_NAMES = {env_name(f.name) for f in dataclasses.fields(Settings)}
+SETTING_NAMES = {env_name(name) for name in Settings.model_fields}
 SHIFTBOARD_SERVICES = ("gateway", "worker", "leaderboard")
 #: embedded-stack service -> compose service
 STACK_TO_COMPOSE = {"object-store": "minio"}
@@ -484,10 +484,6 @@ def test_constraints_satisfy_pyproject():
 # ------------------------------------------------------------------------------------------ triton
 
 
-def _strip_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#")) + "\n"
-
-
 def _parse_model_config(text: str) -> Any:
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
@@ -495,22 +491,34 @@ def _parse_model_config(text: str) -> Any:
     return text_format.Parse(text, model_config_pb2.ModelConfig())
 
 
-def test_python_backend_template_equals_what_the_worker_writes(tmp_path):
+def test_python_backend_entry_parses_as_the_model_config_the_worker_means(tmp_path):
+    from tritonclient.grpc import model_config_pb2
+
     from tests.helpers import torchscript_model
 
     model = torchscript_model(tmp_path / "m.pt", pixels=3 * 8 * 8, classes=7)
     entry = triton_repository.write_python_backend_model(
         tmp_path / "repo", "tiny-1", model, (3, 8, 8), 7, value_min=-1.0, value_max=1.0,
         mean=[0.5, 0.25, 0.125], std=[0.5], max_batch_size=64, torch_threads=3, instances=2)
-    written = (entry / "config.pbtxt").read_text()
-    params = dict(re.findall(r'parameters: \{ key: "(\w+)" value: \{ string_value: (".*") \} \}', written))
-    template = (DEPLOY / "triton" / "python_backend" / "config.pbtxt.template").read_text()
-    rendered = string.Template(template).substitute(
-        model_name="tiny-1", max_batch_size=64, channels=3, height=8, width=8, num_classes=7,
-        max_queue_delay_us=2000, instances=2, **{f"param_{k}": v for k, v in params.items()})
-    assert _strip_comments(rendered) == written
-    config = _parse_model_config(rendered)
+    config = _parse_model_config((entry / "config.pbtxt").read_text())
     assert config.backend == "python" and config.instance_group[0].kind == config.instance_group[0].KIND_CPU
+    assert (config.name, config.platform, config.max_batch_size) == ("tiny-1", "", 64)
+    assert [(g.kind, g.count) for g in config.instance_group] == [(config.instance_group[0].KIND_CPU, 2)]
+    (inp,), (out,) = config.input, config.output
+    assert (inp.name, inp.data_type, list(inp.dims)) == (
+        triton_repository.INPUT_NAME, model_config_pb2.TYPE_UINT8, [3, 8, 8])
+    assert (out.name, out.data_type, list(out.dims)) == (
+        triton_repository.OUTPUT_NAME, model_config_pb2.TYPE_FP32, [7])
+    assert config.dynamic_batching.max_queue_delay_microseconds == 2000
+    params = {k: v.string_value for k, v in config.parameters.items()}
+    assert params == {
+        "sys_path": json.dumps(triton_repository.environment_sys_path()),
+        "torchscript_file": triton_repository.MODEL_FILE, "channels": "3", "num_classes": "7",
+        "value_min": "-1.0", "value_max": "1.0", "mean": "[0.5, 0.25, 0.125]", "std": "[0.5]",
+        "torch_threads": "3", "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    # the entry's model.py is the adapter's module, byte for byte, and the model file a copy of the artifact
+    assert (entry / "1" / "model.py").read_bytes() == triton_repository.PYTHON_MODEL.read_bytes()
+    assert (entry / "1" / triton_repository.MODEL_FILE).read_bytes() == model.read_bytes()
 
 
 def test_libtorch_template_parses_with_gpu_instances_and_the_flow_contract():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import duckdb
 import grpc
@@ -21,11 +22,11 @@ from shiftboard.adapters.duckdb.evaluations import Evaluations, label_bytes
 from shiftboard.client import Client
 from shiftboard.domain import layout
 from shiftboard.domain.errors import InvalidArgument, PermissionDenied, ResourceExhausted, Unauthenticated
-from shiftboard.flows.commits import Assembler, ShardPredictions, commit_requests
 from shiftboard.services.gateway.servicer import MAX_CLASSES
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
+from shiftboard.wire.commits import Assembler, ShardPredictions, commit_requests
 from tests.conftest import GatewayHandle, serving_gateway
 
 pytestmark = pytest.mark.stack
@@ -98,7 +99,7 @@ def _evaluation_id(gateway: GatewayHandle, model: str, testset: str) -> int:
                                             [model, testset])[0][0])
 
 
-def test_layout_round_trips_every_class_count():
+def test_layout_round_trips_every_class_count() -> None:
     rng = np.random.default_rng(0)
     assert MAX_CLASSES <= layout.MAX_PACKED_CLASSES  # every model the gateway accepts can be stored
     for classes in (2, 10, 1000, 4095, 4096, 21_843, MAX_CLASSES, layout.MAX_PACKED_CLASSES):
@@ -115,7 +116,7 @@ def test_layout_round_trips_every_class_count():
     assert np.abs(back - p).max() < 5.1e-7 and back[0] == 0.0 and back[1] == 1.0
 
 
-def test_commit_shards_stores_what_was_sent(gateway, evaluator):
+def test_commit_shards_stores_what_was_sent(gateway: GatewayHandle, evaluator: Client) -> None:
     rng = np.random.default_rng(1)
     catalog = gateway.server.catalog
     labels = _register(catalog, "compact-set", [1000, 1000, 437], rng)
@@ -158,7 +159,7 @@ def test_commit_shards_stores_what_was_sent(gateway, evaluator):
     assert catalog.query("SELECT count(*) FROM predictions WHERE evaluation_id = ?", [evaluation_id]) == [(2437,)]
 
 
-def test_a_failed_stream_stores_nothing(gateway, evaluator):
+def test_a_failed_stream_stores_nothing(gateway: GatewayHandle, evaluator: Client) -> None:
     rng = np.random.default_rng(2)
     catalog = gateway.server.catalog
     labels = _register(catalog, "compact-atomic", [300, 300, 300], rng)
@@ -189,7 +190,7 @@ def test_a_failed_stream_stores_nothing(gateway, evaluator):
     np.testing.assert_array_equal(stored["top5"].reshape(-1, 5), sent[0].top5)
 
 
-def test_a_700k_sample_shard_commits(gateway, evaluator):
+def test_a_700k_sample_shard_commits(gateway: GatewayHandle, evaluator: Client) -> None:
     rng = np.random.default_rng(3)
     catalog = gateway.server.catalog
     labels = _register(catalog, "compact-big", [700_000], rng)
@@ -209,7 +210,7 @@ def test_a_700k_sample_shard_commits(gateway, evaluator):
     assert (accuracy.samples, accuracy.correct) == (700_000, int(correct.sum()))
 
 
-def test_only_evaluators_and_admins_commit(gateway, evaluator):
+def test_only_evaluators_and_admins_commit(gateway: GatewayHandle, evaluator: Client) -> None:
     rng = np.random.default_rng(4)
     catalog = gateway.server.catalog
     labels = _register(catalog, "compact-roles", [50], rng)
@@ -226,7 +227,7 @@ def test_only_evaluators_and_admins_commit(gateway, evaluator):
     assert gateway.client.commit_shards(key, sent).shards_done == 1  # an admin may
 
 
-def test_stream_parts_are_checked(gateway, evaluator):
+def test_stream_parts_are_checked(gateway: GatewayHandle, evaluator: Client) -> None:
     rng = np.random.default_rng(5)
     catalog = gateway.server.catalog
     labels = _register(catalog, "compact-parts", [100, 100], rng)
@@ -251,7 +252,7 @@ def test_stream_parts_are_checked(gateway, evaluator):
     assert stub.CommitShards(iter(messages), metadata=metadata).shards_done == 2
 
 
-def test_assembler_bounds_a_stream():
+def test_assembler_bounds_a_stream() -> None:
     assembler = Assembler([0, 10], [10, 10], "t")
     assembler.samples = 1 << 30  # as if a huge first shard had been received: one shard of any size is fine
     part = pb.ShardPart(shard_index=0, first_sample=0, samples=10, top5=b"\0" * 200, confidence=b"\0" * 40)
@@ -261,7 +262,7 @@ def test_assembler_bounds_a_stream():
                                    confidence=b"\0" * 40))
 
 
-def _old_catalog(path, rng: np.random.Generator) -> dict[str, list[tuple]]:
+def _old_catalog(path: Path, rng: np.random.Generator) -> dict[str, list[tuple]]:
     """A catalog at schema version 5 with predictions in the old layout: one evaluation on a set whose
     labels are stored, one on a set registered before labels were kept, a running one with a shard
     missing; rows with -1 pads and a top-1 that is not top-5[0]."""
@@ -318,7 +319,7 @@ def _old_catalog(path, rng: np.random.Generator) -> dict[str, list[tuple]]:
     return rows
 
 
-def test_migration_converts_old_rows_exactly(object_store, tmp_path):
+def test_migration_converts_old_rows_exactly(object_store: Settings, tmp_path: Path) -> None:
     rng = np.random.default_rng(6)
     state = tmp_path / "state"
     state.mkdir()

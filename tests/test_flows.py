@@ -31,12 +31,13 @@ from shiftboard.domain.errors import InvalidArgument, NotFound, Unavailable
 from shiftboard.domain.shards import sha256_file
 from shiftboard.flows.evaluate import RunProgress, logits_key, run_evaluation
 from shiftboard.flows.inference import InferencePipeline
+from shiftboard.flows.worker import submit_evaluation
 from shiftboard.services.stack.triton import triton_spec
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
-from tests.conftest import GatewayHandle, free_port_block
-from tests.stack_fixtures import serving
+from tests.conftest import GatewayHandle
+from tests.helpers import free_settings, start_service
 
 pytestmark = pytest.mark.stack
 
@@ -50,14 +51,9 @@ SUBSET = [1, 3, 5, 7, 9]
 def triton(object_store: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A tritonserver on free ports; settings that also point at the object store (bucket flows-tests)."""
     state = tmp_path_factory.mktemp("triton")
-    settings = free_port_block(
-        lambda base: object_store.replace(state_dir=str(state), triton_http_port=base + 3,
-                                          triton_grpc_port=base + 4, triton_metrics_port=base + 5,
-                                          s3_bucket="flows-tests", triton_max_loaded_models=2,
-                                          eval_batch_size=64, eval_in_flight=3),
-        lambda s: triton_spec(s, {}).ports,
-    )
-    with serving(triton_spec(settings, dict(os.environ)), state / "triton.log"):
+    settings = free_settings(state, base=object_store, s3_bucket="flows-tests", triton_max_loaded_models=2,
+                             eval_batch_size=64, eval_in_flight=3)
+    with start_service(triton_spec(settings, dict(os.environ)), state / "triton.log"):
         ObjectStore.from_settings(settings).ensure_bucket()
         yield settings
 
@@ -403,29 +399,22 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory, prefect_auth: str) -> 
     from shiftboard.services.stack.prefect_server import prefect_spec
 
     state = tmp_path_factory.mktemp("prefect")
-    settings = free_port_block(lambda base: Settings(state_dir=str(state), prefect_port=base + 7,
-                                                     prefect_auth_string=prefect_auth),
-                               lambda s: prefect_spec(s, {}).ports)
-    spec = prefect_spec(settings, dict(os.environ))
-    assert spec.prepare is not None and spec.command is not None
-    env = {**spec.env, **spec.prepare()}
-    log = open(state / "prefect.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = subprocess.Popen(spec.command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    while (reason := spec.check()) is not None:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"Prefect did not start ({reason}); log: {state / 'prefect.log'}")
-        time.sleep(0.5)
-    yield settings.prefect_api
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    log.close()
+    settings = free_settings(state, prefect_auth_string=prefect_auth)
+    with start_service(prefect_spec(settings, dict(os.environ)), state / "prefect.log"):
+        yield settings.prefect_api
+
+
+def _submit_when_served(settings: Settings, keys: list[pb.EvaluationKey], worker: subprocess.Popen[bytes], *,
+                        timeout_s: float) -> list[str]:
+    """Submit ``keys`` once the worker has registered its deployments (seconds after it starts)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return [submit_evaluation(settings, key) for key in keys]
+        except Unavailable:
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise
+            time.sleep(0.5)
 
 
 def _wait_for(client, key: pb.EvaluationKey, statuses: set[int], timeout_s: float = 180) -> pb.Evaluation:
@@ -442,8 +431,6 @@ def _wait_for(client, key: pb.EvaluationKey, statuses: set[int], timeout_s: floa
 
 def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, prefect_auth, tmp_path):
     """`shiftboard serve worker` against a real Prefect server: one pair succeeds, one fails for good."""
-    from shiftboard.flows.worker import submit_evaluation
-
     client = gateway.client
     if not hasattr(client, "start_evaluation"):
         pytest.skip("the gateway has no evaluation RPCs yet")
@@ -468,15 +455,7 @@ def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, prefect
     try:
         good_key = pb.EvaluationKey(model="worker-good", version="1", testset="worker-digits")
         bright_key = pb.EvaluationKey(model="worker-bright", version="1", testset="worker-digits")
-        deadline = time.monotonic() + 60
-        while True:  # the worker registers its deployments a few seconds after it starts
-            try:
-                runs = [submit_evaluation(settings, good_key), submit_evaluation(settings, bright_key)]
-                break
-            except Unavailable:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise
-                time.sleep(1)
+        runs = _submit_when_served(settings, [good_key, bright_key], worker, timeout_s=60)
         assert all(len(r) == 36 for r in runs)  # flow-run UUIDs
         done = _wait_for(client, good_key, {pb.EVALUATION_STATUS_SUCCEEDED, pb.EVALUATION_STATUS_FAILED})
         assert done.status == pb.EVALUATION_STATUS_SUCCEEDED, done.error

@@ -54,7 +54,7 @@ def prepared(tmp_path: Path, n: int = 300, **kwargs) -> ts.PreparedTestSet:
                               **kwargs)
 
 
-def spec_of(name: str, p: ts.PreparedTestSet, *, kind: int = pb.TEST_SET_KIND_REFERENCE,
+def spec_of(name: str, p: ts.PreparedTestSet, *, kind: pb.TestSetKind = pb.TEST_SET_KIND_REFERENCE,
             reference: str = "") -> pb.TestSetSpec:
     return pb.TestSetSpec(
         name=name, kind=kind, reference=reference, num_classes=p.num_classes, channels=p.channels,

@@ -11,8 +11,8 @@ import pytest
 from shiftboard.adapters.triton.deployer import triton_model_name
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.domain.names import validate_name
-from shiftboard.domain.shards import read_shard, sha256_bytes, write_shards
-from shiftboard.flows.inference import decode_shard, map_verified_shard
+from shiftboard.domain.shards import map_verified_shard, read_shard, sha256_bytes, write_shards
+from shiftboard.flows.inference import decode_shard
 from shiftboard.v1 import shiftboard_pb2 as pb
 
 

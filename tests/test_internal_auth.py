@@ -15,11 +15,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
 import numpy as np
+import psutil
 import pytest
 import tritonclient.grpc as triton_grpc
 from minio import Minio
@@ -30,11 +30,10 @@ from shiftboard.adapters.triton.client import TritonAuth, connect, translate
 from shiftboard.domain.errors import PermissionDenied
 from shiftboard.services.stack.objectstore_server import object_store_kind, object_store_ports
 from shiftboard.services.stack.prefect_server import prefect_spec
-from shiftboard.services.stack.spec import PortClaim, port_is_free
+from shiftboard.services.stack.spec import port_is_free
 from shiftboard.services.stack.triton import triton_spec
 from shiftboard.settings import Settings
-from tests.conftest import free_port_block
-from tests.stack_fixtures import serving
+from tests.helpers import free_settings, start_service
 
 pytestmark = pytest.mark.stack
 
@@ -52,16 +51,12 @@ EVIL_CONFIG = json.dumps({"backend": "python", "max_batch_size": 0,
 def triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, int]]:
     """A tritonserver from the stack's spec, started with secrets in its parent's environment."""
     state = tmp_path_factory.mktemp("triton-auth")
-    settings = free_port_block(
-        lambda base: Settings(state_dir=str(state), triton_http_port=base + 3, triton_grpc_port=base + 4,
-                              triton_metrics_port=base + 5),
-        lambda s: [PortClaim(p, "", "") for p in (s.triton_http_port, s.triton_grpc_port, s.triton_metrics_port)],
-    )
+    settings = free_settings(state)
     parent_env = {**os.environ, **settings.replace(admin_token="sbt_admin-secret", s3_secret_key="s3-secret",
                                                    prefect_auth_string="prefect-secret").as_env(),
                   "PREFECT_API_AUTH_STRING": "prefect-secret", "AWS_SECRET_ACCESS_KEY": "aws-secret"}
-    with serving(triton_spec(settings, parent_env), state / "triton.log") as proc:
-        yield settings, proc.pid
+    with start_service(triton_spec(settings, parent_env), state / "triton.log") as triton_server:
+        yield settings, triton_server.pid
 
 
 def _refusal(call: Any) -> str:
@@ -156,8 +151,7 @@ def test_triton_listens_on_grpc_only(triton):
 
 def test_triton_and_its_models_get_no_secret_in_their_environment(triton):
     settings, pid = triton
-    env = dict(item.split("=", 1) for item in
-               Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
+    env = psutil.Process(pid).environ()
     assert env.get("LD_LIBRARY_PATH")  # it is the server's environment
     leaked = sorted(k for k in env if k.startswith(("SHIFTBOARD_", "PREFECT_", "AWS_")))
     assert leaked == []
@@ -183,9 +177,8 @@ def test_triton_secrets_are_private_files(triton):
 def prefect(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """The stack's Prefect server on a free port: (API URL, auth string)."""
     state = tmp_path_factory.mktemp("prefect-auth")
-    settings = free_port_block(lambda base: Settings(state_dir=str(state), prefect_port=base + 7),
-                               lambda s: prefect_spec(s, {}).ports)
-    with serving(prefect_spec(settings, dict(os.environ)), state / "prefect.log", timeout_s=120):
+    settings = free_settings(state)
+    with start_service(prefect_spec(settings, dict(os.environ)), state / "prefect.log", timeout_s=120):
         auth = credentials.prefect_auth_string(settings)
         assert auth
         yield settings.prefect_api, auth

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from shiftboard import vocab
 from shiftboard.leaderboard import data
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 from tests import helpers
 from tests.test_gateway import metadata
 from tests.test_leaderboard_rpc import add_set, evaluate, train

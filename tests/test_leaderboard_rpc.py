@@ -76,7 +76,7 @@ def test_leaderboard_matches_independent_fit(gateway, tmp_path):
         name = f"lb-m{i}"
         path = train(tmp_path / f"{name}.pt", steps, seed=i, noise=noise)
         md = metadata(name)
-        from shiftboard import vocab
+        from shiftboard.wire import vocab
 
         md.category = vocab.category_value(category)
         gateway.client.submit_model(path, md)
@@ -173,6 +173,7 @@ def commit_logits(gateway, key, logits_of, restricted: bool = True):
 
     plan = gateway.client.start_evaluation(key)
     index = subset_index(SUBLIST, 10)
+    assert index is not None
     all_labels, all_logits = [], []
     for shard in plan.testset.spec.shards:
         _, labels = decode_shard(gateway.store.get_bytes(shard.key), shard, (1, 8, 8))

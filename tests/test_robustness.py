@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from shiftboard.domain import bootstrap as bootstrap_module
+from shiftboard.domain import resampling as resampling_module
 from shiftboard.domain.robustness import (
     FitUnavailable,
     LeaderboardSettings,
@@ -233,7 +233,7 @@ def test_er_bootstrap_is_paired_across_models() -> None:
 
 def test_er_bootstrap_in_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     ref_c, shift_c, _, _ = _population(300)
-    monkeypatch.setattr(bootstrap_module, "_CHUNK_ENTRIES", 300 * 7)  # chunks of 7 resamples
+    monkeypatch.setattr(resampling_module, "_CHUNK_ENTRIES", 300 * 7)  # chunks of 7 resamples
     interval = bootstrap_er(ref_c, shift_c, np.arange(8), resamples=50, seed=0)
     assert interval.used == 50 and interval.low.shape == (10,)
     assert (interval.low < interval.high).all()
@@ -312,6 +312,7 @@ def test_shift_leaderboard_from_a_dataframe_with_settings() -> None:
     e = next(r for r in board.rows if r.model == "e")
     assert board.fit.slope == pytest.approx(0.5, abs=1e-12)
     assert e.er == pytest.approx(100 * (0.6 - 1 / (1 + math.exp(0.5))), abs=1e-9)
+    assert e.er is not None
     assert e.er_ci is not None and e.er_ci[0] < e.er < e.er_ci[1]
 
 

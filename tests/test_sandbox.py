@@ -32,7 +32,7 @@ from shiftboard.sandbox import SandboxPolicy, capabilities, redact, require, san
 from shiftboard.sandbox.enter import seccomp_program
 from shiftboard.services.gateway.probe import probe
 from shiftboard.settings import Settings
-from tests.conftest import free_port_block
+from tests.helpers import free_settings, start_service
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -361,17 +361,12 @@ def test_probe_passes_a_plain_model_in_the_sandbox(state: tuple[Settings, str], 
 def sandboxed_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     """A tritonserver on free ports whose model instances run in the sandbox; a token in its state."""
     from shiftboard.services.stack.triton import triton_spec
-    from tests.stack_fixtures import serving
 
     state = tmp_path_factory.mktemp("sandboxed-triton")
-    settings = free_port_block(
-        lambda base: Settings(state_dir=str(state), triton_http_port=base + 3, triton_grpc_port=base + 4,
-                              triton_metrics_port=base + 5, sandbox_memory_bytes=1 << 30),
-        lambda s: triton_spec(s, {}).ports,
-    )
+    settings = free_settings(state, sandbox_memory_bytes=1 << 30)
     token = credentials.admin_token(settings, create=True)
     assert token
-    with serving(triton_spec(settings, dict(os.environ)), state / "triton.log"):
+    with start_service(triton_spec(settings, dict(os.environ)), state / "triton.log"):
         yield settings, token
 
 

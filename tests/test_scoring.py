@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.manifests import InputSpec
+from shiftboard.domain.normalisation import input_affine
 from shiftboard.domain.scoring import (
     ClassMap,
     NonFiniteLogits,
@@ -210,3 +213,29 @@ def test_mapped_scoring_refuses_bad_logits() -> None:
         subset_correct(bad, np.array([0]), [0])
     with pytest.raises(ValueError, match="at least one class"):
         subset_correct(np.zeros((1, 2)), np.array([0]), [])
+
+
+# ------------------------------------------------------------------------------------ input normalisation
+
+
+def test_input_affine_equals_range_then_mean_and_std() -> None:
+    u8 = np.arange(256, dtype=np.float64)
+    for channels, low, high, mean, std in ((1, 0.0, 0.0, (), ()), (3, 0.0, 1.0, (0.485, 0.456, 0.406), (0.229,)),
+                                           (3, -1.0, 255.0, (0.5,), (2.0, 4.0, 8.0))):
+        spec = InputSpec(channels=channels, height=8, width=8, value_min=low, value_max=high, mean=mean, std=std)
+        scale, shift = input_affine(spec)
+        assert len(scale) == len(shift) == channels
+        high = high or 1.0  # an unset range is 0..1
+        for c in range(channels):
+            m = mean[c if len(mean) > 1 else 0] if mean else 0.0
+            s = std[c if len(std) > 1 else 0] if std else 1.0
+            np.testing.assert_allclose(u8 * scale[c] + shift[c], (low + u8 / 255 * (high - low) - m) / s, rtol=1e-12)
+
+
+def test_input_affine_refuses_bad_specs() -> None:
+    with pytest.raises(InvalidArgument, match="input mean has 2 values for 3 channels"):
+        input_affine(InputSpec(channels=3, height=8, width=8, mean=(0.1, 0.2)))
+    with pytest.raises(InvalidArgument, match="input std must be positive"):
+        input_affine(InputSpec(channels=1, height=8, width=8, std=(0.0,)))
+    with pytest.raises(InvalidArgument, match=r"value range \[1.0, 1.0\] is empty"):
+        input_affine(InputSpec(channels=1, height=8, width=8, value_min=1.0, value_max=1.0))

@@ -1,10 +1,10 @@
 """The embedded stack with real servers: SeaweedFS (or MinIO), tritonserver, Prefect, gateway, leaderboard.
 
-One stack is started per session (``running_stack``) on free ports with its state in a temporary
-directory; the tests below run against it in file order and the last one stops it. Nothing is
-mocked. The first tests need no servers (ports, commands, model-repository layout).
+These tests kill a service and stop the stack, so they run against a stack of their own (``own_stack``:
+free ports, state in a temporary directory), never the session's ``running_stack`` that other modules
+share; a test that finds it stopped starts it again, so any order works. Nothing is mocked. The first
+tests need no servers (ports, commands, model-repository layout).
 """
-# ruff: noqa: F811  (tests take the imported running_stack fixture as a parameter)
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ import sysconfig
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import torch
 from minio import Minio
@@ -28,23 +30,37 @@ from minio.error import S3Error
 from shiftboard import credentials
 from shiftboard.adapters.triton.client import TritonAuth, connect
 from shiftboard.adapters.triton.repository import write_python_backend_model
+from shiftboard.adapters.triton.server import prepare_backends, triton_command, triton_env
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.specs import SERVICE_NAMES
-from shiftboard.services.stack.triton import prepare_backends, triton_command, triton_env
 from shiftboard.settings import Settings
-from tests.stack_fixtures import (
-    RunningStack,
-    free_port,
-    stack_settings_for,
-)
+from tests.helpers import free_port, free_settings
+from tests.stack_fixtures import RunningStack, started_stack, up
+
+
+@pytest.fixture(scope="module")
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """This module's own whole stack, stopped when the module ends."""
+    with started_stack(tmp_path_factory.mktemp("own-stack") / "state") as stack:
+        yield stack
+
+
+@pytest.fixture
+def own_stack(module_stack: RunningStack) -> RunningStack:
+    """The module's stack, running: started again when a test before this one stopped it."""
+    if runfile.running_supervisor(module_stack.settings) is None:
+        again = up(module_stack.settings)
+        module_stack.result, module_stack.progress = again.result, again.progress
+    return module_stack
+
 
 # --------------------------------------------------------------------------- no servers needed
 
 
 def test_port_in_use_is_refused_naming_the_setting(tmp_path: Path) -> None:
-    settings = stack_settings_for(tmp_path / "state")
+    settings = free_settings(tmp_path / "state")
     with socket.socket() as holder:
         holder.bind((settings.host, settings.triton_grpc_port))
         holder.listen()
@@ -58,7 +74,7 @@ def test_port_in_use_is_refused_naming_the_setting(tmp_path: Path) -> None:
 
 
 def test_derived_seaweedfs_port_in_use_names_its_setting(tmp_path: Path) -> None:
-    settings = stack_settings_for(tmp_path / "state", object_store="seaweedfs")
+    settings = free_settings(tmp_path / "state", object_store="seaweedfs")
     with socket.socket() as holder:
         holder.bind((settings.host, settings.s3_port + 10000))
         holder.listen()
@@ -105,8 +121,8 @@ def test_model_entry_validates_its_input(tmp_path: Path) -> None:
 @pytest.mark.stack
 def test_a_service_that_stays_unhealthy_fails_up_naming_it(tmp_path: Path) -> None:
     nothing_there = f"127.0.0.1:{free_port()}"
-    settings = stack_settings_for(tmp_path / "state", object_store="external", s3_endpoint=nothing_there,
-                                  start_timeout_s=2.0)
+    settings = free_settings(tmp_path / "state", object_store="external", s3_endpoint=nothing_there,
+                             start_timeout_s=2.0)
     progress: list[str] = []
     with pytest.raises(Unavailable, match=r"object-store did not become healthy within 2 s "
                                           r"\(connection refused\)"):
@@ -123,30 +139,30 @@ def test_a_service_that_stays_unhealthy_fails_up_naming_it(tmp_path: Path) -> No
 
 
 @pytest.mark.stack
-def test_up_reports_every_service_healthy(running_stack: RunningStack) -> None:
-    assert not running_stack.result.already_running
+def test_up_reports_every_service_healthy(own_stack: RunningStack) -> None:
+    assert not own_stack.result.already_running
     for name in SERVICE_NAMES:
-        assert any(m.startswith(f"{name}: healthy at ") for m in running_stack.progress), \
-            running_stack.progress
-    services = control.status(running_stack.settings)
+        assert any(m.startswith(f"{name}: healthy at ") for m in own_stack.progress), \
+            own_stack.progress
+    services = control.status(own_stack.settings)
     assert tuple(s.name for s in services) == SERVICE_NAMES
     assert all(s.healthy and s.pid for s in services), services
-    data = runfile.read_run_file(running_stack.settings)
+    data = runfile.read_run_file(own_stack.settings)
     assert data is not None and data["state"] == "running"
-    assert data["supervisor_pid"] == running_stack.result.pid
+    assert data["supervisor_pid"] == own_stack.result.pid
 
 
 @pytest.mark.stack
-def test_second_up_changes_nothing(running_stack: RunningStack) -> None:
-    before = running_stack.service_pids()
-    again = control.up(running_stack.settings)
-    assert again.already_running and again.pid == running_stack.result.pid
-    assert running_stack.service_pids() == before
+def test_second_up_changes_nothing(own_stack: RunningStack) -> None:
+    before = own_stack.service_pids()
+    again = control.up(own_stack.settings)
+    assert again.already_running and again.pid == own_stack.result.pid
+    assert own_stack.service_pids() == before
 
 
 @pytest.mark.stack
-def test_object_store_enforces_credentials(running_stack: RunningStack) -> None:
-    settings = running_stack.settings
+def test_object_store_enforces_credentials(own_stack: RunningStack) -> None:
+    settings = own_stack.settings
     creds = credentials.s3_credentials(settings)
     assert creds is not None
     good = Minio(settings.s3_target, access_key=creds.access_key, secret_key=creds.secret_key, secure=False)
@@ -175,10 +191,10 @@ def test_object_store_enforces_credentials(running_stack: RunningStack) -> None:
 
 
 @pytest.mark.stack
-def test_triton_serves_torchscript_on_uint8_batches(running_stack: RunningStack, tmp_path: Path) -> None:
+def test_triton_serves_torchscript_on_uint8_batches(own_stack: RunningStack, tmp_path: Path) -> None:
     import tritonclient.grpc as triton_grpc
 
-    settings = running_stack.settings
+    settings = own_stack.settings
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     model_path = _tiny_torchscript(tmp_path / "tiny.pt")
     write_python_backend_model(settings.triton_repository, "tiny", model_path, (3, 8, 8), 10,
@@ -207,18 +223,18 @@ def test_triton_serves_torchscript_on_uint8_batches(running_stack: RunningStack,
 
 
 @pytest.mark.stack
-def test_prefect_server_is_healthy(running_stack: RunningStack) -> None:
-    api = running_stack.settings.prefect_api
+def test_prefect_server_is_healthy(own_stack: RunningStack) -> None:
+    api = own_stack.settings.prefect_api
     with urllib.request.urlopen(f"{api}/health", timeout=10) as response:
         assert json.loads(response.read()) is True
-    home = running_stack.settings.state_path / "prefect"
+    home = own_stack.settings.state_path / "prefect"
     assert (home / "prefect.db").exists()  # the database lives in the state dir
 
 
 @pytest.mark.stack
-def test_a_service_that_dies_is_restarted(running_stack: RunningStack) -> None:
-    settings = running_stack.settings
-    old_pid = running_stack.service_pids()["gateway"]
+def test_a_service_that_dies_is_restarted(own_stack: RunningStack) -> None:
+    settings = own_stack.settings
+    old_pid = own_stack.service_pids()["gateway"]
     os.killpg(old_pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -235,11 +251,11 @@ def test_a_service_that_dies_is_restarted(running_stack: RunningStack) -> None:
 
 
 @pytest.mark.stack
-def test_down_stops_everything(running_stack: RunningStack) -> None:
-    settings = running_stack.settings
-    supervisor = running_stack.result.pid
+def test_down_stops_everything(own_stack: RunningStack) -> None:
+    settings = own_stack.settings
+    supervisor = own_stack.result.pid
     assert supervisor is not None
-    sessions = {supervisor, *running_stack.service_pids().values()}
+    sessions = {supervisor, *own_stack.service_pids().values()}
     assert _session_members(sessions)
     started = time.monotonic()
     assert control.down(settings) is True
@@ -272,14 +288,10 @@ def _tiny_torchscript(path: Path) -> Path:
 def _session_members(sessions: set[int]) -> set[int]:
     """Live (non-zombie) processes whose session is one of ``sessions``."""
     members = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for process in psutil.process_iter(["status"]):
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getsid(process.pid) in sessions:
+                members.add(process.pid)
+        except (ProcessLookupError, PermissionError):
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[3]) in sessions:
-            members.add(int(entry.name))
     return members

@@ -14,7 +14,6 @@ import pytest
 from scipy.special import expit, logit
 from scipy.stats import linregress, norm
 
-from shiftboard import vocab
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.domain.robustness import shift_leaderboard
 from shiftboard.testbed import (
@@ -33,6 +32,7 @@ from shiftboard.testbed import (
     shipped_grid,
     write_long,
 )
+from shiftboard.wire import vocab
 
 DATA = resources.files("shiftboard.testbed").joinpath("data")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from shiftboard.domain.errors import Unavailable
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.test_flows import (  # noqa: F401 - module fixtures: a Prefect server, Triton
     _gateway_settings,
     _register,
+    _submit_when_served,
     _wait_for,
     prefect_api,
     prefect_auth,
@@ -83,15 +83,7 @@ def test_flow_runs_fork_from_a_warm_process(gateway, triton, prefect_api, prefec
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         key = pb.EvaluationKey(model="warm-model", version="1", testset="warm-digits")
-        deadline = time.monotonic() + 90
-        while True:  # the worker registers its deployments a few seconds after it starts
-            try:
-                run_id = submit_evaluation(settings, key)
-                break
-            except Unavailable:
-                if time.monotonic() > deadline or worker.poll() is not None:
-                    raise
-                time.sleep(0.5)
+        [run_id] = _submit_when_served(settings, [key], worker, timeout_s=90)
         servers = [pid for pid, cmd in _children(worker.pid).items() if "multiprocessing.forkserver" in cmd]
         assert len(servers) == 1, _children(worker.pid)
         done = _wait_for(client, key, {pb.EVALUATION_STATUS_SUCCEEDED, pb.EVALUATION_STATUS_FAILED})

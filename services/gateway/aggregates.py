@@ -11,7 +11,7 @@ last bit, as the one computed from per-sample correctness (see :mod:`shiftboard.
 **Where correctness comes from.** ``Evaluations.correctness`` (the stored correctness bits) for
 variant ``''``; for a variant, ``Evaluations.restricted_correct`` (the exact restricted scores the
 worker sent) or, where an evaluation has none, the reference correctness rebuilt from its stored
-top-5 (:func:`rebuilt_correct`, an undercount; ``exact`` is false and the board says so).
+top-5 (:func:`~.aggregate_lists.rebuilt_correct`, an undercount; ``exact`` is false and the board says so).
 
 **When it is computed.**
 
@@ -37,7 +37,6 @@ weights (~32 MB), whatever the number of stored predictions; nothing is kept bet
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
@@ -49,9 +48,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from shiftboard.domain.bootstrap import WEIGHTS_METHOD, resampled_correct, sample_list_key
-from shiftboard.domain.paired import restricted_correct
-from shiftboard.domain.scoring import ClassMap
+from shiftboard.domain.bootstrap import WEIGHTS_METHOD, sample_list_key
+from shiftboard.services.gateway.aggregate_lists import SEED, list_stamp, rebuilt_correct, resampled_rows
 
 if TYPE_CHECKING:
     from shiftboard.adapters.duckdb.catalog import Catalog
@@ -60,8 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The seed of the shared resampling weights (the leaderboard's bootstrap seed).
-SEED = 0
 #: The background thread computes once no evaluation changed for this long ...
 QUIET_S = 1.0
 #: ... or this long after the first change it saw, whichever comes first (while commits stream in
@@ -105,27 +101,6 @@ class AggregatorStats:
     computed: int
     passes: int
     seconds: float
-
-
-def rebuilt_correct(class_subset: Sequence[int], class_map: Sequence[Sequence[int]], labels: np.ndarray,
-                    top5: np.ndarray) -> np.ndarray:
-    """Reference correctness on a shift's sub-list (or class map) from stored top-5: the first top-5
-    class inside it is taken as the restricted prediction; none inside counts wrong (an undercount)."""
-    if not class_map:
-        return restricted_correct(labels, top5, list(class_subset))
-    groups = [list(g) for g in class_map]
-    mapping = ClassMap.from_groups(groups, max(max(g) for g in groups) + 1)
-    target = mapping.class_of(labels)
-    mapped = mapping.class_of(top5)
-    inside = mapped >= 0
-    first = mapped[np.arange(len(mapped)), inside.argmax(axis=1)]
-    return (inside.any(axis=1) & (first == target))[target >= 0]
-
-
-def list_stamp(class_subset: Sequence[int], class_map: Sequence[Sequence[int]]) -> str:
-    """What a variant's sample list is made of: a digest of the shift's class sub-list and class map."""
-    text = repr((sorted(int(c) for c in class_subset), [sorted(int(c) for c in g) for g in class_map]))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def _lower_priority() -> None:
@@ -270,14 +245,13 @@ class Aggregator:
                 out.update(self._batch(list_key, variant, restriction, stamp, pending, resamples))
         return out
 
-    def _batch(self, list_key: str, variant: str, restriction: tuple[list[int], list[list[int]]] | None,
-               stamp: str, pending: list[int], resamples: int) -> dict[Key, Aggregate]:
-        """One pass of weights over the next evaluations of ``pending`` with as many samples as the
-        first (removed from ``pending``; the others stay for a later pass)."""
-        started = time.perf_counter()
-        states = self._states(pending)  # read before the correctness: a newer commit only makes it stale
+    def _gather(self, variant: str, restriction: tuple[list[int], list[list[int]]] | None,
+                pending: list[int]) -> tuple[np.ndarray, list[tuple[int, bool, int]]]:
+        """The correctness matrix (float32, one row per evaluation) of the next evaluations of ``pending``
+        with as many samples as the first, up to :data:`MATRIX_BYTES`, and (evaluation, exact, correct)
+        of each row; they are removed from ``pending``, the others stay for a later pass."""
         matrix: np.ndarray | None = None
-        rows: list[tuple[int, tuple[str, int] | None, bool, int]] = []
+        rows: list[tuple[int, bool, int]] = []
         skipped: list[int] = []
         while pending:
             evaluation_id = pending.pop(0)
@@ -290,22 +264,28 @@ class Aggregator:
                 skipped.append(evaluation_id)
                 continue
             matrix[len(rows)] = correct
-            rows.append((evaluation_id, states.get(evaluation_id), exact, int(correct.sum())))
+            rows.append((evaluation_id, exact, int(correct.sum())))
             if len(rows) == matrix.shape[0]:
                 break
         pending[:0] = skipped
         assert matrix is not None
-        used = matrix[:len(rows)]
-        n = used.shape[1]
-        counts = (resampled_correct(used, list_key, resamples, seed=SEED) if n and resamples
-                  else np.zeros((len(rows), 0), dtype=np.int32))
+        return matrix[:len(rows)], rows
+
+    def _batch(self, list_key: str, variant: str, restriction: tuple[list[int], list[list[int]]] | None,
+               stamp: str, pending: list[int], resamples: int) -> dict[Key, Aggregate]:
+        """One pass of weights over the next evaluations of ``pending`` (see :meth:`_gather`); the
+        aggregates of those still succeeded are stored."""
+        started = time.perf_counter()
+        states = self._states(pending)  # read before the correctness: a newer commit only makes it stale
+        matrix, rows = self._gather(variant, restriction, pending)
+        n = matrix.shape[1]
+        counts = resampled_rows(matrix, list_key, resamples)
         out: dict[Key, Aggregate] = {}
         store = []
         now = time.time()
-        for i, (evaluation_id, state, exact, hits) in enumerate(rows):
-            row = counts[i].astype("<i4")
-            row.flags.writeable = False
+        for (evaluation_id, exact, hits), row in zip(rows, counts, strict=True):
             out[(evaluation_id, variant)] = Aggregate(samples=n, correct=hits, exact=exact, counts=row)
+            state = states.get(evaluation_id)
             if state is not None and state[0] == "succeeded" and n:
                 store.append([evaluation_id, variant, state[1], stamp, WEIGHTS_METHOD, SEED, exact, n, hits,
                               resamples, row.tobytes(), now])

@@ -30,7 +30,7 @@ LEGACY_SCHEME = "sha256"
 ADMIN, SUBMITTER, EVALUATOR = "admin", "submitter", "evaluator"
 assert (ADMIN, SUBMITTER, EVALUATOR) == ROLES
 
-#: Who may call what (``@rpc(roles=...)``).
+#: Who may call what (the roles of the interceptor's policies, :data:`.interceptor.POLICIES`).
 ADMINS = frozenset({ADMIN})
 SUBMITTERS = frozenset({ADMIN, SUBMITTER})
 EVALUATORS = frozenset({ADMIN, EVALUATOR})

@@ -7,23 +7,21 @@ here from the test set's stored labels, never from the caller.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 
-from shiftboard import testsets, vocab
-from shiftboard.adapters.duckdb.catalog import Token
-from shiftboard.adapters.duckdb.evaluations import STATUS_OF_VALUE, Pair, label_bytes, labels_of
+from shiftboard import testsets
+from shiftboard.adapters.duckdb.evaluations import Pair, label_bytes, labels_of
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from shiftboard.domain.names import validate_name
 from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
-from shiftboard.flows.commits import Assembler
-from shiftboard.services.gateway.auth import ANY_ROLE, EVALUATORS
 from shiftboard.services.gateway.limits import MAX_KEYS_PER_REQUEST
-from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
+from shiftboard.wire.commits import Assembler
 
 if TYPE_CHECKING:
     from shiftboard.adapters.duckdb.catalog import Catalog
@@ -44,26 +42,25 @@ def _validated_key(key: pb.EvaluationKey) -> pb.EvaluationKey:
 
 
 class EvaluationRpcs:
-    """Mixed into the servicer; expects ``catalog``, ``evaluations``, ``scheduler`` and ``store``."""
+    """The evaluation RPCs over the catalog, the evaluations, the scheduler and the object store."""
 
-    catalog: Catalog
-    evaluations: Evaluations
-    scheduler: Scheduler
-    store: ObjectStore
+    def __init__(self, catalog: Catalog, evaluations: Evaluations, scheduler: Scheduler, store: ObjectStore) -> None:
+        self.catalog = catalog
+        self.evaluations = evaluations
+        self.scheduler = scheduler
+        self.store = store
 
-    @rpc(mutating=False)
-    def ListEvaluations(self, request: pb.ListEvaluationsRequest, context: grpc.ServicerContext,
-                        caller: Any) -> pb.ListEvaluationsResponse:
+    def ListEvaluations(self, request: pb.ListEvaluationsRequest,
+                        context: grpc.ServicerContext) -> pb.ListEvaluationsResponse:
         """Every evaluation, optionally filtered by model, test set or status."""
         return pb.ListEvaluationsResponse(evaluations=self._list(request))
 
     def _list(self, request: pb.ListEvaluationsRequest) -> list[pb.Evaluation]:
-        status = STATUS_OF_VALUE.get(request.status, "")
+        status = vocab.word_or_empty(vocab.STATUSES, request.status)
         return self.evaluations.list(model=request.model, testset=request.testset, status=status)
 
-    @stream_rpc(mutating=False)
-    def WatchEvaluations(self, request: pb.ListEvaluationsRequest, context: grpc.ServicerContext,
-                         caller: Any) -> Iterator[pb.Evaluation]:
+    def WatchEvaluations(self, request: pb.ListEvaluationsRequest,
+                         context: grpc.ServicerContext) -> Iterator[pb.Evaluation]:
         """The current evaluations, then each one again whenever it changes."""
         seen: dict[tuple[str, str, str], bytes] = {}
         generation = -1
@@ -79,9 +76,8 @@ class EvaluationRpcs:
                     seen[k] = blob
                     yield evaluation
 
-    @rpc(mutating=True, roles=ANY_ROLE)
-    def RequestEvaluations(self, request: pb.RequestEvaluationsRequest, context: grpc.ServicerContext,
-                           caller: Token) -> pb.RequestEvaluationsResponse:
+    def RequestEvaluations(self, request: pb.RequestEvaluationsRequest,
+                           context: grpc.ServicerContext) -> pb.RequestEvaluationsResponse:
         """Queue the given pairs, or every missing, failed or lost pair when none is given.
 
         Any role may: submitters ask for their pairs, the worker's sweep (an evaluator) for the missing ones.
@@ -99,9 +95,7 @@ class EvaluationRpcs:
             pairs = self.evaluations.missing_pairs(rerun=request.rerun)
         return pb.RequestEvaluationsResponse(evaluations=self.scheduler.request(pairs))
 
-    @rpc(mutating=True, roles=EVALUATORS)
-    def StartEvaluation(self, request: pb.StartEvaluationRequest, context: grpc.ServicerContext,
-                        caller: Token) -> pb.EvaluationPlan:
+    def StartEvaluation(self, request: pb.StartEvaluationRequest, context: grpc.ServicerContext) -> pb.EvaluationPlan:
         """Mark the pair running and tell the worker what to do."""
         key = _validated_key(request.key)
         model, artifact_key = self.catalog.get_model(key.model, key.version)
@@ -132,9 +126,7 @@ class EvaluationRpcs:
                 out[r.shift] = index
         return out
 
-    @rpc(mutating=True, roles=EVALUATORS)
-    def CommitShard(self, request: pb.CommitShardRequest, context: grpc.ServicerContext,
-                    caller: Token) -> pb.Evaluation:
+    def CommitShard(self, request: pb.CommitShardRequest, context: grpc.ServicerContext) -> pb.Evaluation:
         """Replace one shard's predictions atomically; correctness from the test set's own labels."""
         key = _validated_key(request.key)
         testset = self.catalog.get_testset(key.testset)
@@ -151,9 +143,8 @@ class EvaluationRpcs:
                                              list(testset.spec.class_subset), list(request.restricted),
                                              restrictions)
 
-    @rpc(mutating=True, roles=EVALUATORS)
-    def CommitShards(self, request_iterator: Iterator[pb.CommitShardsRequest], context: grpc.ServicerContext,
-                     caller: Token) -> pb.Evaluation:
+    def CommitShards(self, request_iterator: Iterator[pb.CommitShardsRequest],
+                     context: grpc.ServicerContext) -> pb.Evaluation:
         """Receive parts of shards (packed bytes) until the stream ends, then commit every shard in one
         transaction; checks and errors are CommitShard's (any error: nothing stored)."""
         key: pb.EvaluationKey | None = None
@@ -183,7 +174,7 @@ class EvaluationRpcs:
                                               self._labels_of(spec.name, manifest), list(spec.class_subset),
                                               restrictions)
 
-    def _manifest(self, testset: str) -> tuple[pb.TestSetSpec, np.ndarray, np.ndarray]:
+    def _manifest(self, testset: str) -> tuple[pb.TestSetSpec, Sequence[int], Sequence[int]]:
         """A test set's spec without its shards, and each shard's first sample and sample count by index
         (a stream of small shards needs no message per shard of the set)."""
         rows = self.catalog.query("SELECT kind, num_classes, class_subset, class_map FROM testsets WHERE name = ?",
@@ -196,7 +187,7 @@ class EvaluationRpcs:
         with self.catalog.transaction() as cur:
             shards = cur.execute("SELECT first_sample, num_samples FROM shards WHERE testset = ? ORDER BY idx",
                                  [testset]).fetchnumpy()
-        return spec, shards["first_sample"], shards["num_samples"]
+        return spec, shards["first_sample"].tolist(), shards["num_samples"].tolist()
 
     def _labels_of(self, testset: str, shards: list[pb.Shard]) -> dict[int, np.ndarray]:
         """The stored labels of ``shards`` (one query; see :meth:`_labels` for sets stored without them)."""
@@ -225,15 +216,11 @@ class EvaluationRpcs:
                      testset)
         return labels_of(data)
 
-    @rpc(mutating=True, roles=EVALUATORS)
-    def FinishEvaluation(self, request: pb.FinishEvaluationRequest, context: grpc.ServicerContext,
-                         caller: Token) -> pb.Evaluation:
+    def FinishEvaluation(self, request: pb.FinishEvaluationRequest, context: grpc.ServicerContext) -> pb.Evaluation:
         """Mark succeeded (every shard committed) or failed with the message to show."""
         return self.evaluations.finish(_validated_key(request.key), failed=request.failed, error=request.error)
 
-    @stream_rpc(mutating=False)
-    def GetPredictions(self, request: pb.EvaluationKey, context: grpc.ServicerContext,
-                       caller: Any) -> Iterator[pb.Predictions]:
+    def GetPredictions(self, request: pb.EvaluationKey, context: grpc.ServicerContext) -> Iterator[pb.Predictions]:
         """Stored predictions in sample order."""
         key = pb.EvaluationKey()
         key.CopyFrom(request)
@@ -246,9 +233,7 @@ class EvaluationRpcs:
             key.version = self.catalog.get_model(key.model)[0].metadata.version
         yield from self.evaluations.predictions(_validated_key(key))
 
-    @rpc(mutating=False)
-    def GetAccuracy(self, request: pb.GetAccuracyRequest, context: grpc.ServicerContext,
-                    caller: Any) -> pb.GetAccuracyResponse:
+    def GetAccuracy(self, request: pb.GetAccuracyRequest, context: grpc.ServicerContext) -> pb.GetAccuracyResponse:
         """Top-1 accuracy with Clopper-Pearson intervals for each succeeded evaluation."""
         return pb.GetAccuracyResponse(accuracies=self.evaluations.accuracies(model=request.model,
                                                                             testset=request.testset))

@@ -29,16 +29,13 @@ CompareModels reads the two evaluations' stored correctness.
 
 from __future__ import annotations
 
-import math
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 
-from shiftboard import vocab
 from shiftboard.domain.bootstrap import sample_list_key
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from shiftboard.domain.paired import mcnemar
@@ -53,13 +50,14 @@ from shiftboard.domain.robustness import (
 from shiftboard.services.gateway import aggregates
 from shiftboard.services.gateway.aggregates import Aggregate, Aggregator, Need
 from shiftboard.services.gateway.board_cache import BoardCache, dependency_stamp
+from shiftboard.services.gateway.board_messages import Imported, board_message, declared_message, finite, group_row
 from shiftboard.services.gateway.limits import MAX_RESAMPLES
-from shiftboard.services.gateway.rpc import rpc, stream_rpc
 from shiftboard.testbed import leaderboard_settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 
 if TYPE_CHECKING:
-    from shiftboard.adapters.duckdb.catalog import Catalog, DeclaredTestSet, ImportedRow
+    from shiftboard.adapters.duckdb.catalog import Catalog, ImportedRow
     from shiftboard.adapters.duckdb.evaluations import Evaluations
     from shiftboard.settings import Settings
 
@@ -73,52 +71,35 @@ GROUP_ROWS_MAX_SHIFTS = 40
 #: What CompareModels and other per-sample features answer for imported entries.
 ACCURACY_ONLY = "not available for imported results (accuracy only)"
 
-Imported = Mapping[str, "ImportedRow"]
 #: Aggregates already read within one request, by (evaluation id, variant).
 Known = dict[tuple[int, str], Aggregate]
 
-_CACHE_LOCK = threading.Lock()
-
-
-def _interval(pair: tuple[float, float] | None) -> pb.Interval:
-    return pb.Interval(low=pair[0], high=pair[1]) if pair else pb.Interval()
-
-
-def _finite(value: float | None) -> float:
-    return float(value) if value is not None and math.isfinite(value) else 0.0
-
-
-def declared_message(d: DeclaredTestSet) -> pb.TestSet:
-    """A declared setting as a test set without data (``spec.declared``)."""
-    spec = pb.TestSetSpec(name=d.name, kind=vocab.kind_value(d.kind), reference=d.reference,
-                          group=d.groups[0] if d.groups else "", groups=list(d.groups), num_samples=d.samples or 0,
-                          description=d.title, declared=True, class_protocol=d.class_protocol)
-    return pb.TestSet(spec=spec, created_by=d.source)
-
 
 class LeaderboardRpcs:
-    """Mixed into the servicer; expects ``catalog``, ``evaluations``, ``settings`` and ``aggregator``."""
+    """GetLeaderboard, GetOverview and CompareModels over the catalog, the aggregates and the board cache.
 
-    catalog: Catalog
-    evaluations: Evaluations
-    settings: Settings
-    aggregator: Aggregator
+    ``board_cache`` gives the gateway's cache of computed boards at each use (it may be replaced while
+    the gateway runs).
+    """
+
+    def __init__(self, catalog: Catalog, evaluations: Evaluations, settings: Settings, aggregator: Aggregator,
+                 board_cache: Callable[[], BoardCache]) -> None:
+        self.catalog = catalog
+        self.evaluations = evaluations
+        self.settings = settings
+        self.aggregator = aggregator
+        self._board_cache = board_cache
 
     @property
     def board_cache(self) -> BoardCache:
-        """This gateway's computed boards (made on first use)."""
-        cache: BoardCache | None = self.__dict__.get("_board_cache")
-        if cache is None:
-            with _CACHE_LOCK:
-                cache = self.__dict__.setdefault("_board_cache", BoardCache())
-        return cache
+        return self._board_cache()
 
     # ---------------------------------------------------------------- inputs
 
     def _succeeded(self, testset: str) -> dict[str, int]:
         """name:version -> evaluation id of every succeeded evaluation on ``testset``."""
         rows = self.catalog.query("SELECT model, version, id FROM evaluations WHERE testset = ? AND "
-                                  "status = 'succeeded'", [testset])
+                                  "status = ?", [testset, vocab.SUCCEEDED])
         return {f"{m}:{v}": int(i) for m, v, i in rows}
 
     def _shift_testset(self, name: str) -> pb.TestSet:
@@ -230,37 +211,6 @@ class LeaderboardRpcs:
     def _category(model: pb.Model) -> str:
         return vocab.category_word(model.metadata.category)
 
-    def _message(self, shift: pb.TestSet, board: ShiftLeaderboard, models: dict[str, pb.Model],
-                 imported: Imported) -> pb.Leaderboard:
-        fit, band = board.fit, board.band
-        out = pb.Leaderboard(shift=shift.spec.name, reference=shift.spec.reference, notes=list(board.notes),
-                             er_mode=board.er_mode or "", class_subset=list(shift.spec.class_subset))
-        out.fit.CopyFrom(pb.BaselineFit(ok=fit.ok, reason=fit.reason or "", transform=fit.transform, n=fit.n,
-                                        slope=_finite(fit.slope), intercept=_finite(fit.intercept),
-                                        r2=_finite(fit.r2), clipped=list(fit.clipped), excluded=list(fit.excluded)))
-        if band is not None:
-            out.fit.slope_ci.CopyFrom(_interval(band.slope_ci))
-            out.fit.intercept_ci.CopyFrom(_interval(band.intercept_ci))
-            out.fit.grid.extend(map(float, band.grid))
-            out.fit.predicted.extend(map(float, band.predicted))
-            out.fit.band_low.extend(map(float, band.low))
-            out.fit.band_high.extend(map(float, band.high))
-        for r in board.rows:
-            row = pb.LeaderboardRow(
-                model=r.model, category=r.category, baseline=r.baseline, ref_acc=r.ref_acc,
-                ref_ci=_interval(r.ref_ci), n_ref=r.n_ref, shift_acc=r.shift_acc, shift_ci=_interval(r.shift_ci),
-                n_shift=r.n_shift, has_er=r.er is not None, predicted_shift_acc=_finite(r.predicted_shift_acc),
-                er=_finite(r.er), er_ci=_interval(r.er_ci), has_er_ci=r.er_ci is not None, tied=r.tied,
-                rank=r.rank or 0, clipped=r.clipped, diff_ci=_interval(r.diff_ci), has_diff_ci=r.diff_ci is not None)
-            if r.model in models:
-                row.tags.extend(models[r.model].metadata.tags)
-            elif (point := imported.get(r.model)) is not None:
-                row.imported = True
-                row.source, row.version, row.url, row.testbed_type = (point.source, point.version, point.url,
-                                                                      point.testbed_type)
-            out.rows.append(row)
-        return out
-
     def _group(self, group: str, shifts: list[pb.TestSet], transform: str, resamples: int,
                extremes: str) -> pb.Leaderboard:
         """Every shift's board, then the group ranking, keeping only running sums of the draws."""
@@ -287,7 +237,7 @@ class LeaderboardRpcs:
         for t in shifts:
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
             board, _, info = self._board(t, transform, per_shift, extremes, models, mine, known)
-            message = self._message(t, board, models, info)
+            message = board_message(t, board, models, info)
             if len(shifts) > GROUP_ROWS_MAX_SHIFTS:
                 del message.rows[:]
             out.shifts.append(message)
@@ -310,16 +260,7 @@ class LeaderboardRpcs:
             notes.append(f"{len(shifts)} shifts: each shift's board here has its fit but not its rows; "
                          "GetLeaderboard(shift=...) gives them")
         out.notes.extend([*notes, *ranking.notes])
-        for g in [*ranking.rows, *ranking.partial]:
-            row = pb.GroupRow(
-                model=g.model, category=g.category, shifts=g.shifts, of=g.of, mean_ref_acc=g.mean_ref_acc,
-                mean_shift_acc=g.mean_shift_acc, er_shifts=g.er_shifts, has_er=g.mean_er is not None,
-                mean_er=_finite(g.mean_er), complete=g.complete, rank=g.rank or 0, tied=g.tied,
-                mean_er_ci=_interval(g.mean_er_ci), has_mean_er_ci=g.mean_er_ci is not None,
-                diff_ci=_interval(g.diff_ci), has_diff_ci=g.diff_ci is not None)
-            if g.model in imported and g.model not in models:
-                row.imported, row.source = True, imported[g.model].source
-            out.group_rows.append(row)
+        out.group_rows.extend(group_row(g, models, imported) for g in [*ranking.rows, *ranking.partial])
         return out
 
     @staticmethod
@@ -349,9 +290,7 @@ class LeaderboardRpcs:
 
     # ---------------------------------------------------------------- RPCs
 
-    @rpc(mutating=False)
-    def GetLeaderboard(self, request: pb.GetLeaderboardRequest, context: grpc.ServicerContext,
-                       caller: Any) -> pb.Leaderboard:
+    def GetLeaderboard(self, request: pb.GetLeaderboardRequest, context: grpc.ServicerContext) -> pb.Leaderboard:
         """One shift's ranking, or a group's mean accuracies and ER with each shift's ranking."""
         if request.resamples > MAX_RESAMPLES:
             raise ResourceExhausted(f"resamples is {request.resamples}; the gateway computes at most "
@@ -365,7 +304,7 @@ class LeaderboardRpcs:
             shift = self._shift_testset(request.shift)
             key = BoardCache.key("shift", *self._specs([shift]), transform, resamples, extremes)
             return self._cached(key, [shift.spec.name, shift.spec.reference], lambda: [
-                self._message(shift, *self._board(shift, transform, resamples, extremes))])[0]
+                board_message(shift, *self._board(shift, transform, resamples, extremes))])[0]
         shifts = self._group_shifts(request.group)
         if not shifts:
             raise NotFound(f"no shifted test set has group {request.group!r}: `shiftboard testset list` "
@@ -375,9 +314,7 @@ class LeaderboardRpcs:
         return self._cached(key, testsets, lambda: [
             self._group(request.group, shifts, transform, resamples, extremes)])[0]
 
-    @stream_rpc(mutating=False)
-    def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext,
-                    caller: Any) -> Iterator[pb.Leaderboard]:
+    def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext) -> Iterator[pb.Leaderboard]:
         """Every shift's fit and every model's ER, without bootstrap (one request for the overview page)."""
         transform, extremes = self._checked(request.transform, request.extremes)
         shifts = self._group_shifts("", request.kind)
@@ -399,14 +336,12 @@ class LeaderboardRpcs:
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
             board, _, info = self._board(t, transform, 0, extremes, models, mine, known)
             if board.rows:
-                message = self._message(t, board, models, info)
+                message = board_message(t, board, models, info)
                 done.append(message.SerializeToString(deterministic=True))
                 yield message
         self.board_cache.boards.put(key, stamp, tuple(done))
 
-    @rpc(mutating=False)
-    def CompareModels(self, request: pb.CompareModelsRequest, context: grpc.ServicerContext,
-                      caller: Any) -> pb.Comparison:
+    def CompareModels(self, request: pb.CompareModelsRequest, context: grpc.ServicerContext) -> pb.Comparison:
         """McNemar's test between two models' per-sample correctness on one test set."""
         names = []
         for given in (request.model_a, request.model_b):
@@ -430,5 +365,5 @@ class LeaderboardRpcs:
         test = mcnemar(a, b)
         return pb.Comparison(model_a=names[0], model_b=names[1], testset=request.testset, samples=len(a),
                              acc_a=float(a.mean()), acc_b=float(b.mean()), only_a_correct=test.b,
-                             only_b_correct=test.c, statistic=_finite(test.statistic), p_value=test.p_value,
+                             only_b_correct=test.c, statistic=finite(test.statistic), p_value=test.p_value,
                              method=test.method)

@@ -17,19 +17,18 @@ import datetime as dt
 import logging
 from collections.abc import Iterator
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import grpc
 
-from shiftboard import vocab
 from shiftboard.domain.errors import InvalidArgument, ResourceExhausted
-from shiftboard.services.gateway.auth import SUBMITTERS
-from shiftboard.services.gateway.rpc import rpc
+from shiftboard.services.gateway.interceptor import required_caller
 from shiftboard.testbed import TESTBED_SOURCE, TESTBED_URL, ImportedResults, read_long, read_testbed
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 
 if TYPE_CHECKING:
-    from shiftboard.adapters.duckdb.catalog import Catalog, Token
+    from shiftboard.adapters.duckdb.catalog import Catalog
     from shiftboard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,10 +49,11 @@ def _text(value: str, what: str) -> str:
 
 
 class ResultsRpcs:
-    """Mixed into the servicer; expects ``catalog`` and ``settings``."""
+    """ImportResults and ListImportedSources over the catalog."""
 
-    catalog: Catalog
-    settings: Settings
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self.catalog = catalog
+        self.settings = settings
 
     def _receive(self, header: pb.ImportResultsHeader, chunks: Iterator[pb.ImportResultsRequest]) -> bytes:
         if header.size_bytes > MAX_IMPORT_BYTES:
@@ -115,10 +115,10 @@ class ResultsRpcs:
             raise InvalidArgument(f"{len(missing)} model(s) have no category (first: {', '.join(missing[:3])}): add "
                                   "a category or model_type column, or pass --model-types FILE")
 
-    @rpc(mutating=True, roles=SUBMITTERS)
-    def ImportResults(self, request_iterator: Iterator[pb.ImportResultsRequest], context: grpc.ServicerContext,
-                      caller: Token) -> pb.ImportResultsResponse:
+    def ImportResults(self, request_iterator: Iterator[pb.ImportResultsRequest],
+                      context: grpc.ServicerContext) -> pb.ImportResultsResponse:
         """Parse, validate and store a file of published results, all or nothing."""
+        caller = required_caller()
         first = next(request_iterator, None)
         if first is None or first.WhichOneof("payload") != "header":
             raise InvalidArgument("the first ImportResults message must carry the header (format, source, ...)")
@@ -140,40 +140,12 @@ class ResultsRpcs:
             points=len(results.points), stored=outcome.stored, unchanged=outcome.unchanged,
             replaced=outcome.replaced, unknown_testsets=unknown, declared_testsets=outcome.declared)
 
-    def declared_defaults(self, spec: pb.TestSetSpec) -> None:
-        """Fill a new test set's kind, reference and group from the setting declared under its name."""
-        declared = self.catalog.declared_testset(spec.name)
-        if declared is None:
-            return
-        if spec.kind == pb.TEST_SET_KIND_UNSPECIFIED:
-            spec.kind = vocab.kind_value(declared.kind)
-        if not spec.reference and declared.reference and spec.kind != pb.TEST_SET_KIND_REFERENCE:
-            spec.reference = declared.reference
-        if not spec.group and declared.groups:
-            spec.group = declared.groups[0]
-        if declared.class_protocol and not spec.class_subset and not spec.class_map:
-            self._declared_classes(spec, declared.class_protocol)
-
     @staticmethod
     def _declared_classes(spec: pb.TestSetSpec, protocol: str) -> None:
-        """The setting's class protocol, when the data fits it: a many-to-one map (ObjectNet) for a set
-        labelled in its own classes, or the sub-list for a set labelled in the reference's classes."""
-        from shiftboard.testbed import class_map, class_sublist
+        declared_classes(spec, protocol)
 
-        groups = class_map(protocol)
-        many_to_one = any(len(outputs) > 1 for outputs in groups.values())
-        if many_to_one and spec.num_classes == len(groups):
-            spec.class_map.extend(pb.ClassGroup(outputs=list(outputs)) for outputs in groups.values())
-            if not spec.class_names:
-                spec.class_names.extend(groups)
-        elif not many_to_one:
-            subset = class_sublist(protocol)
-            if subset and max(subset) < spec.num_classes:
-                spec.class_subset.extend(subset)
-
-    @rpc(mutating=False)
-    def ListImportedSources(self, request: pb.ListImportedSourcesRequest, context: grpc.ServicerContext,
-                            caller: Any) -> pb.ListImportedSourcesResponse:
+    def ListImportedSources(self, request: pb.ListImportedSourcesRequest,
+                            context: grpc.ServicerContext) -> pb.ListImportedSourcesResponse:
         """Every imported source with its version, url, format and counts."""
         out = pb.ListImportedSourcesResponse()
         for row in self.catalog.list_imported_sources():
@@ -181,6 +153,38 @@ class ResultsRpcs:
                                    models=row.models, points=row.points, created_by=row.created_by)
             item.imported_at.FromDatetime(row.imported_at.astimezone(dt.UTC).replace(tzinfo=None))
         return out
+
+
+def declared_defaults(catalog: Catalog, spec: pb.TestSetSpec) -> None:
+    """Fill a new test set's kind, reference and group from the setting declared under its name."""
+    declared = catalog.declared_testset(spec.name)
+    if declared is None:
+        return
+    if spec.kind == pb.TEST_SET_KIND_UNSPECIFIED:
+        spec.kind = vocab.kind_value(declared.kind)
+    if not spec.reference and declared.reference and spec.kind != pb.TEST_SET_KIND_REFERENCE:
+        spec.reference = declared.reference
+    if not spec.group and declared.groups:
+        spec.group = declared.groups[0]
+    if declared.class_protocol and not spec.class_subset and not spec.class_map:
+        declared_classes(spec, declared.class_protocol)
+
+
+def declared_classes(spec: pb.TestSetSpec, protocol: str) -> None:
+    """The setting's class protocol, when the data fits it: a many-to-one map (ObjectNet) for a set
+    labelled in its own classes, or the sub-list for a set labelled in the reference's classes."""
+    from shiftboard.testbed import class_map, class_sublist
+
+    groups = class_map(protocol)
+    many_to_one = any(len(outputs) > 1 for outputs in groups.values())
+    if many_to_one and spec.num_classes == len(groups):
+        spec.class_map.extend(pb.ClassGroup(outputs=list(outputs)) for outputs in groups.values())
+        if not spec.class_names:
+            spec.class_names.extend(groups)
+    elif not many_to_one:
+        subset = class_sublist(protocol)
+        if subset and max(subset) < spec.num_classes:
+            spec.class_subset.extend(subset)
 
 
 def _with_categories(results: ImportedResults, catalog: Catalog) -> ImportedResults:

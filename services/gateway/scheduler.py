@@ -14,8 +14,11 @@ import queue
 import threading
 from collections.abc import Callable
 
+from shiftboard.adapters import prefect
 from shiftboard.adapters.duckdb.catalog import Catalog
 from shiftboard.adapters.duckdb.evaluations import Evaluations, Pair
+from shiftboard.domain import compatibility
+from shiftboard.domain.compatibility import ModelShape, TestSetShape
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -26,29 +29,17 @@ Submit = Callable[[Settings, str, str, list[str]], str]
 
 
 def _prefect_submit(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
-    from shiftboard.flows.worker import submit_evaluations
-
-    return str(submit_evaluations(settings, model, version, testsets))
+    return prefect.submit_evaluations(settings, model, version, testsets)
 
 
 def incompatibility(model: pb.Model, testset: pb.TestSet) -> str:
-    """Why ``model`` cannot be evaluated on ``testset``, or "" when it can."""
-    spec, md = testset.spec, model.metadata
-    want = (md.input.channels, md.input.height, md.input.width)
-    have = (spec.channels, spec.height, spec.width)
-    if want != have:
-        return (f"model {md.name}:{md.version} takes {'x'.join(map(str, want))} images but test set {spec.name} "
-                f"holds {'x'.join(map(str, have))}: add the test set at the model's input size (--size, "
-                "--channels) or submit a model for its size")
-    if spec.class_map:  # scored through the map: the model needs every mapped output
-        top = max(max(g.outputs) for g in spec.class_map)
-        if top >= md.num_classes:
-            return (f"model {md.name}:{md.version} has {md.num_classes} classes, but the class map of test set "
-                    f"{spec.name} counts output {top}: submit a model of its reference's label space")
-    elif md.num_classes != spec.num_classes:
-        return (f"model {md.name}:{md.version} has {md.num_classes} classes, test set {spec.name} "
-                f"{spec.num_classes}: they must share one label space")
-    return ""
+    """Why ``model`` cannot be evaluated on ``testset``, or "" when it can
+    (:func:`shiftboard.domain.compatibility.incompatibility`)."""
+    md, spec = model.metadata, testset.spec
+    return compatibility.incompatibility(
+        ModelShape(f"{md.name}:{md.version}", (md.input.channels, md.input.height, md.input.width), md.num_classes),
+        TestSetShape(spec.name, (spec.channels, spec.height, spec.width), spec.num_classes, tuple(spec.class_subset),
+                     tuple(tuple(g.outputs) for g in spec.class_map))) or ""
 
 
 class Scheduler:
@@ -88,8 +79,8 @@ class Scheduler:
             by_model: dict[tuple[str, str], list[str]] = {}
             for pair in runnable:
                 by_model.setdefault((pair.model, pair.version), []).append(pair.testset)
-            for (model, version), names in by_model.items():
-                self._enqueue((model, version, names))
+            for (name, version), names in by_model.items():
+                self._enqueue((name, version, names))
         return [self.evaluations.get(pb.EvaluationKey(model=p.model, version=p.version, testset=p.testset))
                 for p in runnable]
 
@@ -141,8 +132,7 @@ class Scheduler:
 
     def _run(self) -> None:
         if self.submit is _prefect_submit:
-            # Importing Prefect takes seconds: pay it once, before the first hand-off waits on it.
-            import prefect.deployments  # noqa: F401
+            prefect.preload()  # importing Prefect takes seconds: pay it once, before the first hand-off
         while True:
             model, version, testsets = self._queue.get()
             try:

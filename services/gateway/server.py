@@ -1,5 +1,8 @@
 """Start the gateway: the gRPC server with the API, grpc.health.v1 and server reflection.
 
+Every call of the API passes the gateway's interceptor (:mod:`.interceptor`) before the concern object
+that implements it (:mod:`.servicer`).
+
 ``create_server(settings)`` returns ``(server, port)`` so tests bind port 0; ``serve(settings)`` is the
 blocking entry point behind ``shiftboard serve gateway``.
 """
@@ -25,7 +28,6 @@ from shiftboard.services.gateway.auth import ADMIN, EVALUATOR
 from shiftboard.services.gateway.servicer import ShiftboardServicer
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.v1 import shiftboard_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,9 @@ def create_server(settings: Settings, *, port: int | None = None, store_timeout_
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                      ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
             maximum_concurrent_rpcs=settings.gateway_workers * QUEUED_CALLS_PER_WORKER,
+            interceptors=[servicer.interceptor()],
         )
-        pb_grpc.add_ShiftboardServicer_to_server(servicer, server)
+        server.add_generic_rpc_handlers((servicer.handler(),))
         health_servicer = health.HealthServicer(experimental_non_blocking=True)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(

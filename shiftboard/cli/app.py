@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -23,6 +24,9 @@ from shiftboard.cli._common import (
 )
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+
+if TYPE_CHECKING:  # the stack's control module is loaded by the commands that use it
+    from shiftboard.services.stack.control import ServiceStatus
 
 app = typer.Typer(
     help="shiftboard: rank image classifiers by effective robustness under distribution shift.\n\n"
@@ -122,7 +126,7 @@ def status(
         raise typer.Exit(1)
 
 
-def _print_services(services: list) -> None:  # type: ignore[type-arg]
+def _print_services(services: list[ServiceStatus]) -> None:
     table = Table("service", "address", "health", "pid", "detail")
     for s in services:
         table.add_row(s.name, s.address, "[green]healthy[/]" if s.healthy else "[red]unhealthy[/]",

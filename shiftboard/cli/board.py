@@ -7,7 +7,7 @@ from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
 from shiftboard.domain.errors import InvalidArgument
-from shiftboard.views import leaderboard_view
+from shiftboard.wire.views import leaderboard_view
 
 
 def _pct(value: float | None) -> str:

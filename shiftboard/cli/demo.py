@@ -11,17 +11,22 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shiftboard import vocab
 from shiftboard.cli._common import cli_errors, client_for, console, err_console, settings_of
 from shiftboard.client import Client
 from shiftboard.domain.errors import FailedPrecondition, NotFound, Unavailable
 from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
+
+if TYPE_CHECKING:  # shiftboard.demo imports torch: the command loads it only when it runs
+    from shiftboard.demo.testbed import Testbed
+    from shiftboard.demo.zoo import ZooModel
 
 DONE = (pb.EVALUATION_STATUS_SUCCEEDED, pb.EVALUATION_STATUS_FAILED)
 
@@ -77,17 +82,17 @@ def demo(
                   f"   Prefect UI: {settings.prefect_api.removesuffix('/api')}")
 
 
-def _register(client: Client, testbed: object, shard_bytes: int) -> None:
+def _register(client: Client, testbed: Testbed, shard_bytes: int) -> None:
     existing = {t.spec.name: t.spec.num_samples for t in client.list_testsets()}
-    for t in testbed.testsets:  # type: ignore[attr-defined]
+    for t in testbed.testsets:
         if t.name in existing and existing[t.name] != t.num_samples:
             raise FailedPrecondition(
                 f"this stack already holds a test set {t.name} of {existing[t.name]} samples, not this testbed's "
                 f"{t.num_samples} (another --small/--seed): run the demo with another --state-dir")
-    todo = [t for t in testbed.testsets if t.name not in existing]  # type: ignore[attr-defined]
+    todo = [t for t in testbed.testsets if t.name not in existing]
     with _progress() as progress:
-        task = progress.add_task("registering test sets", total=len(testbed.testsets),  # type: ignore[attr-defined]
-                                 completed=len(testbed.testsets) - len(todo), note="")  # type: ignore[attr-defined]
+        task = progress.add_task("registering test sets", total=len(testbed.testsets),
+                                 completed=len(testbed.testsets) - len(todo), note="")
         for t in todo:  # the reference comes first in the testbed's order
             progress.update(task, note=t.name)
             upload_testset(client, t.path, name=t.name, kind=vocab.kind_value(t.kind), reference=t.reference,
@@ -95,7 +100,7 @@ def _register(client: Client, testbed: object, shard_bytes: int) -> None:
             progress.advance(task)
 
 
-def _submit(client: Client, zoo: list) -> None:  # type: ignore[type-arg]
+def _submit(client: Client, zoo: list[ZooModel]) -> None:
     from shiftboard.demo import INPUT_SHAPE, NUM_CLASSES, VALUE_RANGE
 
     existing = {(m.metadata.name, m.metadata.version) for m in client.list_models()}
@@ -140,7 +145,7 @@ def _mean(values: list[float]) -> str:
     return f"{statistics.fmean(values):+.1f}" if values else "n/a"
 
 
-def _summary(client: Client, testbed: object) -> None:
+def _summary(client: Client, testbed: Testbed) -> None:
     from shiftboard.demo import CORRUPTIONS_GROUP, NATURAL_NAME
 
     console.rule("[bold]what the testbed shows")

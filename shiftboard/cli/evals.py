@@ -14,13 +14,15 @@ from rich.table import Table
 from shiftboard.cli._common import cli_errors, client_for, console, err_console, print_json
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 
 app = typer.Typer(help="Follow and request evaluations of (model, test set) pairs.", no_args_is_help=True)
 
-STATUS = {pb.EVALUATION_STATUS_PENDING: "pending", pb.EVALUATION_STATUS_RUNNING: "running",
-          pb.EVALUATION_STATUS_SUCCEEDED: "succeeded", pb.EVALUATION_STATUS_FAILED: "failed"}
-STATUS_VALUE = {v: k for k, v in STATUS.items()}
-COLOUR = {"pending": "yellow", "running": "cyan", "succeeded": "green", "failed": "red"}
+STATUS = {v: k for k, v in vocab.STATUSES.items()}
+STATUS_VALUE = vocab.STATUSES
+COLOUR = {vocab.PENDING: "yellow", vocab.RUNNING: "cyan", vocab.SUCCEEDED: "green", vocab.FAILED: "red"}
+#: "pending, running, succeeded or failed".
+_STATUS_WORDS = ", ".join(list(STATUS_VALUE)[:-1]) + " or " + list(STATUS_VALUE)[-1]
 
 
 def evaluation_view(e: pb.Evaluation) -> dict[str, Any]:
@@ -39,12 +41,12 @@ def list_evaluations(
     ctx: typer.Context,
     model: str = typer.Option("", "--model", "-m", help="Only this model."),
     testset: str = typer.Option("", "--testset", "-t", help="Only this test set."),
-    status: str = typer.Option("", "--status", help="pending, running, succeeded or failed."),
+    status: str = typer.Option("", "--status", help=f"{_STATUS_WORDS}."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list (stable keys)."),
 ) -> None:
     """Each evaluation: status, shards done/total, samples/s, error."""
     if status and status not in STATUS_VALUE:
-        raise InvalidArgument(f"--status {status!r}: use pending, running, succeeded or failed")
+        raise InvalidArgument(f"--status {status!r}: use {_STATUS_WORDS}")
     with client_for(ctx) as client:
         views = [evaluation_view(e) for e in client.list_evaluations(
             model=model, testset=testset, status=STATUS_VALUE.get(status, 0))]
@@ -71,25 +73,25 @@ def watch(
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[status]}"), TextColumn("{task.fields[rate]}"), console=console)
     tasks: dict[tuple[str, str, str], TaskID] = {}
-    states: dict[tuple[str, str, str], int] = {}
+    states: dict[tuple[str, str, str], pb.EvaluationStatus] = {}
     with client_for(ctx) as client, Live(progress, console=console, refresh_per_second=4):
         stream = client.watch_evaluations(model=model, testset=testset)
         try:
             for e in stream:
                 k = (e.key.model, e.key.version, e.key.testset)
                 word = STATUS.get(e.status, "?")
-                fields = {"status": f"[{COLOUR.get(word, 'white')}]{word}[/]",
-                          "rate": f"{e.samples_per_second:,.0f}/s" if e.samples_per_second else "",
-                          "total": e.shards_total, "completed": e.shards_done}
+                text = f"[{COLOUR.get(word, 'white')}]{word}[/]"
+                rate = f"{e.samples_per_second:,.0f}/s" if e.samples_per_second else ""
                 if k not in tasks:
-                    tasks[k] = progress.add_task(f"{k[0]}:{k[1]} on {k[2]}", **fields)  # type: ignore[arg-type]
+                    tasks[k] = progress.add_task(f"{k[0]}:{k[1]} on {k[2]}", total=e.shards_total,
+                                                 completed=e.shards_done, status=text, rate=rate)
                 else:
-                    progress.update(tasks[k], **fields)  # type: ignore[arg-type]
+                    progress.update(tasks[k], total=e.shards_total, completed=e.shards_done, status=text, rate=rate)
                 if e.error and e.status == pb.EVALUATION_STATUS_FAILED:
                     progress.console.print(f"[red]{k[0]}:{k[1]} on {k[2]} failed:[/] {e.error}", highlight=False)
                 states[k] = e.status
                 if until_done and states and all(
-                        s in (pb.EVALUATION_STATUS_SUCCEEDED, pb.EVALUATION_STATUS_FAILED) for s in states.values()):
+                        STATUS.get(s) in vocab.FINISHED for s in states.values()):
                     break
         except KeyboardInterrupt:
             pass
@@ -157,9 +159,10 @@ def accuracy(
 ) -> None:
     """Top-1 accuracy per (model, test set), with sample count and Clopper-Pearson 95% interval."""
     with client_for(ctx) as client:
-        rows = [{"model": a.key.model, "version": a.key.version, "testset": a.key.testset, "samples": a.samples,
-                 "correct": a.correct, "accuracy": round(a.accuracy, 6), "ci_low": round(a.ci_low, 6),
-                 "ci_high": round(a.ci_high, 6)} for a in client.accuracy(model=model, testset=testset)]
+        rows: list[dict[str, Any]] = [
+            {"model": a.key.model, "version": a.key.version, "testset": a.key.testset, "samples": a.samples,
+             "correct": a.correct, "accuracy": round(a.accuracy, 6), "ci_low": round(a.ci_low, 6),
+             "ci_high": round(a.ci_high, 6)} for a in client.accuracy(model=model, testset=testset)]
     if as_json:
         print_json(rows)
         return

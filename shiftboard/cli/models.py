@@ -7,11 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from shiftboard import vocab
 from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, print_json
+from shiftboard.domain import manifests
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.views import deployment_view, model_view
+from shiftboard.wire import manifests as manifest_wire
+from shiftboard.wire import vocab
+from shiftboard.wire.views import deployment_view, model_view
 
 app = typer.Typer(help="Submit and inspect models (TorchScript classifiers).", no_args_is_help=True)
 
@@ -60,12 +62,14 @@ def submit(
     low_high = _floats(value_range, "value-range")
     if len(low_high) != 2:
         raise InvalidArgument(f"--value-range {value_range!r}: give MIN,MAX, e.g. 0,1")
-    metadata = pb.ModelMetadata(
-        name=name, version=version, format=vocab.format_value(model_format),
-        input=pb.InputSpec(channels=c, height=h, width=w, value_min=low_high[0], value_max=low_high[1],
-                           mean=_floats(mean, "mean"), std=_floats(std, "std")),
-        num_classes=num_classes, category=vocab.category_value(category), description=description, tags=tag,
-    )
+    # The gateway's checks, before anything is uploaded.
+    manifest = manifests.validate_model(manifests.ModelManifest(
+        name=name, version=version, format=vocab.format_word(vocab.format_value(model_format)),
+        category=vocab.category_word(vocab.category_value(category)),
+        input=manifests.InputSpec(channels=c, height=h, width=w, value_min=low_high[0], value_max=low_high[1],
+                                  mean=tuple(_floats(mean, "mean")), std=tuple(_floats(std, "std"))),
+        num_classes=num_classes, description=description, tags=tuple(tag)))
+    metadata = manifest_wire.model_metadata(manifest)
     if not path.is_file():
         raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
     with client_for(ctx) as client, byte_progress(f"upload {path.name}", path.stat().st_size,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from shiftboard import testsets as ts
-from shiftboard import vocab
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -24,12 +24,14 @@ from shiftboard.cli._common import (
     print_json,
     settings_of,
 )
+from shiftboard.client import Client
+from shiftboard.domain import manifests
 from shiftboard.domain.errors import InvalidArgument, NotFound
 from shiftboard.domain.names import validate_name
-from shiftboard.domain.scoring import ClassMap
 from shiftboard.uploads import upload_testset
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.views import testset_view, transform_text
+from shiftboard.wire import vocab
+from shiftboard.wire.views import testset_view, transform_text
 
 app = typer.Typer(help="Add and inspect test sets (reference sets and their shifts).", no_args_is_help=True)
 
@@ -72,6 +74,51 @@ def _class_map(path: Path | None, preset: str) -> tuple[list[list[int]], tuple[s
         raise InvalidArgument(f"--class-map {path}: is not JSON ({exc}): give a list of lists of model "
                               "outputs, e.g. [[409, 530], [414]]") from None
     return ts.parse_class_map(data, f"--class-map {path.name}")
+
+
+def _check_against_catalog(client: Client, name: str, reference: str, class_map: list[list[int]] | None) -> None:
+    """Fail fast, before reading and uploading anything, on what the gateway would refuse anyway."""
+    try:
+        client.get_testset(name)
+        raise InvalidArgument(f"test set {name} exists: choose another --name")
+    except NotFound:
+        pass
+    if not reference:
+        return
+
+    def lookup(testset: str) -> manifests.ReferenceInfo:
+        spec = client.get_testset(testset).spec
+        return manifests.ReferenceInfo(vocab.word_or_empty(vocab.KINDS, spec.kind), spec.num_classes)
+
+    info = manifests.find_reference(reference, lookup)
+    if class_map is not None:
+        manifests.check_class_map(class_map, num_classes=len(class_map), class_subset=(),
+                                  num_outputs=info.num_classes, name=name, reference=reference)
+
+
+def _upload(client: Client, path: Path, mapped: tuple[list[list[int]], tuple[str, ...]] | None, *, quiet: bool,
+            **options: Any) -> tuple[ts.PreparedTestSet, pb.TestSet]:
+    """Shard, upload and register with progress bars (``options``: :func:`~shiftboard.uploads.upload_testset`'s)."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=err_console, disable=quiet) as progress:
+        task = progress.add_task(f"shard {path.name}", total=None)
+        upload_task = progress.add_task("upload shards", total=None, visible=False)
+
+        def prepared_hook(prepared: ts.PreparedTestSet) -> None:
+            warnings = list(prepared.warnings)
+            if mapped is not None and mapped[1] and prepared.class_names and \
+                    [_plain(n) for n in prepared.class_names] != [_plain(n) for n in mapped[1]]:
+                warnings.append("the source's class names differ from the class map's: class g of the source "
+                                f"counts the outputs of the map's class g ({mapped[1][0]!r} first)")
+            for warning in warnings:
+                progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            progress.update(upload_task, total=prepared.size_bytes, visible=True,
+                            description=f"upload {len(prepared.shards)} shard(s), bytes")
+
+        return upload_testset(
+            client, path, **options,
+            on_shard=lambda done, total: progress.update(task, completed=done, total=total),
+            on_prepared=prepared_hook, on_upload=lambda n: progress.advance(upload_task, n))
 
 
 @app.command("add")
@@ -121,9 +168,9 @@ def add(
         transform = ts.Transform(border=border, resize=resize, crop=ts.parse_size(crop) if crop else None,
                                  size=ts.parse_size(size) if size else None, interpolation=interpolation)
     mapped = _class_map(class_map_file, class_map_preset)
-    if mapped is not None and kind_value == pb.TEST_SET_KIND_REFERENCE:
-        raise InvalidArgument("a class map maps a shift's classes onto its reference's label space: give it to a "
-                              "shifted test set (with --reference), not to a reference")
+    # The gateway's rules, before reading and uploading anything.
+    reference = manifests.check_kind_rules(vocab.kind_word(kind_value), name, reference,
+                                           has_class_map=mapped is not None)
     if mapped is not None:
         if classes:
             raise InvalidArgument("give --classes or a class map, not both: a class map already says which "
@@ -132,53 +179,15 @@ def add(
             raise InvalidArgument(f"the class map has {len(mapped[0])} classes but --num-classes is {num_classes}")
         num_classes = len(mapped[0])
     with client_for(ctx) as client:
-        # Fail fast, before reading and uploading anything, on what the gateway would refuse anyway.
-        try:
-            client.get_testset(name)
-            raise InvalidArgument(f"test set {name} exists: choose another --name")
-        except NotFound:
-            pass
-        if kind_value != pb.TEST_SET_KIND_REFERENCE:
-            if not reference:
-                raise InvalidArgument("a shifted test set needs --reference: the name of the reference "
-                                      "(in-distribution) test set it shifts from")
-            try:
-                reference_set = client.get_testset(reference)
-            except NotFound:
-                raise NotFound(f"reference test set {reference!r} does not exist: register it first "
-                               "(`shiftboard testset add PATH --kind reference`)") from None
-            if mapped is not None:
-                try:
-                    ClassMap.from_groups(mapped[0], reference_set.spec.num_classes)
-                except ValueError as exc:
-                    raise InvalidArgument(f"the class map is not valid: {exc} (the reference {reference} has "
-                                          f"{reference_set.spec.num_classes} classes)") from None
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeRemainingColumn(), console=err_console, disable=as_json) as progress:
-            task = progress.add_task(f"shard {path.name}", total=None)
-            upload_task = progress.add_task("upload shards", total=None, visible=False)
-
-            def prepared_hook(prepared: ts.PreparedTestSet) -> None:
-                warnings = list(prepared.warnings)
-                if mapped is not None and mapped[1] and prepared.class_names and \
-                        [_plain(n) for n in prepared.class_names] != [_plain(n) for n in mapped[1]]:
-                    warnings.append("the source's class names differ from the class map's: class g of the source "
-                                    f"counts the outputs of the map's class g ({mapped[1][0]!r} first)")
-                for warning in warnings:
-                    progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-                progress.update(upload_task, total=prepared.size_bytes, visible=True,
-                                description=f"upload {len(prepared.shards)} shard(s), bytes")
-
-            prepared, testset = upload_testset(
-                client, path, name=name, kind=kind_value, reference=reference, group=group,
-                description=description, num_classes=num_classes,
-                class_subset=_int_list(classes, "classes") if classes else None,
-                size=ts.parse_size(size) if size and transform is None else None, channels=channels,
-                shard_samples=shard_samples, shard_bytes=settings.shard_bytes, transform=transform,
-                class_map=mapped[0] if mapped is not None else None,
-                class_names=mapped[1] if mapped is not None else (),
-                on_shard=lambda done, total: progress.update(task, completed=done, total=total),
-                on_prepared=prepared_hook, on_upload=lambda n: progress.advance(upload_task, n))
+        _check_against_catalog(client, name, reference, mapped[0] if mapped is not None else None)
+        prepared, testset = _upload(
+            client, path, mapped, quiet=as_json, name=name, kind=kind_value, reference=reference, group=group,
+            description=description, num_classes=num_classes,
+            class_subset=_int_list(classes, "classes") if classes else None,
+            size=ts.parse_size(size) if size and transform is None else None, channels=channels,
+            shard_samples=shard_samples, shard_bytes=settings.shard_bytes, transform=transform,
+            class_map=mapped[0] if mapped is not None else None,
+            class_names=mapped[1] if mapped is not None else ())
     if as_json:
         print_json(testset_view(testset, shards=True))
     else:

@@ -228,8 +228,26 @@ def build_testbed(out_dir: Path, *, small: bool = False, seed: int = 0,
     # small keeps a class-balanced prefix of the same hold-out
     keep = np.concatenate([held_out[labels[held_out] == c][:size.test_per_class] for c in range(10)])
     ref_idx = np.sort(keep)
-    ref_images, ref_labels = images[ref_idx], labels[ref_idx]
+    sets = _write_testsets(out_dir, size, seed, test_faces, images[ref_idx], labels[ref_idx])
+    extra, extra_labels = _print(extra_faces, size.extra_styles, np.random.default_rng([seed, 3]))
+    testbed = Testbed(
+        testsets=tuple(sets),
+        train_images=images[train], train_labels=labels[train],
+        extra_train_images=extra, extra_train_labels=extra_labels,
+        test_fonts=tuple(f.label for f in test_faces), extra_fonts=tuple(f.label for f in extra_faces),
+        seed=seed, small=small,
+    )
+    _write(out_dir / "train.npz", testbed.train_images, testbed.train_labels)
+    _write(out_dir / "extra-train.npz", testbed.extra_train_images, testbed.extra_train_labels)
+    _write_manifest(out_dir, testbed)
+    log.info("testbed: %d test sets, %d train + %d extra images, fonts %d test / %d extra",
+             len(sets), len(train), len(extra_labels), len(test_faces), len(extra_faces))
+    return testbed
 
+
+def _write_testsets(out_dir: Path, size: _Size, seed: int, test_faces: Sequence[FontFace],
+                    ref_images: NDArray[np.uint8], ref_labels: NDArray[np.int64]) -> list[TestSetFile]:
+    """Write the reference, the printed digits and every corruption of the reference; return their files."""
     sets: list[TestSetFile] = []
 
     def add(name: str, kind: Kind, group: str, description: str,
@@ -259,21 +277,7 @@ def build_testbed(out_dir: Path, *, small: bool = False, seed: int = 0,
             add(corruption_name(cname, severity), "synthetic", CORRUPTIONS_GROUP,
                 f"digits held-out, {corruption.description}, severity {severity} "
                 f"({corruption.parameter} = {level:g})", x, ref_labels)
-
-    extra, extra_labels = _print(extra_faces, size.extra_styles, np.random.default_rng([seed, 3]))
-    testbed = Testbed(
-        testsets=tuple(sets),
-        train_images=images[train], train_labels=labels[train],
-        extra_train_images=extra, extra_train_labels=extra_labels,
-        test_fonts=tuple(f.label for f in test_faces), extra_fonts=tuple(f.label for f in extra_faces),
-        seed=seed, small=small,
-    )
-    _write(out_dir / "train.npz", testbed.train_images, testbed.train_labels)
-    _write(out_dir / "extra-train.npz", testbed.extra_train_images, testbed.extra_train_labels)
-    _write_manifest(out_dir, testbed)
-    log.info("testbed: %d test sets, %d train + %d extra images, fonts %d test / %d extra",
-             len(sets), len(train), len(extra_labels), len(test_faces), len(extra_faces))
-    return testbed
+    return sets
 
 
 def _write_manifest(out_dir: Path, testbed: Testbed) -> None:

@@ -1,4 +1,4 @@
-"""The exceptions of shiftboard, each bound one to one to a gRPC status code.
+"""The exceptions of shiftboard, each with an application :class:`Code`.
 
     ShiftboardError
     ├── InvalidArgument       INVALID_ARGUMENT      bad input; the message names the fix
@@ -12,20 +12,35 @@
     ├── Unimplemented         UNIMPLEMENTED
     └── Internal              INTERNAL              anything unexpected; details only in server logs
 
-The gateway raises these; the edge (``services.gateway.server``) turns them into gRPC statuses, and
-the client (``shiftboard.client``) turns statuses back into the same classes. The CLI prints
-``Error: <message>`` and exits non-zero.
+The codes are the application's own; :mod:`shiftboard.wire.status` is the one mapping to gRPC status
+codes, used by the gateway's interceptor (errors to statuses) and by the client (statuses back to the
+same classes). The CLI prints ``Error: <message>`` and exits non-zero.
 """
 
 from __future__ import annotations
 
-import grpc
+import enum
+
+
+class Code(enum.Enum):
+    """What kind of failure an error is (named like the gRPC status it travels as)."""
+
+    INVALID_ARGUMENT = "invalid argument"
+    NOT_FOUND = "not found"
+    ALREADY_EXISTS = "already exists"
+    FAILED_PRECONDITION = "failed precondition"
+    PERMISSION_DENIED = "permission denied"
+    UNAUTHENTICATED = "unauthenticated"
+    RESOURCE_EXHAUSTED = "resource exhausted"
+    UNAVAILABLE = "unavailable"
+    UNIMPLEMENTED = "unimplemented"
+    INTERNAL = "internal"
 
 
 class ShiftboardError(Exception):
-    """Base class; ``code`` is the gRPC status the error travels as."""
+    """Base class; ``code`` says what kind of failure it is."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    code: Code = Code.INTERNAL
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -33,54 +48,53 @@ class ShiftboardError(Exception):
 
 
 class InvalidArgument(ShiftboardError):
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    code = Code.INVALID_ARGUMENT
 
 
 class NotFound(ShiftboardError):
-    code = grpc.StatusCode.NOT_FOUND
+    code = Code.NOT_FOUND
 
 
 class AlreadyExists(ShiftboardError):
-    code = grpc.StatusCode.ALREADY_EXISTS
+    code = Code.ALREADY_EXISTS
 
 
 class FailedPrecondition(ShiftboardError):
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    code = Code.FAILED_PRECONDITION
 
 
 class PermissionDenied(ShiftboardError):
-    code = grpc.StatusCode.PERMISSION_DENIED
+    code = Code.PERMISSION_DENIED
 
 
 class Unauthenticated(ShiftboardError):
-    code = grpc.StatusCode.UNAUTHENTICATED
+    code = Code.UNAUTHENTICATED
 
 
 class ResourceExhausted(ShiftboardError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    code = Code.RESOURCE_EXHAUSTED
 
 
 class Unavailable(ShiftboardError):
-    code = grpc.StatusCode.UNAVAILABLE
+    code = Code.UNAVAILABLE
 
 
 class Unimplemented(ShiftboardError):
-    code = grpc.StatusCode.UNIMPLEMENTED
+    code = Code.UNIMPLEMENTED
 
 
 class Internal(ShiftboardError):
-    code = grpc.StatusCode.INTERNAL
+    code = Code.INTERNAL
 
 
-_BY_CODE: dict[grpc.StatusCode, type[ShiftboardError]] = {
+_BY_CODE: dict[Code, type[ShiftboardError]] = {
     cls.code: cls
     for cls in (InvalidArgument, NotFound, AlreadyExists, FailedPrecondition, PermissionDenied,
                 Unauthenticated, ResourceExhausted, Unavailable, Unimplemented, Internal)
 }
+assert set(_BY_CODE) == set(Code)
 
 
-def from_status(code: grpc.StatusCode, message: str) -> ShiftboardError:
-    """The error class for a gRPC status (unknown codes become ``Internal``)."""
-    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unavailable(message or "deadline exceeded")
-    return _BY_CODE.get(code, Internal)(message)
+def error_class(code: Code) -> type[ShiftboardError]:
+    """The error class of ``code``."""
+    return _BY_CODE[code]

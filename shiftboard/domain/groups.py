@@ -19,11 +19,12 @@ Pure maths (numpy): no gRPC, no Streamlit. Built on the per-shift boards of :mod
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     from .robustness import Row, ShiftLeaderboard
@@ -112,7 +113,7 @@ def group_leaderboard(boards: Sequence[ShiftLeaderboard], confidence: float | No
         if draws is None:
             tied = means == means[0]
             tied[0] = bool(tied[1:].any())
-            ranked = [_with(g, rank=int(rank[i]), tied=bool(tied[i])) for i, g in enumerate(complete)]
+            ranked = [replace(g, rank=int(rank[i]), tied=bool(tied[i])) for i, g in enumerate(complete)]
             notes.append("no interval of the mean ER: some shift was not bootstrapped")
         else:
             low, high = _quantiles(draws, level)
@@ -120,28 +121,26 @@ def group_leaderboard(boards: Sequence[ShiftLeaderboard], confidence: float | No
             tied = d_high >= 0
             tied[0] = bool(tied[1:].any())
             d_low[0] = d_high[0] = 0.0
-            ranked = [_with(g, rank=int(rank[i]), tied=bool(tied[i]), mean_er_ci=(float(low[i]), float(high[i])),
-                            diff_ci=(float(d_low[i]), float(d_high[i]))) for i, g in enumerate(complete)]
+            ranked = [replace(g, rank=int(rank[i]), tied=bool(tied[i]), mean_er_ci=(float(low[i]), float(high[i])),
+                              diff_ci=(float(d_low[i]), float(d_high[i]))) for i, g in enumerate(complete)]
             notes.append(f"mean-ER intervals: {draws.shape[1]} bootstrap resamples, {level:.0%}; ties from the "
                          "paired difference with the leader")
     return GroupLeaderboard(of=of, rows=tuple(ranked), partial=tuple(partial), confidence=level, notes=tuple(notes))
 
 
-def _with(row: GroupRow, **changes: object) -> GroupRow:
-    return replace(row, **changes)  # type: ignore[arg-type]
-
-
 def _mean_draws(boards: Sequence[ShiftLeaderboard], models: list[str]) -> np.ndarray | None:
     """(models x resamples) of the mean ER over the boards, resample b of every board together."""
-    if any(b.er_draws is None for b in boards):
-        return None
-    used = min(len(next(iter(b.er_draws.values()))) for b in boards if b.er_draws)  # type: ignore[union-attr]
+    every: list[Mapping[str, NDArray[np.float32]]] = []
+    for board in boards:
+        if board.er_draws is None:
+            return None
+        every.append(board.er_draws)
+    used = min(len(next(iter(draws.values()))) for draws in every if draws)
     if used == 0:
         return None
     total = np.zeros((len(models), used), dtype=np.float64)
-    for board in boards:
-        assert board.er_draws is not None
-        total += np.stack([board.er_draws[m][:used] for m in models]).astype(np.float64)
+    for draws in every:
+        total += np.stack([draws[m][:used] for m in models]).astype(np.float64)
     return total / len(boards)
 
 

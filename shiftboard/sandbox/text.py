@@ -34,9 +34,7 @@ def sanitize(text: str, secrets: Iterable[str] = (), limit: int = MODEL_TEXT_LIM
 
 def secret_values(settings: Settings) -> list[str]:
     """Every secret this process can know: secret settings and the files in ``<state>/secrets``."""
-    import dataclasses
-
-    values = [str(getattr(settings, f.name)) for f in dataclasses.fields(settings) if f.metadata.get("secret")]
+    values = list(settings.secrets().values())
     try:
         files = [p for p in Path(settings.secrets_dir).rglob("*") if p.is_file()]
     except OSError:

@@ -5,26 +5,17 @@ protocols, the MIT licence and the citation) are read through ``importlib.resour
 
 * :mod:`.protocol` — what each evaluation setting is (kind, reference, groups, sample count);
 * :mod:`.categories` — the testbed's model types as categories, and its baseline rule;
-* :mod:`.results` — reading and writing imported results (the testbed's layout, the long format);
+* :mod:`.results` — imported results (points with provenance); :mod:`.grid` reads the testbed's
+  layout, :mod:`.long` reads and writes the long format, :mod:`.files` is what both read with;
 * :mod:`.lines` — every shift's fit and effective robustness the testbed's way.
 """
 
 from .categories import CATEGORY_WORDS, EXCLUDED_NAME_PARTS, TESTBED_TYPES, baseline_rule
+from .grid import read_model_types, read_testbed, shipped_grid
 from .lines import ShiftLine, leaderboard_settings, shift_line, shift_lines, shift_table
+from .long import read_long, write_long
 from .protocol import NAMED, Setting, class_map, class_sublist, describe, describe_all
-from .results import (
-    TESTBED_SOURCE,
-    TESTBED_URL,
-    ImportedModel,
-    ImportedPoint,
-    ImportedResults,
-    Provenance,
-    read_long,
-    read_model_types,
-    read_testbed,
-    shipped_grid,
-    write_long,
-)
+from .results import TESTBED_SOURCE, TESTBED_URL, ImportedModel, ImportedPoint, ImportedResults, Provenance
 
 __all__ = [
     "CATEGORY_WORDS", "EXCLUDED_NAME_PARTS", "NAMED", "TESTBED_SOURCE", "TESTBED_TYPES", "TESTBED_URL",

@@ -1,6 +1,6 @@
 """Model categories of imported results, and the testbed's baseline rule.
 
-Pure Python, no gRPC. The platform's category words (``shiftboard.vocab``) are those a submitter
+Pure Python, no gRPC. The platform's category words (``shiftboard.wire.vocab``) are those a submitter
 chooses; the testbed's published models need two more, ``lp-adversarial`` and ``low-accuracy``
 (:data:`CATEGORY_WORDS` lists all of them; the proto's ``ModelCategory`` enum needs the two new values
 before imported points can travel over the wire).

@@ -1,6 +1,6 @@
 """The testbed's lines: baseline fit and every model's effective robustness for each shift of a grid.
 
-Pure maths over :class:`~.results.ImportedResults` (numpy via :mod:`shiftboard.leaderboard`): no gRPC.
+Pure maths over :class:`~.results.ImportedResults` (numpy via :mod:`shiftboard.domain`): no gRPC.
 
 For a shift S with reference R (:mod:`.protocol`), the models with a point on both are the table; the
 baseline is :func:`~.categories.baseline_rule` (standard models, names without ``aws``,

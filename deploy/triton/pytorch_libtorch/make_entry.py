@@ -7,8 +7,10 @@ in one that takes uint8 images and applies the model's input spec first::
 
     x = (low + u8 / 255 * (high - low) - mean) / std      (per channel; = u8 * scale + shift)
 
-scripts the wrapper, and writes ``<repository>/<name>/1/model.pt`` and ``config.pbtxt`` from
-``config.pbtxt.template`` next to this file. Run it with the project's environment::
+scripts the wrapper, and writes ``<repository>/<name>/1/model.pt`` and ``config.pbtxt``, Triton's
+``ModelConfig`` built by the worker's own builder
+(:func:`shiftboard.adapters.triton.repository.classifier_config`) with ``platform:
+"pytorch_libtorch"`` and GPU instances. Run it with the project's environment::
 
     .venv/bin/python deploy/triton/pytorch_libtorch/make_entry.py model.pt --name resnet18-v1 \\
         --input-shape 3,224,224 --num-classes 1000 --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 \\
@@ -23,7 +25,6 @@ torch of this environment: the Triton release's libtorch must be that version or
 import argparse
 import json
 import os
-import string
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,10 +32,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-TEMPLATE = Path(__file__).with_name("config.pbtxt.template")
-INPUT_NAME = "images"
-OUTPUT_NAME = "logits"
-MODEL_FILE = "model.pt"
+from shiftboard.adapters.triton.repository import (
+    INPUT_NAME,
+    MODEL_FILE,
+    OUTPUT_NAME,
+    classifier_config,
+    config_text,
+)
 
 
 class Uint8Input(torch.nn.Module):
@@ -82,11 +86,19 @@ def wrap_uint8(inner: torch.nn.Module, channels: int, *, value_min: float = 0.0,
 
 def render_config(model_name: str, *, input_shape: tuple[int, int, int], num_classes: int,
                   max_batch_size: int = 256, instances: int = 1, max_queue_delay_us: int = 2000) -> str:
-    """``config.pbtxt`` from the template next to this file (comment lines kept: pbtxt allows them)."""
-    c, h, w = input_shape
-    return string.Template(TEMPLATE.read_text()).substitute(
-        model_name=model_name, max_batch_size=max_batch_size, channels=c, height=h, width=w,
-        num_classes=num_classes, max_queue_delay_us=max_queue_delay_us, instances=instances)
+    """``config.pbtxt`` of a libtorch entry: the flow's tensor contract ("images" in, "logits" out).
+
+    Neither name follows the backend's ``<name>__<index>`` convention, so the backend maps them by
+    position ("images" may also be the name of ``forward()``'s argument); one input and one output
+    make that unambiguous. ``instances`` per visible GPU (count > 1 overlaps copies and compute);
+    ``INFERENCE_MODE`` spares the autograd bookkeeping, as ``torch.inference_mode`` does in the
+    Python-backend model.
+    """
+    config = classifier_config(model_name, input_shape=input_shape, num_classes=num_classes,
+                               max_batch_size=max_batch_size, instances=instances,
+                               max_queue_delay_us=max_queue_delay_us, backend="", platform="pytorch_libtorch",
+                               gpu=True, parameters={"INFERENCE_MODE": "true"})
+    return config_text(config)
 
 
 def write_entry(repository: Path, model_name: str, module: torch.jit.ScriptModule, config: str) -> Path:

@@ -6,7 +6,8 @@ Every ``tritonclient`` exception the flows meet is turned into a shiftboard erro
   restarted, or the model was unloaded under us) -> :class:`~shiftboard.domain.errors.Unavailable`: worth
   retrying (a retry deploys the model again);
 * the model itself failing (it does not load, it raises, its stub crashed, its output has the wrong
-  shape) -> :class:`ModelFailed`: permanent, recorded on the evaluation with Triton's message;
+  shape) -> :class:`ModelFailed`: permanent, recorded on the evaluation with Triton's message
+  (a load error in full: it names what the artifact lacks);
 * anything else (a request Triton refuses as malformed) -> :class:`~shiftboard.domain.errors.Internal`.
 """
 
@@ -28,8 +29,8 @@ from shiftboard.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY_HEADER", "ModelFailed", "TritonAuth", "TritonError", "connect", "is_transient_status",
-           "translate"]
+__all__ = ["KEY_HEADER", "ModelFailed", "TritonAuth", "TritonError", "close_quietly", "connect", "is_transient_status",
+           "is_unknown_model", "status_name", "translate"]
 
 TritonError = InferenceServerException
 
@@ -37,6 +38,8 @@ TritonError = InferenceServerException
 _TRANSIENT = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "RESOURCE_EXHAUSTED", "ABORTED"}
 # Messages of a model that is not (or no longer) served: transient, a retry loads it again.
 _NOT_SERVED = ("unknown model", "is not found", "is not ready", "not ready", "has no available")
+# Messages of an unload or a lookup of a model Triton has never heard of.
+_UNKNOWN = ("unknown model", "not found", "no version")
 # Input sizes are bounded by the batch size; raise gRPC's 4 MiB default for large images.
 _MAX_MESSAGE_BYTES = 1 << 30
 
@@ -120,6 +123,12 @@ def is_transient_status(exc: InferenceServerException) -> bool:
     return status_name(exc) == "" and ("failed to connect" in message or "socket closed" in message)
 
 
+def is_unknown_model(exc: InferenceServerException) -> bool:
+    """Whether Triton answered that it does not know the model (unloading it then is no failure)."""
+    message = str(exc.message() or "").lower()
+    return any(words in message for words in _UNKNOWN)
+
+
 def translate(exc: BaseException, *, what: str, url: str, model: str = "") -> ShiftboardError:
     """The shiftboard error for a Triton failure while doing ``what`` (e.g. "infer", "load")."""
     if isinstance(exc, ShiftboardError):
@@ -134,9 +143,12 @@ def translate(exc: BaseException, *, what: str, url: str, model: str = "") -> Sh
         return Unavailable(f"Triton at {url} is unavailable ({what}): {message}")
     lowered = message.lower()
     not_served = status_name(exc) in {"NOT_FOUND", "UNAVAILABLE"} or any(s in lowered for s in _NOT_SERVED)
-    if not_served and what != "load":
+    if what == "load":
+        return ModelFailed(f"Triton could not load model {model}: {message}" if model
+                           else f"Triton could not load a model: {message}")
+    if not_served:
         return Unavailable(f"model {model} is not served by Triton at {url} ({what}): {message}")
-    if status_name(exc) in {"INTERNAL", "UNKNOWN", ""} or what == "load":
+    if status_name(exc) in {"INTERNAL", "UNKNOWN", ""}:
         return ModelFailed(f"model {model} failed in Triton ({what}): {condense(message)}" if model
                            else f"Triton ({what}): {condense(message)}")
     return Internal(f"Triton at {url} refused to {what}: [{status_name(exc)}] {message}")

@@ -13,34 +13,36 @@ is evaluated:
    loaded); then the model is loaded with the explicit model-control API and awaited. A load error
    is raised as :class:`~shiftboard.adapters.triton.client.ModelFailed` carrying Triton's message.
 
-Several worker processes deploy at once, so the bookkeeping (last use per model, live leases) is a
-small JSON file next to the models, ``<repository>/.shiftboard-deployments.json``, read and
-written under an exclusive ``flock`` on ``.shiftboard-deployments.lock``; Triton ignores files in
-the repository root. A lease belongs to a process: it dies with it (same host: the pid is checked)
-or expires after ``LEASE_TTL_S`` without renewal (another host sharing the repository).
+Several worker processes deploy at once, so the bookkeeping (last use per model, live leases) is
+shared through the repository: :mod:`shiftboard.adapters.triton.leases`. Every Triton error is
+translated once, by :func:`shiftboard.adapters.triton.client.translate`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
-import socket
+import shutil
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.adapters.triton import repository as triton_repository
-from shiftboard.adapters.triton.client import ModelFailed, TritonAuth, TritonError, close_quietly, connect, translate
+from shiftboard.adapters.triton.client import (
+    ModelFailed,
+    TritonAuth,
+    TritonError,
+    close_quietly,
+    connect,
+    is_unknown_model,
+    translate,
+)
+from shiftboard.adapters.triton.leases import Lease, Registry
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -50,9 +52,6 @@ log = logging.getLogger(__name__)
 __all__ = ["DeploymentState", "Lease", "ModelDeployer", "deployment_state", "model_threads",
            "triton_model_name", "undeploy"]
 
-REGISTRY_FILE = ".shiftboard-deployments.json"
-LOCK_FILE = ".shiftboard-deployments.lock"
-LEASE_TTL_S = 3600.0
 READY_TIMEOUT_S = 300.0  # loading a model (a big one on a busy server) may take minutes
 CALL_TIMEOUT_S = 30.0
 STATE_TIMEOUT_S = 5.0  # deployment_state answers `model show`: never keep the user waiting
@@ -103,106 +102,6 @@ def deployment_state(settings: Settings, model: pb.Model) -> DeploymentState:
     return DeploymentState(name, "NOT_DEPLOYED")
 
 
-# ------------------------------------------------------------------------------ registry file
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _lease_alive(lease: dict[str, Any], now: float) -> bool:
-    if float(lease.get("expires", 0)) < now:
-        return False
-    if lease.get("host") == socket.gethostname():
-        return _pid_alive(int(lease.get("pid", 0)))
-    return True
-
-
-class _Registry:
-    """The JSON bookkeeping, only touched inside ``locked()``."""
-
-    def __init__(self, repo: Path) -> None:
-        self.path = repo / REGISTRY_FILE
-        self.lock_path = repo / LOCK_FILE
-
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[dict[str, Any]]:
-        """Exclusive access to the registry data; changes are written back atomically on exit."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                data = self._read()
-                before = json.dumps(data, sort_keys=True)
-                yield data
-                now = time.time()
-                data["leases"] = {k: v for k, v in data["leases"].items() if _lease_alive(v, now)}
-                if json.dumps(data, sort_keys=True) != before:
-                    self._write(data)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            data = {}
-        except (OSError, ValueError):
-            log.warning("deployment registry %s is unreadable; starting it afresh", self.path)
-            data = {}
-        data.setdefault("last_used", {})
-        data.setdefault("leases", {})
-        return data
-
-    def _write(self, data: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=REGISTRY_FILE, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, self.path)
-
-
-# ------------------------------------------------------------------------------ deployer
-
-
-class Lease:
-    """A claim that a model is being evaluated: the deployer will not unload it meanwhile."""
-
-    def __init__(self, deployer: ModelDeployer, model_name: str, lease_id: str, max_batch_size: int) -> None:
-        self.deployer = deployer
-        self.model_name = model_name
-        self.lease_id = lease_id
-        self.max_batch_size = max_batch_size
-        self._released = False
-
-    def renew(self) -> None:
-        """Push the expiry ``LEASE_TTL_S`` ahead (call it now and then during long evaluations)."""
-        with self.deployer.registry.locked() as data:
-            lease = data["leases"].get(self.lease_id)
-            if lease is not None:
-                lease["expires"] = time.time() + LEASE_TTL_S
-            data["last_used"][self.model_name] = time.time()
-
-    def release(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        with self.deployer.registry.locked() as data:
-            data["leases"].pop(self.lease_id, None)
-            data["last_used"][self.model_name] = time.time()
-
-    def __enter__(self) -> Lease:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
 class ModelDeployer:
     """Loads models into one Triton server and keeps the number loaded bounded (see module doc)."""
 
@@ -212,7 +111,7 @@ class ModelDeployer:
         self.auth = TritonAuth.from_settings(settings)
         self.repo = settings.triton_repository
         self.max_loaded = settings.triton_max_loaded_models
-        self.registry = _Registry(self.repo)
+        self.registry = Registry(self.repo)
         self._store = store
 
     # ---------------------------------------------------------------- public
@@ -240,15 +139,12 @@ class ModelDeployer:
                 if rewritten or index.get(name, {}).get("state") != "READY":
                     self._make_room(client, data, index, keep=name)
                     self._load(client, name, md)
-                lease_id = uuid.uuid4().hex
-                data["leases"][lease_id] = {"model": name, "host": socket.gethostname(), "pid": os.getpid(),
-                                            "expires": time.time() + LEASE_TTL_S}
-                data["last_used"][name] = time.time()
+                lease_id = self.registry.add_lease(data, name)
             max_batch = self._max_batch_size(client, name)
         finally:
             close_quietly(client)
         log.info("leased %s for %s:%s in %.2f s", name, md.name, md.version, time.monotonic() - start)
-        return Lease(self, name, lease_id, max_batch)
+        return Lease(self.registry, name, lease_id, max_batch)
 
     def preload(self, model: pb.Model) -> str:
         """Write ``model``'s entry and load it into Triton now, without a lease (the evaluation that
@@ -286,8 +182,7 @@ class ModelDeployer:
         client = connect(self.url, self.auth)
         try:
             with self.registry.locked() as data:
-                now = time.time()
-                leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, now)}
+                leased = self.registry.leased_models(data)
                 idle = [n for n, e in self._index(client).items()
                         if e.get("state") == "READY" and n not in leased]
                 for name in idle:
@@ -301,11 +196,11 @@ class ModelDeployer:
     def _entry_current(self, name: str) -> bool:
         entry = self.repo / name
         try:
-            model_py = (entry / "1" / "model.py").read_text()
+            model_py = (entry / "1" / "model.py").read_bytes()
         except OSError:
             return False
         return (entry / "config.pbtxt").is_file() and (entry / "1" / triton_repository.MODEL_FILE).is_file() \
-            and model_py == triton_repository.MODEL_PY
+            and model_py == triton_repository.python_model_source()
 
     def _write_entry(self, name: str, model: pb.Model) -> None:
         md = model.metadata
@@ -359,8 +254,7 @@ class ModelDeployer:
         excess = len(loaded) + 1 - self.max_loaded
         if excess <= 0:
             return
-        now = time.time()
-        leased = {lease["model"] for lease in data["leases"].values() if _lease_alive(lease, now)}
+        leased = self.registry.leased_models(data)
         idle = sorted((n for n in loaded if n not in leased and index[n].get("state") == "READY"),
                       key=lambda n: (float(data["last_used"].get(n, 0.0)), n))
         for name in idle[:excess]:
@@ -381,11 +275,7 @@ class ModelDeployer:
         try:
             client.load_model(name, client_timeout=READY_TIMEOUT_S)
         except TritonError as exc:
-            error = translate(exc, what="load", url=self.url, model=f"{md.name}:{md.version}")
-            if isinstance(error, ModelFailed):
-                raise ModelFailed(
-                    f"Triton could not load model {md.name}:{md.version}: {exc.message()}") from exc
-            raise error from exc
+            raise translate(exc, what="load", url=self.url, model=f"{md.name}:{md.version}") from exc
         deadline = start + READY_TIMEOUT_S
         while True:
             try:
@@ -414,8 +304,6 @@ def undeploy(settings: Settings, model: pb.Model) -> str:
     be reached; that failure is raised afterwards (:class:`~shiftboard.domain.errors.Unavailable`). A model
     Triton does not know is not an error.
     """
-    import shutil
-
     name = triton_model_name(model.metadata.name, model.metadata.version, model.sha256)
     repo = settings.triton_repository
     failure: Exception | None = None
@@ -423,14 +311,12 @@ def undeploy(settings: Settings, model: pb.Model) -> str:
     try:
         client.unload_model(name, client_timeout=CALL_TIMEOUT_S)
     except TritonError as exc:
-        message = str(exc.message() or "").lower()
-        if not any(words in message for words in ("unknown model", "not found", "no version")):
+        if not is_unknown_model(exc):
             failure = translate(exc, what=f"unload {name}", url=settings.triton_target)
     finally:
         close_quietly(client)
     if repo.is_dir():
-        registry = _Registry(repo)
-        with registry.locked() as data:
+        with Registry(repo).locked() as data:
             data["last_used"].pop(name, None)
             data["leases"] = {k: v for k, v in data["leases"].items() if v.get("model") != name}
             shutil.rmtree(repo / name, ignore_errors=True)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shiftboard import vocab
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import vocab
 
 
 def _time(ts: Any) -> str:

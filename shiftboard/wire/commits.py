@@ -175,7 +175,7 @@ def _joined(index: int, first_sample: int, n: int, parts: list[pb.ShardPart]) ->
     restricted = {}
     for k, r in enumerate(parts[0].restricted):
         data = b"".join(p.restricted[k].top1 for p in parts)
-        restricted[r.shift] = np.frombuffer(data, dtype=_I4).astype(np.int32)
+        restricted[r.shift] = np.frombuffer(data, dtype=_I4).astype(np.int32, copy=False)
     if len(restricted) != len(parts[0].restricted):
         raise InvalidArgument(f"restricted top-1 for one shift sent twice with shard {index}: send "
                               "each shift once")
