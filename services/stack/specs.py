@@ -57,7 +57,7 @@ def worker_env(settings: Settings, base_env: dict[str, str]) -> dict[str, str]:
 
 def worker_spec(settings: Settings, base_env: dict[str, str]) -> ServiceSpec:
     """The evaluation worker; healthy once its `evaluate` deployment is registered and polled."""
-    from shiftboard.flows.worker import EVALUATE_DEPLOYMENT
+    from shiftboard.adapters.prefect import EVALUATE_DEPLOYMENT
 
     def check() -> str | None:
         return prefect_deployment_probe(settings.prefect_api, EVALUATE_DEPLOYMENT,
