@@ -45,6 +45,7 @@ from shiftboard.adapters.triton import repository as triton_repository
 from shiftboard.adapters.triton.client import KEY_HEADER
 from shiftboard.adapters.triton.server import RESTRICTED_PROTOCOLS, triton_command
 from shiftboard.cli.app import app
+from shiftboard.domain.manifests import InputSpec
 from shiftboard.services.stack.prefect_server import prefect_command
 from shiftboard.services.stack.specs import SERVICE_NAMES, stack_specs
 from shiftboard.settings import Settings, env_name
@@ -498,8 +499,9 @@ def test_python_backend_entry_parses_as_the_model_config_the_worker_means(tmp_pa
 
     model = torchscript_model(tmp_path / "m.pt", pixels=3 * 8 * 8, classes=7)
     entry = triton_repository.write_python_backend_model(
-        tmp_path / "repo", "tiny-1", model, (3, 8, 8), 7, value_min=-1.0, value_max=1.0,
-        mean=[0.5, 0.25, 0.125], std=[0.5], max_batch_size=64, torch_threads=3, instances=2)
+        tmp_path / "repo", "tiny-1", model,
+        InputSpec(channels=3, height=8, width=8, value_min=-1.0, value_max=1.0, mean=(0.5, 0.25, 0.125), std=(0.5,)),
+        7, max_batch_size=64, torch_threads=3, instances=2)
     config = _parse_model_config((entry / "config.pbtxt").read_text())
     assert config.backend == "python" and config.instance_group[0].kind == config.instance_group[0].KIND_CPU
     assert (config.name, config.platform, config.max_batch_size) == ("tiny-1", "", 64)
@@ -514,7 +516,8 @@ def test_python_backend_entry_parses_as_the_model_config_the_worker_means(tmp_pa
     assert params == {
         "sys_path": json.dumps(triton_repository.environment_sys_path()),
         "torchscript_file": triton_repository.MODEL_FILE, "channels": "3", "num_classes": "7",
-        "value_min": "-1.0", "value_max": "1.0", "mean": "[0.5, 0.25, 0.125]", "std": "[0.5]",
+        # u8 -> -1 + u8 * 2/255, then (x - mean) / 0.5, folded into one map per channel
+        "scale": json.dumps([2 / 255 / 0.5] * 3), "shift": json.dumps([(-1.0 - m) / 0.5 for m in (0.5, 0.25, 0.125)]),
         "torch_threads": "3", "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     # the entry's model.py is the adapter's module, byte for byte, and the model file a copy of the artifact
     assert (entry / "1" / "model.py").read_bytes() == triton_repository.PYTHON_MODEL.read_bytes()
@@ -553,7 +556,8 @@ def test_libtorch_wrapper_normalises_uint8_like_the_python_backend(tmp_path):
     mean_t = torch.tensor(mean).view(1, 3, 1, 1)
     expected = inner(((low + images.float() / 255 * (high - low)) - mean_t) / std[0])
 
-    wrapped = make_entry.wrap_uint8(inner, 3, value_min=low, value_max=high, mean=mean, std=std)
+    wrapped = make_entry.wrap_uint8(inner, InputSpec(channels=3, height=4, width=4, value_min=low, value_max=high,
+                                                     mean=tuple(mean), std=tuple(std)))
     torch.testing.assert_close(wrapped(images), expected, rtol=1e-5, atol=1e-5)
 
     rc = make_entry.main([str(tmp_path / "inner.pt"), "--name", "tiny", "--input-shape", "3,4,4",

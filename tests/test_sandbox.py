@@ -28,6 +28,7 @@ import pytest
 
 from shiftboard import credentials
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
+from shiftboard.domain.manifests import InputSpec
 from shiftboard.sandbox import SandboxPolicy, capabilities, redact, require, sanitize, secret_values, wrap
 from shiftboard.sandbox.enter import seccomp_program
 from shiftboard.services.gateway.probe import probe
@@ -384,7 +385,7 @@ def _deploy_and_infer(settings: Settings, name: str, module: torch.nn.Module, tm
     from shiftboard.adapters.triton.repository import write_python_backend_model
 
     write_python_backend_model(settings.triton_repository, name, script(module, tmp_path / f"{name}.pt"),
-                               (1, 4, 4), 10)
+                               InputSpec(channels=1, height=4, width=4), 10)
     client = _client(settings)
     try:
         try:
@@ -443,7 +444,7 @@ def test_triton_refuses_an_artifact_that_does_not_match_its_sha256(sandboxed_tri
 
     settings, _ = sandboxed_triton
     entry = write_python_backend_model(settings.triton_repository, "tampered",
-                                       script(Plain(), tmp_path / "t.pt"), (1, 4, 4), 10)
+                                       script(Plain(), tmp_path / "t.pt"), InputSpec(channels=1, height=4, width=4), 10)
     script(EncodesFile("/etc/hostname"), entry / "1" / "model.pt")
     client = _client(settings)
     try:

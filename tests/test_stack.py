@@ -32,6 +32,7 @@ from shiftboard.adapters.triton.client import TritonAuth, connect
 from shiftboard.adapters.triton.repository import write_python_backend_model
 from shiftboard.adapters.triton.server import prepare_backends, triton_command, triton_env
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, Unavailable
+from shiftboard.domain.manifests import InputSpec
 from shiftboard.services.stack import control, runfile
 from shiftboard.services.stack.objectstore_server import object_store_ports
 from shiftboard.services.stack.specs import SERVICE_NAMES
@@ -113,9 +114,9 @@ def test_triton_backend_dir_and_environment(tmp_path: Path) -> None:
 def test_model_entry_validates_its_input(tmp_path: Path) -> None:
     model = _tiny_torchscript(tmp_path / "m.pt")
     with pytest.raises(InvalidArgument, match="mean has 2 values"):
-        write_python_backend_model(tmp_path, "m", model, (3, 8, 8), 10, mean=[0.5, 0.5])
+        write_python_backend_model(tmp_path, "m", model, InputSpec(channels=3, height=8, width=8, mean=(0.5, 0.5)), 10)
     with pytest.raises(InvalidArgument, match="path separator"):
-        write_python_backend_model(tmp_path, "../m", model, (3, 8, 8), 10)
+        write_python_backend_model(tmp_path, "../m", model, InputSpec(channels=3, height=8, width=8), 10)
 
 
 @pytest.mark.stack
@@ -197,8 +198,8 @@ def test_triton_serves_torchscript_on_uint8_batches(own_stack: RunningStack, tmp
     settings = own_stack.settings
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     model_path = _tiny_torchscript(tmp_path / "tiny.pt")
-    write_python_backend_model(settings.triton_repository, "tiny", model_path, (3, 8, 8), 10,
-                               value_min=0.0, value_max=1.0, mean=mean, std=std, max_batch_size=64)
+    spec = InputSpec(channels=3, height=8, width=8, value_min=0.0, value_max=1.0, mean=tuple(mean), std=tuple(std))
+    write_python_backend_model(settings.triton_repository, "tiny", model_path, spec, 10, max_batch_size=64)
     client = connect(settings.triton_target, TritonAuth.from_settings(settings))
     try:
         started = time.monotonic()

@@ -12,14 +12,16 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
 
 
+def input_spec(spec: pb.InputSpec) -> InputSpec:
+    return InputSpec(channels=spec.channels, height=spec.height, width=spec.width, value_min=spec.value_min,
+                     value_max=spec.value_max, mean=tuple(spec.mean), std=tuple(spec.std))
+
+
 def model_manifest(md: pb.ModelMetadata) -> ModelManifest:
-    spec = md.input
     return ModelManifest(
         name=md.name, version=md.version, format=vocab.word_or_empty(vocab.FORMATS, md.format),
         category=vocab.word_or_empty(vocab.CATEGORIES, md.category), num_classes=md.num_classes,
-        input=InputSpec(channels=spec.channels, height=spec.height, width=spec.width, value_min=spec.value_min,
-                        value_max=spec.value_max, mean=tuple(spec.mean), std=tuple(spec.std)),
-        tags=tuple(md.tags), description=md.description)
+        input=input_spec(md.input), tags=tuple(md.tags), description=md.description)
 
 
 def model_metadata(m: ModelManifest) -> pb.ModelMetadata:

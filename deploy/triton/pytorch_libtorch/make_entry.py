@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -39,6 +38,9 @@ from shiftboard.adapters.triton.repository import (
     classifier_config,
     config_text,
 )
+from shiftboard.domain.errors import ShiftboardError
+from shiftboard.domain.manifests import InputSpec
+from shiftboard.domain.normalisation import input_affine
 
 
 class Uint8Input(torch.nn.Module):
@@ -61,27 +63,12 @@ class Uint8Input(torch.nn.Module):
         return self.inner(x).to(torch.float32).reshape(images.shape[0], -1)
 
 
-def _per_channel(values: Sequence[float], default: float, channels: int, what: str) -> torch.Tensor:
-    vals = [float(v) for v in values] or [default]
-    if len(vals) == 1:
-        vals = vals * channels
-    if len(vals) != channels:
-        raise ValueError(f"{what} has {len(vals)} values: give none, one, or one per channel ({channels})")
-    if what == "std" and any(v == 0 for v in vals):
-        raise ValueError("std has a zero: every std value must be non-zero")
-    return torch.tensor(vals, dtype=torch.float32).view(1, channels, 1, 1)
-
-
-def wrap_uint8(inner: torch.nn.Module, channels: int, *, value_min: float = 0.0, value_max: float = 1.0,
-               mean: Sequence[float] = (), std: Sequence[float] = ()) -> torch.jit.ScriptModule:
-    """The scripted wrapper: uint8 input normalised exactly as the Python-backend model.py does."""
-    if not value_max > value_min:
-        raise ValueError(f"input value range [{value_min}, {value_max}] is empty")
-    mean_t = _per_channel(mean, 0.0, channels, "mean")
-    std_t = _per_channel(std, 1.0, channels, "std")
-    scale = (value_max - value_min) / 255.0 / std_t
-    shift = (value_min - mean_t) / std_t
-    return torch.jit.script(Uint8Input(inner.eval(), scale, shift))
+def wrap_uint8(inner: torch.nn.Module, spec: InputSpec) -> torch.jit.ScriptModule:
+    """The scripted wrapper: uint8 input normalised exactly as the Python-backend model.py does
+    (:func:`~shiftboard.domain.normalisation.input_affine`, which checks the spec first)."""
+    scale, shift = input_affine(spec)
+    return torch.jit.script(Uint8Input(inner.eval(), torch.tensor(scale).view(1, -1, 1, 1),
+                                       torch.tensor(shift).view(1, -1, 1, 1)))
 
 
 def render_config(model_name: str, *, input_shape: tuple[int, int, int], num_classes: int,
@@ -133,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         c, h, w = (int(v) for v in args.input_shape.split(","))
         low, high = _floats(args.value_range)
+        spec = InputSpec(channels=c, height=h, width=w, value_min=low, value_max=high,
+                         mean=tuple(_floats(args.mean)), std=tuple(_floats(args.std)))
         inner = torch.jit.load(str(args.model), map_location="cpu")
-        module = wrap_uint8(inner, c, value_min=low, value_max=high, mean=_floats(args.mean),
-                            std=_floats(args.std))
+        module = wrap_uint8(inner, spec)
         with torch.inference_mode():  # one probe batch: the output must be [N, num_classes]
             out = module(torch.zeros((2, c, h, w), dtype=torch.uint8))
         if tuple(out.shape) != (2, args.num_classes):
@@ -144,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         config = render_config(args.name, input_shape=(c, h, w), num_classes=args.num_classes,
                                max_batch_size=args.max_batch_size, instances=args.instances)
         entry = write_entry(args.repository, args.name, module, config)
-    except (ValueError, RuntimeError, OSError) as exc:
+    except (ShiftboardError, ValueError, RuntimeError, OSError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"entry": str(entry), "input": INPUT_NAME, "output": OUTPUT_NAME}))

@@ -46,6 +46,7 @@ from shiftboard.adapters.triton.leases import Lease, Registry
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
+from shiftboard.wire import manifests
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ class ModelDeployer:
         if md.format not in (pb.MODEL_FORMAT_TORCHSCRIPT, pb.MODEL_FORMAT_UNSPECIFIED):
             raise ModelFailed(f"model {md.name}:{md.version} is {pb.ModelFormat.Name(md.format)}; "
                               "only TorchScript models can be deployed to the embedded Triton")
-        spec = md.input
+        spec = manifests.input_spec(md.input)
         with tempfile.TemporaryDirectory(prefix="shiftboard-model-") as tmp:
             path = Path(tmp) / "model.pt"
             digest = self._download(model.artifact_uri, path)
@@ -216,10 +217,7 @@ class ModelDeployer:
                                   f"not match the catalog's {model.sha256}; nothing was deployed")
             try:
                 triton_repository.write_python_backend_model(
-                    self.repo, name, path, (spec.channels, spec.height, spec.width), md.num_classes,
-                    value_min=spec.value_min, value_max=spec.value_max,
-                    mean=list(spec.mean), std=list(spec.std),
-                    max_batch_size=max(self.settings.eval_batch_size, 1),
+                    self.repo, name, path, spec, md.num_classes, max_batch_size=max(self.settings.eval_batch_size, 1),
                     torch_threads=model_threads(self.settings), sha256=digest,
                 )
             except InvalidArgument as exc:

@@ -5,8 +5,9 @@ copies it, byte for byte, into every repository entry as ``1/model.py``, and Tri
 runs it there (``triton_python_backend_utils`` exists only inside that stub). Everything it needs
 comes from the entry's ``config.pbtxt`` parameters: ``sys_path`` (the stub ignores ``PYTHONPATH``,
 so the environment's packages are put on ``sys.path`` before torch and numpy are imported),
-``torchscript_file`` and its ``sha256``, the input mapping (``channels``, ``value_min``,
-``value_max``, ``mean``, ``std``), ``num_classes`` and ``torch_threads``.
+``torchscript_file`` and its ``sha256``, the input mapping ``u8 * scale + shift`` (one value per
+channel each, computed by ``shiftboard.domain.normalisation.input_affine``), ``num_classes`` and
+``torch_threads``.
 
 One response per request: a failing request gets its own ``TritonError`` while the others in the
 same dynamic batch still succeed.
@@ -57,15 +58,8 @@ class TritonPythonModel:
                 raise pb_utils.TritonModelException(
                     f"{params['torchscript_file']} does not match its sha256 {params['sha256']}: not loaded")
         self.module = torch.jit.load(path, map_location="cpu").eval()
-        low, high = float(params["value_min"]), float(params["value_max"])
-        channels = int(params["channels"])
-        mean_values: list[float] = json.loads(params["mean"]) or [0.0]
-        std_values: list[float] = json.loads(params["std"]) or [1.0]
-        mean = torch.tensor(mean_values * channels if len(mean_values) == 1 else mean_values, dtype=torch.float32)
-        std = torch.tensor(std_values * channels if len(std_values) == 1 else std_values, dtype=torch.float32)
-        # x = low + u8 / 255 * (high - low); y = (x - mean) / std  ==  u8 * scale + shift
-        self.scale = ((high - low) / 255.0 / std).view(1, -1, 1, 1)
-        self.shift = ((low - mean) / std).view(1, -1, 1, 1)
+        self.scale = torch.tensor(json.loads(params["scale"]), dtype=torch.float32).view(1, -1, 1, 1)
+        self.shift = torch.tensor(json.loads(params["shift"]), dtype=torch.float32).view(1, -1, 1, 1)
         self.num_classes = int(params["num_classes"])
 
     def _forward(self, batch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

@@ -11,8 +11,10 @@
 ``tritonclient``), built by :func:`classifier_config` and printed with protobuf's ``text_format``;
 the native-backend entries of ``deploy/triton/pytorch_libtorch/make_entry.py`` use the same builder.
 
-The server does the input mapping of :class:`shiftboard.v1.InputSpec`: uint8 [0, 255] ->
-[value_min, value_max] -> (x - mean) / std per channel, so clients send compact uint8 batches.
+The server does the input mapping of the model's :class:`~shiftboard.domain.manifests.InputSpec`
+(uint8 [0, 255] -> [value_min, value_max] -> (x - mean) / std per channel), so clients send compact
+uint8 batches; the entry holds it as the one affine map per channel that
+:func:`~shiftboard.domain.normalisation.input_affine` computes (parameters ``scale`` and ``shift``).
 
 Two facts of the Python backend shape ``model.py`` (checked on this machine, see ARCHITECTURE.md):
 the backend stub ignores ``PYTHONPATH``, so ``model.py`` puts the environment's site-packages on
@@ -29,7 +31,7 @@ import os
 import shutil
 import site
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -37,7 +39,9 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from shiftboard.domain.errors import InvalidArgument
+from shiftboard.domain.manifests import InputSpec
 from shiftboard.domain.names import validate_name
+from shiftboard.domain.normalisation import input_affine
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +64,6 @@ def environment_sys_path() -> list[str]:
     for p in paths:
         if p not in out and os.path.isdir(p):
             out.append(p)
-    return out
-
-
-def _floats(values: Sequence[float], what: str, channels: int) -> list[float]:
-    out = [float(v) for v in values]
-    if len(out) not in (0, 1, channels):
-        raise InvalidArgument(
-            f"{what} has {len(out)} values: give none, one, or one per channel ({channels})")
-    if what == "std" and any(v == 0 for v in out):
-        raise InvalidArgument("std has a zero: every std value must be non-zero")
     return out
 
 
@@ -114,12 +108,8 @@ def write_python_backend_model(
     repo_dir: str | os.PathLike[str],
     model_name: str,
     torchscript_path: str | os.PathLike[str],
-    input_shape: tuple[int, int, int],
+    spec: InputSpec,
     num_classes: int,
-    value_min: float = 0.0,
-    value_max: float = 1.0,
-    mean: Sequence[float] = (),
-    std: Sequence[float] = (),
     max_batch_size: int = 256,
     *,
     torch_threads: int = 1,
@@ -129,13 +119,16 @@ def write_python_backend_model(
     """Write (or replace) the repository entry ``<repo_dir>/<model_name>`` and return its directory.
 
     The TorchScript file is copied into the entry so the repository is self-contained (another
-    Triton replica can serve it from a copy). ``mean``/``std`` take none (0 / 1), one value for all
-    channels, or one per channel. ``model.py`` checks the copy against ``sha256`` (given: it must
-    match the file; else computed from it) before loading it. Load it afterwards with explicit model control
+    Triton replica can serve it from a copy). ``spec`` is validated as at submission (its
+    ``mean``/``std`` take none (0 / 1), one value for all channels, or one per channel).
+    ``model.py`` checks the copy against ``sha256`` (given: it must match the file; else computed
+    from it) before loading it. Load it afterwards with explicit model control
     (``client.load_model(model_name)``); reloading picks up a replaced entry.
     """
     validate_name(model_name, "Triton model name")
-    c, h, w = _checked_shape(input_shape, num_classes, max_batch_size, value_min, value_max)
+    _check_sizes(num_classes, max_batch_size)
+    scale, shift = input_affine(spec)
+    c, h, w = spec.channels, spec.height, spec.width
     source = Path(torchscript_path)
     if not source.is_file():
         raise InvalidArgument(f"TorchScript file {source} does not exist")
@@ -147,10 +140,8 @@ def write_python_backend_model(
         "torchscript_file": MODEL_FILE,
         "channels": str(c),
         "num_classes": str(num_classes),
-        "value_min": repr(float(value_min)),
-        "value_max": repr(float(value_max)),
-        "mean": json.dumps(_floats(mean, "mean", c)),
-        "std": json.dumps(_floats(std, "std", c)),
+        "scale": json.dumps(scale),
+        "shift": json.dumps(shift),
         "torch_threads": str(torch_threads),
         "sha256": digest,
     }
@@ -168,18 +159,11 @@ def write_python_backend_model(
     return entry
 
 
-def _checked_shape(input_shape: tuple[int, int, int], num_classes: int, max_batch_size: int,
-                   value_min: float, value_max: float) -> tuple[int, int, int]:
-    c, h, w = (int(v) for v in input_shape)
-    if min(c, h, w) < 1:
-        raise InvalidArgument(f"input shape {input_shape} must be positive (channels, height, width)")
+def _check_sizes(num_classes: int, max_batch_size: int) -> None:
     if num_classes < 1:
         raise InvalidArgument(f"num_classes must be at least 1, got {num_classes}")
     if max_batch_size < 1:
         raise InvalidArgument(f"max_batch_size must be at least 1, got {max_batch_size}")
-    if not value_max > value_min:
-        raise InvalidArgument(f"input value range [{value_min}, {value_max}] is empty")
-    return c, h, w
 
 
 def remove_model(repo_dir: str | os.PathLike[str], model_name: str) -> None:
