@@ -8,7 +8,9 @@ Shard bytes go straight to object storage through presigned URLs, never through 
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -116,15 +118,15 @@ class Client:
         if not path.is_file():
             raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
 
+        chunks = _FileChunks(path, "model file", on_progress)
+
         def requests() -> Iterator[pb.SubmitModelRequest]:
             yield pb.SubmitModelRequest(metadata=metadata)
-            with open(path, "rb") as f:
-                while chunk := f.read(CHUNK_BYTES):
-                    yield pb.SubmitModelRequest(chunk=chunk)
-                    if on_progress:
-                        on_progress(len(chunk))
+            for chunk in chunks:
+                yield pb.SubmitModelRequest(chunk=chunk)
 
-        return self._stub.SubmitModel(requests(), metadata=self._metadata, timeout=self.timeout_s)
+        with chunks.errors():
+            return self._stub.SubmitModel(requests(), metadata=self._metadata, timeout=self.timeout_s)
 
     @_translate
     def get_model(self, name: str, version: str = "") -> pb.Model:
@@ -267,14 +269,17 @@ class Client:
                 raise InvalidArgument(f"{file} is not a file: give the path of a results file (CSV or Parquet)")
             header.filename, header.size_bytes = file.name, file.stat().st_size
 
+        chunks = _FileChunks(file, "results file") if file is not None else None
+
         def requests() -> Iterator[pb.ImportResultsRequest]:
             yield pb.ImportResultsRequest(header=header)
-            if file is not None:
-                with open(file, "rb") as f:
-                    while chunk := f.read(CHUNK_BYTES):
-                        yield pb.ImportResultsRequest(chunk=chunk)
+            for chunk in chunks or ():
+                yield pb.ImportResultsRequest(chunk=chunk)
 
-        return self._stub.ImportResults(requests(), metadata=self._metadata, timeout=self.timeout_s)
+        if chunks is None:
+            return self._stub.ImportResults(requests(), metadata=self._metadata, timeout=self.timeout_s)
+        with chunks.errors():
+            return self._stub.ImportResults(requests(), metadata=self._metadata, timeout=self.timeout_s)
 
     @_translate
     def imported_sources(self) -> list[pb.ImportedSource]:
@@ -295,6 +300,47 @@ class Client:
             for slot, path in zip(upload.shards, shard_files, strict=True):
                 _put_file(http, slot.url, path, on_progress)
         return self.register_testset(upload.upload_id, spec)
+
+
+class _FileChunks:
+    """A file's bytes in chunks for a request stream, keeping the error that stopped reading.
+
+    gRPC swallows an exception raised while it iterates the requests (the call ends "Exception iterating
+    requests!"); :meth:`errors` turns the call's failure back into the reading error that caused it.
+    """
+
+    def __init__(self, path: Path, what: str, on_progress: Progress | None = None) -> None:
+        self.path, self.what, self.on_progress = path, what, on_progress
+        self.error: OSError | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            with open(self.path, "rb") as f:
+                while chunk := f.read(CHUNK_BYTES):
+                    yield chunk
+                    if self.on_progress:
+                        self.on_progress(len(chunk))
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    @contextlib.contextmanager
+    def errors(self) -> Iterator[None]:
+        grpc_log = logging.getLogger("grpc._channel")
+        grpc_log.addFilter(self._quiet)
+        try:
+            yield
+        except grpc.RpcError:
+            if self.error is not None:
+                raise InvalidArgument(f"cannot read the {self.what} {str(self.path)!r}: "
+                                      f"{self.error.strerror or self.error}") from None
+            raise
+        finally:
+            grpc_log.removeFilter(self._quiet)
+
+    def _quiet(self, record: logging.LogRecord) -> bool:
+        """Drop gRPC's own report (with traceback) of this file's reading error: :meth:`errors` names it."""
+        return self.error is None or record.getMessage() != "Exception iterating requests!"
 
 
 def _read_file(path: Path, what: str) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -38,7 +39,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[bold red]Error:[/] {message}", highlight=False, soft_wrap=True)
+    """Print ``Error: message`` (the message verbatim: brackets in it are not Rich markup)."""
+    err_console.print(f"[bold red]Error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -53,8 +55,19 @@ def cli_errors(command: F) -> F:
             raise fail(exc.message) from None
         except ValueError as exc:  # settings from the environment
             raise fail(str(exc)) from None
+        except OSError as exc:  # a file the command reads or writes, where no check named it first
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise fail(f"{where}{exc.strerror or exc}: check the path and its permissions") from None
+        except MemoryError:
+            raise fail("not enough memory for this command: give smaller inputs (fewer or smaller images, "
+                       "a smaller --size)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def model_version(client: Client, model: str, version: str = "") -> str:
+    """``version``, or the newest version of ``model`` when it is empty (``NotFound`` when there is none)."""
+    return version or client.get_model(model).metadata.version
 
 
 @contextmanager

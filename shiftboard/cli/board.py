@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.wire.views import leaderboard_view
+
+#: The largest value of a uint32 field of the wire messages.
+MAX_UINT32 = 2**32 - 1
 
 
 def _pct(value: float | None) -> str:
@@ -28,6 +32,9 @@ def leaderboard(
     """Models ranked by effective robustness: accuracy beyond the standard models' trend."""
     if bool(shift) == bool(group):
         raise InvalidArgument("give --shift NAME or --group NAME")
+    if not 0 <= resamples <= MAX_UINT32:
+        raise InvalidArgument(f"--resamples {resamples}: give a number of bootstrap resamples, e.g. 1000 (0: the "
+                              "gateway's default)")
     with client_for(ctx) as client:
         view = leaderboard_view(client.leaderboard(shift=shift, group=group, transform=transform,
                                                    resamples=resamples, extremes=extremes))
@@ -41,7 +48,7 @@ def leaderboard(
             console.print(f"baseline fit over {fit['n_baseline']} models: slope {fit['slope']:.3f}, "
                           f"intercept {fit['intercept']:.3f}, R² {fit['r2']:.3f}")
         for note in board["notes"]:
-            console.print(f"[yellow]note:[/] {note}", highlight=False)
+            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
         table = Table("#", "model", "category", "src", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", "")
         for r in board["rows"]:
             ci = r["er_ci"]

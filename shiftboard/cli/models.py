@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, print_json
+from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, model_version, print_json
 from shiftboard.domain import manifests
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.v1 import shiftboard_pb2 as pb
@@ -37,6 +39,31 @@ def _shape(text: str) -> tuple[int, int, int]:
     return parts[0], parts[1], parts[2]
 
 
+def _checked_input(option: str, text: str, spec: manifests.InputSpec) -> None:
+    """The domain's input rules on ``spec``, a refusal naming the ``option`` (as given) that broke them."""
+    try:
+        manifests.validate_input(spec)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{option} {text!r}: {exc.message}") from None
+
+
+def _input_spec(input_shape: str, value_range: str, mean: str, std: str) -> manifests.InputSpec:
+    """The input spec of the options, each checked in turn so that a refusal names its option."""
+    c, h, w = _shape(input_shape)
+    shape = manifests.InputSpec(channels=c, height=h, width=w)
+    _checked_input("--input-shape", input_shape, shape)
+    low_high = _floats(value_range, "value-range")
+    if len(low_high) != 2:
+        raise InvalidArgument(f"--value-range {value_range!r}: give MIN,MAX, e.g. 0,1")
+    ranged = replace(shape, value_min=low_high[0], value_max=low_high[1])
+    _checked_input("--value-range", value_range, ranged)
+    spec = replace(ranged, mean=tuple(_floats(mean, "mean")))
+    _checked_input("--mean", mean, spec)
+    spec = replace(spec, std=tuple(_floats(std, "std")))
+    _checked_input("--std", std, spec)
+    return spec
+
+
 @app.command("submit")
 @cli_errors
 def submit(
@@ -58,16 +85,11 @@ def submit(
     as_json: bool = typer.Option(False, "--json", help="Print the stored model as JSON."),
 ) -> None:
     """Upload a model: it is validated (TorchScript, probe batch) before anything is stored."""
-    c, h, w = _shape(input_shape)
-    low_high = _floats(value_range, "value-range")
-    if len(low_high) != 2:
-        raise InvalidArgument(f"--value-range {value_range!r}: give MIN,MAX, e.g. 0,1")
     # The gateway's checks, before anything is uploaded.
+    spec = _input_spec(input_shape, value_range, mean, std)
     manifest = manifests.validate_model(manifests.ModelManifest(
         name=name, version=version, format=vocab.format_word(vocab.format_value(model_format)),
-        category=vocab.category_word(vocab.category_value(category)),
-        input=manifests.InputSpec(channels=c, height=h, width=w, value_min=low_high[0], value_max=low_high[1],
-                                  mean=tuple(_floats(mean, "mean")), std=tuple(_floats(std, "std"))),
+        category=vocab.category_word(vocab.category_value(category)), input=spec,
         num_classes=num_classes, description=description, tags=tuple(tag)))
     metadata = manifest_wire.model_metadata(manifest)
     if not path.is_file():
@@ -120,7 +142,7 @@ def show(
         print_json(view)
         return
     for key, value in view.items():
-        console.print(f"[bold]{key:>13}[/]  {value}", highlight=False)
+        console.print(f"[bold]{key:>13}[/]  {escape(str(value))}", highlight=False)
 
 
 @app.command("delete")
@@ -128,9 +150,12 @@ def show(
 def delete(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Model name."),
-    version: str = typer.Option(..., "--version", "-v", help="Version to delete."),
+    version: str = typer.Option("", "--version", "-v", help="Version to delete (default: the newest)."),
 ) -> None:
     """Delete one version of a model and its artifact."""
     with client_for(ctx) as client:
+        version = model_version(client, name, version)
         client.delete_model(name, version)
-    console.print(f"deleted model {name} version {version}")
+        left = sorted(m.metadata.version for m in client.list_models() if m.metadata.name == name)
+    console.print(f"deleted model {name} version {version}" +
+                  (f"; versions left: {', '.join(left)}" if left else ""), markup=False, highlight=False)

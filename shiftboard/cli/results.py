@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
@@ -49,13 +50,13 @@ def import_results(
     if as_json:
         print_json(import_view(reply))
         return
-    console.print(f"imported [bold]{reply.source}[/] (version {reply.version[:12]}, {reply.format}): "
+    console.print(f"imported [bold]{escape(reply.source)}[/] (version {reply.version[:12]}, {reply.format}): "
                   f"{reply.models} models, {reply.points:,} points", highlight=False)
     console.print(f"stored {reply.stored:,}, unchanged {reply.unchanged:,}, replaced {reply.replaced:,}; "
                   f"{reply.declared_testsets} test sets declared", highlight=False)
     if reply.unknown_testsets:
         console.print(f"[yellow]note:[/] {len(reply.unknown_testsets)} test set(s) are neither registered nor "
-                      f"known to the testbed protocol (first: {', '.join(reply.unknown_testsets[:5])}): their "
+                      f"known to the testbed protocol (first: {escape(', '.join(reply.unknown_testsets[:5]))}): their "
                       "points are kept; register the test sets to place them on a line", highlight=False)
     console.print("next: `shiftboard leaderboard --shift imagenetv2-matched-frequency-format-val`, or open the "
                   "leaderboard (`shiftboard status` shows its address)", highlight=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -41,6 +42,17 @@ def _int_list(text: str, what: str) -> list[int]:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise InvalidArgument(f"--{what} {text!r}: give comma-separated class indices, e.g. 1,4,7") from None
+
+
+def _size(text: str, option: str) -> tuple[int, int]:
+    """HxW of ``option``, within the sides a test set may have (checked before any image is resized)."""
+    try:
+        height, width = ts.parse_size(text)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"{option}: {exc.message}") from None
+    if max(height, width) > manifests.MAX_SIDE:
+        raise InvalidArgument(f"{option} {text!r}: images of at most {manifests.MAX_SIDE} pixels a side, e.g. 224")
+    return height, width
 
 
 def _plain(name: str) -> str:
@@ -111,7 +123,7 @@ def _upload(client: Client, path: Path, mapped: tuple[list[list[int]], tuple[str
                 warnings.append("the source's class names differ from the class map's: class g of the source "
                                 f"counts the outputs of the map's class g ({mapped[1][0]!r} first)")
             for warning in warnings:
-                progress.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+                progress.console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
             progress.update(upload_task, total=prepared.size_bytes, visible=True,
                             description=f"upload {len(prepared.shards)} shard(s), bytes")
 
@@ -165,8 +177,8 @@ def add(
         validate_name(group, "group")
     transform = None
     if resize is not None or crop or border or interpolation != "bilinear":
-        transform = ts.Transform(border=border, resize=resize, crop=ts.parse_size(crop) if crop else None,
-                                 size=ts.parse_size(size) if size else None, interpolation=interpolation)
+        transform = ts.Transform(border=border, resize=resize, crop=_size(crop, "--crop") if crop else None,
+                                 size=_size(size, "--size") if size else None, interpolation=interpolation)
     mapped = _class_map(class_map_file, class_map_preset)
     # The gateway's rules, before reading and uploading anything.
     reference = manifests.check_kind_rules(vocab.kind_word(kind_value), name, reference,
@@ -184,7 +196,7 @@ def add(
             client, path, mapped, quiet=as_json, name=name, kind=kind_value, reference=reference, group=group,
             description=description, num_classes=num_classes,
             class_subset=_int_list(classes, "classes") if classes else None,
-            size=ts.parse_size(size) if size and transform is None else None, channels=channels,
+            size=_size(size, "--size") if size and transform is None else None, channels=channels,
             shard_samples=shard_samples, shard_bytes=settings.shard_bytes, transform=transform,
             class_map=mapped[0] if mapped is not None else None,
             class_names=mapped[1] if mapped is not None else ())
@@ -236,7 +248,7 @@ def show(
         elif key == "class_map":
             value = f"{len(value)} classes <- {sum(map(len, value))} model outputs" if value else "none"
         if key != "shards":
-            console.print(f"[bold]{key:>13}[/]  {value}", highlight=False)
+            console.print(f"[bold]{key:>13}[/]  {escape(str(value))}", highlight=False)
     table = Table("shard", "samples", "bytes", "sha256", "key")
     for s in view["shards"]:
         table.add_row(str(s["index"]), f"{s['num_samples']:,}", f"{s['size_bytes']:,}", s["sha256"][:16] + "…",
