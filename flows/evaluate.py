@@ -16,6 +16,11 @@ not match its manifest) is recorded with ``finish_evaluation(failed=True, error=
 run ends failed. So are transient failures that outlast the retries; the sweep hands the pair out
 again later.
 
+While a pair is evaluated (retries and their pauses included), a thread of the flow run sends the
+gateway a heartbeat every ``settings.eval_heartbeat_s`` (:class:`Heartbeat`), however long one inference
+batch takes: a run whose process dies goes quiet, and the gateway hands its pairs out again after
+``settings.eval_stale_s`` (see :mod:`shiftboard.services.gateway.scheduler`).
+
 With ``settings.store_logits`` every shard's full logits also go to the object store as Parquet,
 ``logits/<model>/<version>/<testset>/shard-NNNNNN.parquet`` (columns ``sample``, ``label``,
 ``logits``), written before the shard is committed.
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,7 +59,7 @@ from shiftboard.wire.commits import COMMIT_SAMPLES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluation"]
+__all__ = ["Heartbeat", "RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluation"]
 
 #: Seconds between lease renewals while a long evaluation runs.
 LEASE_RENEW_S = 300.0
@@ -228,6 +234,41 @@ def _commit(client: Client, key: pb.EvaluationKey, batch: list[ShardResult], pro
         on_shard(evaluation)
 
 
+class Heartbeat:
+    """A context in which a thread tells the gateway every ``settings.eval_heartbeat_s`` that the run of
+    ``key`` is alive (a CommitShards stream of the key alone). A failed heartbeat is logged once per
+    outage and tried again at the next beat; the run itself never waits on it."""
+
+    def __init__(self, settings: Settings, key: pb.EvaluationKey) -> None:
+        self.settings = settings
+        self.key = key
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="evaluation-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        failing = False
+        with Client.from_settings(self.settings) as client:
+            while not self._stop.wait(self.settings.eval_heartbeat_s):
+                try:
+                    client.commit_shards(self.key, [])
+                except Exception as exc:  # noqa: BLE001 - the gateway down for a moment: the next beat may pass
+                    if not failing:
+                        log.warning("heartbeat of %s:%s on %s failed (trying again every %.0f s): %s",
+                                    self.key.model, self.key.version, self.key.testset,
+                                    self.settings.eval_heartbeat_s, getattr(exc, "message", None) or exc)
+                    failing = True
+                else:
+                    failing = False
+
+
 def error_message(exc: BaseException) -> str:
     """The message recorded on a failed evaluation (what ``eval list`` shows), secrets redacted."""
     message = exc.message if isinstance(exc, ShiftboardError) else f"{type(exc).__name__}: {exc}"
@@ -312,7 +353,8 @@ def evaluate(model: str, version: str, testsets: list[str]) -> dict[str, Any]:
     for testset in testsets:
         key = pb.EvaluationKey(model=model, version=version, testset=testset)
         try:
-            results[testset] = _evaluate_one(settings, key, str(flow_run.id or ""), store, deployer)
+            with Heartbeat(settings, key):
+                results[testset] = _evaluate_one(settings, key, str(flow_run.id or ""), store, deployer)
         except Exception as exc:  # noqa: BLE001 - recorded on the evaluation; the others go on
             failures.append(f"{testset}: {error_message(exc)}")
     if failures:

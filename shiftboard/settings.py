@@ -188,6 +188,13 @@ class Settings(BaseSettings):
     auto_evaluate: Flag = Field(
         default=True, description="Evaluate automatically: a new model on every test set, a new test set with every "
         "model (through the Prefect deployment `evaluate`).")
+    eval_heartbeat_s: float = Field(
+        default=10.0, gt=0, description="Seconds between a running evaluation's heartbeats to the gateway (sent "
+        "from a thread of its own, however long an inference batch takes).")
+    eval_stale_s: float = Field(
+        default=30.0, gt=0, description="A running evaluation without a heartbeat for this many seconds has lost its "
+        "worker: the gateway marks its Prefect run crashed and hands the pair out again (it resumes at its first "
+        "uncommitted shard).")
 
     # leaderboard maths
     baseline_categories: str = Field(
@@ -230,6 +237,14 @@ class Settings(BaseSettings):
     @classmethod
     def _resolve_state_dir(cls, value: str) -> str:
         return str(Path(value or _default_state_dir()).expanduser().resolve())
+
+    @model_validator(mode="after")
+    def _check_heartbeat(self) -> Settings:
+        if 2 * self.eval_heartbeat_s > self.eval_stale_s:
+            raise ValueError(f"{env_name('eval_heartbeat_s')}={self.eval_heartbeat_s:g} must be at most half of "
+                             f"{env_name('eval_stale_s')}={self.eval_stale_s:g}: one late heartbeat would make a "
+                             "live evaluation look lost")
+        return self
 
     @model_validator(mode="after")
     def _check_streams(self) -> Settings:

@@ -188,8 +188,10 @@ def test_killed_worker_resumes_without_duplicates(client, running_stack, tmp_pat
                    for s in services)
 
     wait_for(worker_back, "the supervisor to restart the worker", 120)
-    # Every pair the killed runs held stays "running" until the sweep deems it stale; ask again now.
-    # (The slow model is evaluated on every test set of the stack, not only on e2e-big.)
+    # Asking again never starts a second run of a pair whose run may be alive (a heartbeat within
+    # SHIFTBOARD_EVAL_STALE_S); the gateway hands the killed run's pairs out once their heartbeat is stale,
+    # asked or not (tests/test_stuck_runs.py). (The slow model is evaluated on every test set of the
+    # stack, not only on e2e-big.)
     unfinished = [e.key for e in client.list_evaluations(model="e2e-slow")
                   if e.status != pb.EVALUATION_STATUS_SUCCEEDED]
     assert key in unfinished

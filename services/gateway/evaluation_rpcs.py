@@ -78,7 +78,9 @@ class EvaluationRpcs:
 
     def RequestEvaluations(self, request: pb.RequestEvaluationsRequest,
                            context: grpc.ServicerContext) -> pb.RequestEvaluationsResponse:
-        """Queue the given pairs, or every missing, failed or lost pair when none is given.
+        """Queue the given pairs (a key without a version: the model's newest), or every missing, failed or
+        stuck pair when none is given; ``rerun`` infers every shard again. A pair already under way is left
+        as it is (and returned with the queued ones).
 
         Any role may: submitters ask for their pairs, the worker's sweep (an evaluator) for the missing ones.
         """
@@ -87,13 +89,18 @@ class EvaluationRpcs:
                                     "split the request, or send none to queue every missing pair")
         if request.keys:
             pairs = []
-            for key in request.keys:
+            for given in request.keys:
+                key = pb.EvaluationKey()
+                key.CopyFrom(given)
+                validate_name(key.model, "model name")
+                if not key.version:
+                    key.version = self.catalog.get_model(key.model)[0].metadata.version
                 _validated_key(key)
-                version = key.version or self.catalog.get_model(key.model)[0].metadata.version
-                pairs.append(Pair(key.model, version, key.testset))
+                self.catalog.get_testset(key.testset)  # NOT_FOUND naming the test set
+                pairs.append(Pair(key.model, key.version, key.testset))
         else:
-            pairs = self.evaluations.missing_pairs(rerun=request.rerun)
-        return pb.RequestEvaluationsResponse(evaluations=self.scheduler.request(pairs))
+            pairs = self.evaluations.missing_pairs(stale=self.scheduler.stale, rerun=request.rerun)
+        return pb.RequestEvaluationsResponse(evaluations=self.scheduler.request(pairs, rerun=request.rerun))
 
     def StartEvaluation(self, request: pb.StartEvaluationRequest, context: grpc.ServicerContext) -> pb.EvaluationPlan:
         """Mark the pair running and tell the worker what to do."""
@@ -146,7 +153,8 @@ class EvaluationRpcs:
     def CommitShards(self, request_iterator: Iterator[pb.CommitShardsRequest],
                      context: grpc.ServicerContext) -> pb.Evaluation:
         """Receive parts of shards (packed bytes) until the stream ends, then commit every shard in one
-        transaction; checks and errors are CommitShard's (any error: nothing stored)."""
+        transaction; checks and errors are CommitShard's (any error: nothing stored). A stream of the key
+        alone is the run's heartbeat: it tells the gateway that the run is alive, and stores nothing."""
         key: pb.EvaluationKey | None = None
         assembler: Assembler | None = None
         spec = model = None
@@ -167,6 +175,8 @@ class EvaluationRpcs:
         if key is None or assembler is None or spec is None or model is None:
             raise InvalidArgument("an empty CommitShards stream: send the key, then the shards' parts")
         received = assembler.shards()
+        if not received:
+            return self.evaluations.heartbeat(key)
         manifest = [pb.Shard(index=s.index, first_sample=s.first_sample, num_samples=s.samples) for s in received]
         num_classes = len(spec.class_map) or model.metadata.num_classes
         restrictions = self._restrictions(spec) if any(sent.restricted for sent in received) else {}

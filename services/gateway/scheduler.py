@@ -2,21 +2,33 @@
 hand each to the Prefect deployment ``evaluate``.
 
 Hand-off happens on a background thread so that SubmitModel and RegisterTestSet return at once. If
-Prefect cannot be reached the evaluation simply stays pending, and the scheduled sweep (which calls
-RequestEvaluations with no pairs) hands it out again later. A pair that can never run (input shapes
-or label spaces differ) is recorded as failed with the reason instead.
+Prefect cannot be reached the evaluation simply stays pending, and the watchdog hands it out again. A
+pair that can never run (input shapes or label spaces differ) is recorded as failed with the reason
+instead. A pair already live (running with a recent heartbeat, or pending for a flow run) is not handed
+out twice.
+
+**Watchdog.** Every few seconds the gateway looks for flow runs that went quiet: a run heartbeats every
+``settings.eval_heartbeat_s`` while it evaluates (:mod:`shiftboard.flows.evaluate`), so one with pairs left
+and no sign of life for ``settings.eval_stale_s`` has lost its worker (killed, its machine gone). Its
+pairs are handed out again (they resume at their first uncommitted shard) and the flow run is marked
+crashed in Prefect. Pending pairs whose hand-off was lost (Prefect down, the gateway restarted) are
+handed out again too. Nothing is judged before the gateway has been up for ``eval_stale_s`` itself (a
+gateway that was down saw no heartbeats).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from shiftboard.adapters import prefect
 from shiftboard.adapters.duckdb.catalog import Catalog
-from shiftboard.adapters.duckdb.evaluations import Evaluations, Pair
+from shiftboard.adapters.duckdb.database import now as db_now
+from shiftboard.adapters.duckdb.evaluations import STALE_PENDING, Evaluations, Pair, PairState
 from shiftboard.domain import compatibility
 from shiftboard.domain.compatibility import ModelShape, TestSetShape
 from shiftboard.settings import Settings
@@ -26,10 +38,31 @@ log = logging.getLogger(__name__)
 
 #: (settings, model, version, test sets) -> flow-run id
 Submit = Callable[[Settings, str, str, list[str]], str]
+#: (settings, flow-run id, message) -> whether its state changed
+Crash = Callable[[Settings, str, str], bool]
+#: Most seconds between two looks of the watchdog.
+WATCHDOG_MAX_PERIOD_S = 5.0
 
 
 def _prefect_submit(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
     return prefect.submit_evaluations(settings, model, version, testsets)
+
+
+def _prefect_crash(settings: Settings, flow_run_id: str, message: str) -> bool:
+    return prefect.crash_flow_run(settings, flow_run_id, message)
+
+
+def is_live(state: PairState | None, now: dt.datetime, stale: dt.timedelta, handing_off: bool) -> bool:
+    """Whether a pair's evaluation is under way, so that asking for it again must not start a second run:
+    running with a sign of life within ``stale``, or pending for a flow run (or its hand-off) within
+    :data:`STALE_PENDING`."""
+    if state is None:
+        return False
+    if state.state == "running":
+        return state.last_sign >= now - stale
+    if state.state == "pending":
+        return handing_off or (bool(state.flow_run_id) and state.updated_at >= now - STALE_PENDING)
+    return False
 
 
 def incompatibility(model: pb.Model, testset: pb.TestSet) -> str:
@@ -46,24 +79,51 @@ class Scheduler:
     """Records pending evaluations and hands them to the evaluation worker."""
 
     def __init__(self, settings: Settings, catalog: Catalog, evaluations: Evaluations,
-                 submit: Submit | None = None) -> None:
+                 submit: Submit | None = None, crash: Crash | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.evaluations = evaluations
         self.submit = submit or _prefect_submit
-        self._queue: queue.Queue[tuple[str, str, list[str]]] = queue.Queue()
+        self.crash = crash or _prefect_crash
+        self.stale = dt.timedelta(seconds=settings.eval_stale_s)
+        #: Hand-offs (model, version, test sets) and crash marks (flow-run id, message), in order.
+        self._queue: queue.Queue[tuple[str, str, list[str]] | tuple[str, str]] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._handing_off: set[Pair] = set()  # queued, not yet handed to a flow run
+        self._lock = threading.Lock()
         self._preloads: queue.Queue[pb.Model] = queue.Queue()
         self._preloader: threading.Thread | None = None
-        if settings.auto_evaluate and self.submit is _prefect_submit:
-            self._ensure_thread()  # it imports Prefect now, not when the first model arrives
+        self._started = time.monotonic()
+        self._closed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        if settings.auto_evaluate:
+            if self.submit is _prefect_submit:
+                self._ensure_thread()  # it imports Prefect now, not when the first model arrives
+            self._watchdog = threading.Thread(target=self._watch, name="evaluation-watchdog", daemon=True)
+            self._watchdog.start()
 
-    def request(self, pairs: list[Pair]) -> list[pb.Evaluation]:
-        """Make each pair pending (or failed when it cannot run) and queue the runnable ones."""
+    def close(self) -> None:
+        """Stop the watchdog (the gateway is stopping)."""
+        self._closed.set()
+        if self._watchdog is not None and self._watchdog is not threading.current_thread():
+            self._watchdog.join(timeout=WATCHDOG_MAX_PERIOD_S + 1)
+
+    def request(self, pairs: list[Pair], *, rerun: bool = False, force: bool = False) -> list[pb.Evaluation]:
+        """Make each pair pending (or failed when it cannot run) and queue the runnable ones; with ``rerun``
+        every shard is inferred again. A pair already under way (:func:`is_live`) is left as it is (and
+        returned with the queued ones) unless ``force`` (the watchdog: it knows its run is lost)."""
         runnable: list[Pair] = []
+        live: list[Pair] = []
         models: dict[tuple[str, str], pb.Model] = {}
         testsets: dict[str, pb.TestSet] = {}
+        states = {} if force else self.evaluations.states(pairs)
+        now = db_now()
         for pair in pairs:  # each model and test set read once, however many pairs share it
+            with self._lock:
+                handing_off = pair in self._handing_off
+            if not force and is_live(states.get(pair), now, self.stale, handing_off):
+                live.append(pair)
+                continue
             if (pair.model, pair.version) not in models:
                 models[pair.model, pair.version] = self.catalog.get_model(pair.model, pair.version)[0]
             if pair.testset not in testsets:
@@ -71,7 +131,7 @@ class Scheduler:
             model, testset = models[pair.model, pair.version], testsets[pair.testset]
             reason = incompatibility(model, testset)
             self.evaluations.ensure_pending(pair, shards_total=len(testset.spec.shards),
-                                            samples_total=testset.spec.num_samples, error=reason)
+                                            samples_total=testset.spec.num_samples, error=reason, rerun=rerun)
             if not reason:
                 runnable.append(pair)
         if self.settings.auto_evaluate:
@@ -79,10 +139,12 @@ class Scheduler:
             by_model: dict[tuple[str, str], list[str]] = {}
             for pair in runnable:
                 by_model.setdefault((pair.model, pair.version), []).append(pair.testset)
+            with self._lock:
+                self._handing_off.update(runnable)
             for (name, version), names in by_model.items():
                 self._enqueue((name, version, names))
         return [self.evaluations.get(pb.EvaluationKey(model=p.model, version=p.version, testset=p.testset))
-                for p in runnable]
+                for p in runnable + live]
 
     def for_model(self, name: str, version: str) -> list[pb.Evaluation]:
         """Every pair of a new model; with ``triton_preload`` it starts loading into Triton meanwhile."""
@@ -95,7 +157,7 @@ class Scheduler:
     def for_testset(self, name: str) -> list[pb.Evaluation]:
         return self.request([Pair(m.metadata.name, m.metadata.version, name) for m in self.catalog.list_models()])
 
-    def _enqueue(self, work: tuple[str, str, list[str]]) -> None:
+    def _enqueue(self, work: tuple[str, str, list[str]] | tuple[str, str]) -> None:
         self._ensure_thread()
         self._queue.put(work)
 
@@ -134,14 +196,73 @@ class Scheduler:
         if self.submit is _prefect_submit:
             prefect.preload()  # importing Prefect takes seconds: pay it once, before the first hand-off
         while True:
-            model, version, testsets = self._queue.get()
-            try:
-                flow_run_id = self.submit(self.settings, model, version, testsets)
-            except Exception as exc:  # noqa: BLE001 - Prefect down: stays pending for the sweep
-                log.warning("could not hand %s:%s on %s to the evaluation worker (%s); they stay pending",
-                            model, version, ", ".join(testsets), exc)
+            work = self._queue.get()
+            if len(work) == 2:
+                self._crash(*work)
                 continue
-            for testset in testsets:
-                self.evaluations.set_flow_run(Pair(model, version, testset), flow_run_id)
+            model, version, testsets = work
+            pairs = [Pair(model, version, testset) for testset in testsets]
+            try:
+                try:
+                    flow_run_id = self.submit(self.settings, model, version, testsets)
+                except Exception as exc:  # noqa: BLE001 - Prefect down: stays pending for the watchdog
+                    log.warning("could not hand %s:%s on %s to the evaluation worker (%s); they stay pending",
+                                model, version, ", ".join(testsets), exc)
+                    continue
+                for pair in pairs:
+                    self.evaluations.set_flow_run(pair, flow_run_id)
+            finally:
+                with self._lock:
+                    self._handing_off.difference_update(pairs)
             log.info("evaluations of %s:%s on %s handed to flow run %s", model, version, ", ".join(testsets),
                      flow_run_id)
+
+    def _crash(self, flow_run_id: str, message: str) -> None:
+        try:
+            self.crash(self.settings, flow_run_id, message)
+        except Exception as exc:  # noqa: BLE001 - its pairs are handed out again all the same
+            log.warning("could not mark flow run %s crashed in Prefect: %s", flow_run_id, exc)
+
+    # ---------------------------------------------------------------- watchdog
+
+    def _watch(self) -> None:
+        period = min(WATCHDOG_MAX_PERIOD_S, self.settings.eval_stale_s / 3)
+        while not self._closed.wait(period):
+            if time.monotonic() - self._started < self.settings.eval_stale_s:
+                continue  # heartbeats sent while this gateway was not up went unseen
+            try:
+                self.requeue_lost()
+            except Exception:  # noqa: BLE001 - the catalog closing, a model deleted meanwhile: look again later
+                if self._closed.is_set():
+                    return
+                log.exception("the evaluation watchdog failed; it looks again in %.0f s", period)
+
+    def requeue_lost(self) -> list[Pair]:
+        """Hand out again the pairs of flow runs that went quiet and the pending pairs whose hand-off was
+        lost; the quiet flow runs are marked crashed in Prefect. Returns the pairs handed out."""
+        cutoff = db_now() - self.stale
+        lost = self.evaluations.lost_runs(cutoff)
+        with self._lock:
+            unhanded = [p for p in self.evaluations.unhanded(cutoff) if p not in self._handing_off]
+        pairs = [p for run in lost.values() for p in run]
+        pairs += [p for p in unhanded if p not in pairs]
+        if not pairs:
+            return []
+        for flow_run_id, run in lost.items():
+            log.warning("flow run %s sent no heartbeat for %.0f s (its worker died?): handing out %s again",
+                        flow_run_id, self.settings.eval_stale_s,
+                        ", ".join(f"{p.model}:{p.version} on {p.testset}" for p in run))
+        if unhanded:
+            log.warning("handing out again %d pending evaluation(s) whose hand-off was lost", len(unhanded))
+        alive = [p for p in pairs if self._exists(p)]
+        self.request(alive, force=True)
+        for flow_run_id in lost:
+            self._enqueue((flow_run_id, f"shiftboard: no heartbeat for {self.settings.eval_stale_s:.0f} s; "
+                                        "its evaluations were handed to a new flow run"))
+        return alive
+
+    def _exists(self, pair: Pair) -> bool:
+        """Whether the pair's model and test set are still registered (one may be deleted meanwhile)."""
+        return bool(self.catalog.query(
+            "SELECT 1 FROM models m, testsets t WHERE m.name = ? AND m.version = ? AND t.name = ?",
+            [pair.model, pair.version, pair.testset]))

@@ -50,6 +50,7 @@ class Gateway:
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
         if self.servicer is not None:
+            self.servicer.scheduler.close()
             self.servicer.aggregator.close()
         self.catalog.close()
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["DEPLOYMENT_NAME", "EVALUATE_DEPLOYMENT", "EVALUATE_FLOW", "RETRY_STATUS", "SUBMIT_RETRY_DELAYS_S",
-           "SWEEP_DEPLOYMENT", "SWEEP_FLOW", "client_env", "preload", "submit_evaluations", "translate"]
+           "SWEEP_DEPLOYMENT", "SWEEP_FLOW", "client_env", "crash_flow_run", "preload", "submit_evaluations",
+           "translate"]
 
 #: Name of both deployments; Prefect addresses them as "<flow name>/<deployment name>".
 DEPLOYMENT_NAME = "shiftboard"
@@ -81,6 +82,46 @@ def _busy(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+def _client_settings(settings: Settings) -> dict[Any, Any]:
+    """Prefect's client settings for a call from the gateway: the stack's API and its auth string."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
+
+    # Prefect's client waits 2 s, 4 s, ... before retrying a busy server (a 503 when its SQLite database
+    # was locked for a moment); a hand-off retries sooner itself.
+    out: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api, PREFECT_CLIENT_MAX_RETRIES: 0}
+    auth = credentials.prefect_auth_string(settings)
+    if auth:
+        out[PREFECT_API_AUTH_STRING] = auth
+    return out
+
+
+def crash_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
+    """Mark a flow run whose process died as crashed (Prefect itself never learns when a worker is killed),
+    unless it has ended already; returns whether its state was changed.
+
+    Raises :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import temporary_settings
+    from prefect.states import Crashed
+
+    try:
+        with temporary_settings(_client_settings(settings)), get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if run.state is not None and run.state.is_final():
+                return False
+            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+    except Exception as exc:
+        translated = translate(exc, settings)
+        if translated is exc:
+            raise
+        raise translated from exc
+    log.info("marked flow run %s crashed: %s", flow_run_id, message)
+    return True
+
+
 def submit_evaluations(settings: Settings, model: str, version: str, testsets: list[str]) -> str:
     """Create a run of the ``evaluate`` deployment for one model on ``testsets`` without waiting;
     returns its flow-run id.
@@ -89,20 +130,10 @@ def submit_evaluations(settings: Settings, model: str, version: str, testsets: l
     not registered the deployment yet (the sweep hands the pair out again later).
     """
     from prefect.deployments import run_deployment
-    from prefect.settings import (
-        PREFECT_API_AUTH_STRING,
-        PREFECT_API_URL,
-        PREFECT_CLIENT_MAX_RETRIES,
-        temporary_settings,
-    )
+    from prefect.settings import temporary_settings
 
     parameters: dict[str, Any] = {"model": model, "version": version, "testsets": list(testsets)}
-    # Prefect's client waits 2 s, 4 s, ... before retrying a busy server (a 503 when its SQLite database
-    # was locked for a moment); a hand-off retries sooner itself.
-    prefect_settings: dict[Any, Any] = {PREFECT_API_URL: settings.prefect_api, PREFECT_CLIENT_MAX_RETRIES: 0}
-    auth = credentials.prefect_auth_string(settings)
-    if auth:
-        prefect_settings[PREFECT_API_AUTH_STRING] = auth
+    prefect_settings = _client_settings(settings)
     try:
         for delay in (*SUBMIT_RETRY_DELAYS_S, None):
             try:

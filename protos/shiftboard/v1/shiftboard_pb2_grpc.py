@@ -257,8 +257,9 @@ class ShiftboardServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RequestEvaluations(self, request, context):
-        """Ask for evaluations: the given pairs, or (empty request) every pair that is missing or failed.
-        Each is recorded as pending and handed to the Prefect deployment `evaluate`.
+        """Ask for evaluations: the given pairs (a key without a version: the model's newest), or (no keys)
+        every pair that is missing, failed or stuck (its run lost its worker). Each is recorded as pending
+        and handed to the Prefect deployment `evaluate`; a pair already under way is left as it is.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -284,7 +285,9 @@ class ShiftboardServicer:
         """(evaluation worker) Store several shards' predictions, sent as packed bytes over a client stream
         (a shard of any size is split over messages under the message limit). When the stream ends,
         every shard is committed in one transaction, or none is (any error: nothing stored); a re-sent
-        shard replaces its rows. Checks and errors are CommitShard's.
+        shard replaces its rows. Checks and errors are CommitShard's. A stream of the key alone is the
+        run's heartbeat (it stores nothing): a running evaluation without one for SHIFTBOARD_EVAL_STALE_S
+        seconds is handed out again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -119,14 +119,29 @@ def _with_id(evaluation_id: int, rows: pa.Table) -> pa.Table:
     return rows.add_column(0, "evaluation_id", pa.array(np.full(rows.num_rows, evaluation_id, np.int32)))
 
 
-def _running_id(cur: duckdb.DuckDBPyConnection, key: pb.EvaluationKey) -> int:
-    row = cur.execute("SELECT id, status FROM evaluations WHERE model = ? AND version = ? AND testset = ?",
-                      [key.model, key.version, key.testset]).fetchone()
+def _running_id(cur: duckdb.DuckDBPyConnection, key: pb.EvaluationKey) -> tuple[int, int]:
+    """The running evaluation's id and where its run stores rows (the staging id of a rerun)."""
+    row = cur.execute("SELECT id, status, coalesce(rerun, '') FROM evaluations WHERE model = ? AND version = ? "
+                      "AND testset = ?", [key.model, key.version, key.testset]).fetchone()
     if row is None:
         raise NotFound(f"no evaluation of {key_text(key)}")
-    if row[1] != "running":
+    evaluation_id, status, rerun = int(row[0]), row[1], row[2]
+    if (rerun or status) != "running":
         raise FailedPrecondition(f"the evaluation of {key_text(key)} is not running: call StartEvaluation first")
-    return int(row[0])
+    return evaluation_id, -evaluation_id if rerun else evaluation_id
+
+
+#: The tables that hold an evaluation's rows, keyed by ``evaluation_id``.
+ROW_TABLES = ("predictions", "prediction_top1", "restricted_correct", "evaluation_shards")
+
+
+def swap_staged(cur: duckdb.DuckDBPyConnection, evaluation_id: int) -> None:
+    """Replace the evaluation's rows by its rerun's staged rows (under ``-evaluation_id``), inside the
+    caller's transaction: readers see the earlier rows until it commits, then only the new ones."""
+    for table_name in ROW_TABLES:
+        cur.execute(f"DELETE FROM {table_name} WHERE evaluation_id = ?", [evaluation_id])
+        cur.execute(f"UPDATE {table_name} SET evaluation_id = ? WHERE evaluation_id = ?",
+                    [evaluation_id, -evaluation_id])
 
 
 def _delete_committed(cur: duckdb.DuckDBPyConnection, evaluation_id: int, shards: Shards) -> bool:
@@ -149,16 +164,17 @@ def _delete_committed(cur: duckdb.DuckDBPyConnection, evaluation_id: int, shards
 
 def store(catalog: Database, key: pb.EvaluationKey, shards: Shards, num_classes: int, batch: Checked) -> None:
     """Encode a checked batch in the compact layout and write it in one transaction (the evaluation
-    must be running); shards committed before have their rows replaced."""
+    must be running; a rerun's rows are staged, see :func:`swap_staged`); shards committed before have
+    their rows replaced."""
     encoded = _encode(shards, num_classes, batch)
     with catalog.transaction() as cur:
-        evaluation_id = _running_id(cur, key)
-        replaced = _delete_committed(cur, evaluation_id, shards)
-        insert(cur, "predictions", _with_id(evaluation_id, encoded.predictions))
+        evaluation_id, stored = _running_id(cur, key)
+        replaced = _delete_committed(cur, stored, shards)
+        insert(cur, "predictions", _with_id(stored, encoded.predictions))
         if encoded.top1 is not None:
-            insert(cur, "prediction_top1", _with_id(evaluation_id, encoded.top1))
+            insert(cur, "prediction_top1", _with_id(stored, encoded.top1))
         if encoded.restricted is not None:
-            insert(cur, "restricted_correct", _with_id(evaluation_id, encoded.restricted))
-        insert(cur, "evaluation_shards", _with_id(evaluation_id, encoded.progress), replace=replaced)
-        cur.execute("UPDATE evaluations SET updated_at = ?, run_samples = run_samples + ? WHERE id = ?",
-                    [encoded.at, encoded.samples, evaluation_id])
+            insert(cur, "restricted_correct", _with_id(stored, encoded.restricted))
+        insert(cur, "evaluation_shards", _with_id(stored, encoded.progress), replace=replaced)
+        cur.execute("UPDATE evaluations SET updated_at = ?, heartbeat_at = ?, run_samples = run_samples + ? "
+                    "WHERE id = ?", [encoded.at, encoded.at, encoded.samples, evaluation_id])

@@ -72,11 +72,11 @@ class ModelRows(Database):
                               [name, version]).fetchone()
             if not row:
                 raise NotFound(f"model {name} version {version} does not exist")
-            ids = "SELECT id FROM evaluations WHERE model = ? AND version = ?"
-            cur.execute(f"DELETE FROM predictions WHERE evaluation_id IN ({ids})", [name, version])
-            cur.execute(f"DELETE FROM prediction_top1 WHERE evaluation_id IN ({ids})", [name, version])
-            cur.execute(f"DELETE FROM restricted_correct WHERE evaluation_id IN ({ids})", [name, version])
-            cur.execute(f"DELETE FROM evaluation_shards WHERE evaluation_id IN ({ids})", [name, version])
+            # the evaluations' ids, and their negatives: the rows a rerun under way has staged
+            ids = "SELECT id FROM evaluations WHERE model = ? AND version = ? UNION ALL SELECT -id FROM evaluations " \
+                  "WHERE model = ? AND version = ?"
+            for table_name in ("predictions", "prediction_top1", "restricted_correct", "evaluation_shards"):
+                cur.execute(f"DELETE FROM {table_name} WHERE evaluation_id IN ({ids})", [name, version] * 2)
             cur.execute("DELETE FROM evaluations WHERE model = ? AND version = ?", [name, version])
             cur.execute("DELETE FROM models WHERE name = ? AND version = ?", [name, version])
             return str(row[0])

@@ -308,6 +308,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (evaluation_id, variant)
     );
     """,
+    # 8: evaluation heartbeats (a run whose worker died is noticed and handed out again); reruns staged
+    # beside the results they replace
+    """
+    -- The last sign of life of the evaluation's run: StartEvaluation, a commit, a heartbeat (a CommitShards
+    -- stream without parts), FinishEvaluation. NULL: no run has started since the pair was queued.
+    ALTER TABLE evaluations ADD COLUMN heartbeat_at TIMESTAMPTZ;
+    -- '' or the state of a rerun (pending, running, failed). While a rerun is under way, `status` and the
+    -- rows under `id` stay those of the earlier results; the rerun's rows are staged under evaluation_id
+    -- -id and replace them in one transaction once every shard is in.
+    ALTER TABLE evaluations ADD COLUMN rerun VARCHAR DEFAULT '';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
