@@ -9,7 +9,7 @@ are heavy, and the scoring rules need neither):
 * :mod:`~shiftboard.adapters.triton.client` -- the Triton gRPC client and the translation of its errors;
 * :mod:`~shiftboard.adapters.triton.deployer` -- model-repository entries, loading, LRU unloading, leases;
 * :mod:`~shiftboard.flows.inference` -- shards from the object store -> Triton -> scores, overlapped;
-* :mod:`~shiftboard.flows.evaluate` -- the flow ``evaluate(model, version, testset)``;
+* :mod:`~shiftboard.flows.evaluate` -- the flow ``evaluate(model, version, testsets)``;
 * :mod:`~shiftboard.flows.sweep` -- the scheduled flow ``sweep`` (every missing or failed pair);
 * :mod:`~shiftboard.flows.worker` -- ``serve_worker`` (Prefect runner, warm flow-run starts);
 * :mod:`~shiftboard.adapters.prefect` -- submission of flow runs and the translation of Prefect's errors.

@@ -1,1 +1,1 @@
-"""The Streamlit leaderboard and the robustness maths it shows."""
+"""The Streamlit leaderboard: it shows the boards the gateway computes (the maths is in shiftboard.domain)."""

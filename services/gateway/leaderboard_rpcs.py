@@ -1,6 +1,6 @@
 """GetLeaderboard, GetOverview and CompareModels: the robustness maths over measured and imported results.
 
-The maths lives in ``shiftboard.leaderboard`` and ``shiftboard.testbed`` (no gRPC there); this module
+The maths lives in ``shiftboard.domain`` and ``shiftboard.testbed`` (no gRPC there); this module
 gathers its inputs from the catalog and turns the results into messages. A shift's board holds:
 
 * **measured** models: every model that succeeded on both the shift and its reference, read as two

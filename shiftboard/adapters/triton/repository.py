@@ -16,7 +16,7 @@ The server does the input mapping of the model's :class:`~shiftboard.domain.mani
 uint8 batches; the entry holds it as the one affine map per channel that
 :func:`~shiftboard.domain.normalisation.input_affine` computes (parameters ``scale`` and ``shift``).
 
-Two facts of the Python backend shape ``model.py`` (checked on this machine, see ARCHITECTURE.md):
+Two facts of the Python backend shape ``model.py`` (checked with the tritonserver of nvidia-pytriton):
 the backend stub ignores ``PYTHONPATH``, so ``model.py`` puts the environment's site-packages on
 ``sys.path`` itself, from the ``sys_path`` parameter written here; and it runs in its own process
 per model instance, so ``torch_threads`` bounds the CPU threads each instance uses.
