@@ -3,8 +3,8 @@
 Every shard's rows and its progress row go in one transaction; a re-sent shard's earlier rows are
 deleted first (a shard never committed needs no delete), so a killed run resumes at the first shard
 without a progress row. Ingest goes through Arrow, column by column, in the layout of
-:mod:`~shiftboard.domain.layout` (about 9.7 bytes a prediction with 1,000 classes, as `make bench` measures): top-5 packed in
-integers, confidence quantized, a top-1 row only where it is not the first top-5 class, and
+:mod:`~shiftboard.domain.layout` (about 9.7 bytes a prediction with 1,000 classes, as ``make bench``
+measures): top-5 packed in integers, confidence quantized, a top-1 row only where it is not the first top-5 class, and
 correctness as one bit per sample in the shard's progress row (``evaluation_shards.correct``, with
 its count). A reference shard's restricted correctness goes to ``restricted_correct`` as packed bits.
 """

@@ -7,7 +7,8 @@ the state dir holding ``backends/python`` with the stub for the running Python n
 server with explicit model control: models are loaded and unloaded by the deployment code through
 the gRPC API, gRPC only, every protocol restricted to callers with the key.
 
-Facts this relies on (checked with the tritonserver of nvidia-pytriton): the stub links ``libpython3.X.so``, so the running
+Facts this relies on (checked with the tritonserver of nvidia-pytriton): the stub links
+``libpython3.X.so``, so the running
 interpreter's ``LIBDIR`` goes first on ``LD_LIBRARY_PATH`` (else a system libpython of another
 patch level can be picked up and crash on import); the stub ignores ``PYTHONPATH``, which the
 entries' ``model.py`` (:mod:`shiftboard.adapters.triton.python_model`) works around.
