@@ -2,8 +2,9 @@
 
 ``up`` checks everything it can before starting anything (programs installed, every port free,
 secrets generated), then spawns the supervisor (``shiftboard serve stack``) in its own session and
-follows the run file until every service is healthy. ``down`` asks the supervisor to stop and
-falls back to killing what the run file names. ``status`` really probes each service.
+follows the run file until every service is healthy. On a running stack, ``up`` asks the supervisor
+to start every dead or backing-off service now and waits until each is healthy again. ``down`` asks
+the supervisor to stop and falls back to killing what the run file names. ``status`` really probes each service.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class UpResult:
     pid: int | None
     services: dict[str, str] = field(default_factory=dict)
     exit_code: int | None = None  # foreground only: the supervisor's exit status
+    restarted: tuple[str, ...] = ()  # on a running stack: the services started again (now healthy)
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,7 @@ def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | 
     """
     running = runfile.running_supervisor(settings)
     if running is not None:
-        pid, data = running
-        return UpResult(True, pid, {s["name"]: s["address"] for s in data.get("services", [])})
+        return _heal(settings, *running, on_progress=on_progress)
     _kill_leftovers(settings, runfile.read_run_file(settings))  # of a supervisor that was killed
     specs = stack_specs(settings)
     _preflight(settings, specs)
@@ -99,6 +100,80 @@ def up(settings: Settings, *, foreground: bool = False, on_progress: Progress | 
     log.info("started the stack supervisor (pid %d), log %s", proc.pid, log_path)
     _follow_start(settings, proc, len(specs), on_progress)
     return UpResult(False, proc.pid, addresses)
+
+
+#: How long ``up`` waits for the supervisor to take its restart request (it looks every second).
+REQUEST_TIMEOUT_S = 15.0
+
+
+def _needs_restart(entry: dict[str, Any]) -> bool:
+    """A service the supervisor started that is dead, backing off or failed."""
+    state = entry.get("state")
+    if state in ("restarting", "failed"):
+        return True
+    return state == "running" and isinstance(entry.get("pid"), int) and not runfile.pid_alive(
+        entry["pid"], entry.get("start"))
+
+
+def _heal(settings: Settings, pid: int, data: dict[str, Any], *, on_progress: Progress | None) -> UpResult:
+    """``up`` on a running stack: start its dead or backing-off services now, wait until they are healthy.
+
+    Raises :class:`Unavailable` naming each service that did not come back (and its log)."""
+    say = on_progress or (lambda message: None)
+    addresses = {s["name"]: s["address"] for s in data.get("services", [])}
+    if data.get("state") != "running":  # still starting (another `up`) or stopping: leave it alone
+        return UpResult(True, pid, addresses)
+    entries = {e.get("name"): e for e in data.get("services", [])}
+    waiting = [name for name, e in entries.items() if e.get("state") == "starting"]  # a restart under way
+    wanted = [name for name, e in entries.items() if _needs_restart(e)]
+    if not wanted and not waiting:
+        return UpResult(True, pid, addresses)
+    for name in wanted:
+        entry = entries[name]
+        said = runfile.restart_summary(entry) or "not running"
+        say(f"{name}: {said if entry.get('state') != 'running' else 'died'}; starting it now")
+    for name in waiting:
+        say(f"{name}: {runfile.restart_summary(entries[name]) or 'starting'}; waiting for it")
+    log_path = settings.logs_dir / SUPERVISOR_LOG
+    if wanted:
+        request = runfile.request_restart(settings, wanted)
+        deadline = time.monotonic() + REQUEST_TIMEOUT_S
+        while request not in (runfile.read_run_file(settings) or {}).get("handled_requests", []):
+            if runfile.running_supervisor(settings) is None:
+                raise Unavailable(f"the stack supervisor (pid {pid}) stopped; `shiftboard up` starts the "
+                                  f"stack again (see {log_path})")
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the stack supervisor (pid {pid}) did not take the restart request within "
+                                  f"{REQUEST_TIMEOUT_S:.0f} s: `shiftboard down` then `shiftboard up` (see "
+                                  f"{log_path})")
+            time.sleep(0.2)
+    names = wanted + waiting
+    deadline = time.monotonic() + settings.start_timeout_s + 30.0
+    outcome: dict[str, dict[str, Any]] = {}
+    while True:
+        current = {e.get("name"): e for e in (runfile.read_run_file(settings) or {}).get("services", [])}
+        for name in names:
+            entry = current.get(name, {})
+            if name not in outcome and entry.get("state") in ("running", "restarting", "failed"):
+                outcome[name] = entry
+                if entry.get("state") == "running":
+                    say(f"{name}: healthy again at {entry.get('address')} ({entry.get('healthy_after_s')} s)")
+        if len(outcome) == len(names):
+            break
+        if runfile.running_supervisor(settings) is None:
+            raise Unavailable(f"the stack supervisor (pid {pid}) stopped while restarting {', '.join(names)}; "
+                              f"`shiftboard up` starts the stack again (see {log_path})")
+        if time.monotonic() > deadline:
+            late = [n for n in names if n not in outcome]
+            raise Unavailable(f"{', '.join(late)} did not become healthy in time; see "
+                              + ", ".join(str(current.get(n, {}).get("log", log_path)) for n in late))
+        time.sleep(0.25)
+    failed = [(n, e) for n, e in outcome.items() if e.get("state") != "running"]
+    if failed:
+        raise Unavailable("; ".join(
+            f"{n} did not come back: {e.get('detail') or 'it exited'}, {runfile.restart_summary(e)}; see "
+            f"{e.get('log')}" for n, e in failed))
+    return UpResult(True, pid, addresses, restarted=tuple(names))
 
 
 def _follow_start(settings: Settings, proc: subprocess.Popen[bytes], n_services: int,
@@ -186,11 +261,17 @@ def status(settings: Settings) -> list[ServiceStatus]:
             detail = f"{reason or 'ok'}, but its supervisor is gone: `shiftboard down` stops it"
         elif reason is None:
             detail = "ok" if running else "ok (not started by this stack)"
-            if entry.get("restarts"):
-                detail += f", restarted {entry['restarts']}x"
+            # healthy: it answers, whatever the supervisor last wrote (it may not have seen it pass yet)
+            summary = runfile.restart_summary({**entry, "state": "running"}) if running else ""
+            if summary:
+                detail += f", {summary}"
         elif not running:
             detail = "not running"
-        elif state in ("failed", "restarting", "starting") and entry.get("detail"):
+        elif state in ("restarting", "starting") and entry.get("restarts"):
+            detail = runfile.restart_summary(entry)
+            if entry.get("detail"):
+                detail += f": {entry['detail']}"
+        elif state in ("failed", "starting") and entry.get("detail"):
             detail = f"{state}: {entry['detail']}"
         else:
             detail = reason

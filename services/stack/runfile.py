@@ -6,7 +6,16 @@ The supervisor writes the file (atomically) whenever something changes::
      "error": "", "updated_at": 1700000000.0,
      "services": [{"name": "triton", "pid": 130, "start": "1700000001.57", "address": "127.0.0.1:8001",
                    "state": "pending|starting|running|restarting|failed|stopped|external",
-                   "log": ".../logs/triton.log", "restarts": 0, "detail": ""}, ...]}
+                   "log": ".../logs/triton.log", "restarts": 0, "detail": "",
+                   "last_exit": -9, "backoff_s": 8.0, "next_try_at": 1700000100.0,
+                   "started_by": "backoff|up"}, ...],
+     "handled_requests": ["<id>", ...]}
+
+``restarts`` counts every restart since the supervisor started, ``last_exit`` is the exit code of the
+last death (negative: killed by that signal), ``next_try_at`` (epoch seconds) is set while the service
+waits out its backoff (state ``restarting``). ``up`` asks the supervisor to start services at once by
+writing ``restart-request.json`` next to the run file (:func:`request_restart`); the supervisor takes
+it within a second and lists its id in ``handled_requests``.
 
 ``start`` is the kernel's start time of the process (psutil's ``create_time``), so a pid reused by an
 unrelated process after a crash is never mistaken for ours.
@@ -19,6 +28,7 @@ import json
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -28,6 +38,7 @@ import psutil
 from shiftboard.settings import Settings
 
 RUN_FILE_NAME = "stack.json"
+REQUEST_FILE_NAME = "restart-request.json"
 
 
 def run_file(settings: Settings) -> Path:
@@ -49,6 +60,48 @@ def write_run_file(settings: Settings, data: dict[str, Any]) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps({**data, "updated_at": time.time()}, indent=2))
     os.replace(tmp, path)
+
+
+def request_restart(settings: Settings, services: list[str]) -> str:
+    """Ask the running supervisor to start ``services`` now (when dead or backing off); the request id."""
+    request_id = uuid.uuid4().hex
+    path = settings.run_dir / REQUEST_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"id": request_id, "services": services, "at": time.time()}))
+    os.replace(tmp, path)
+    return request_id
+
+
+def take_restart_request(settings: Settings) -> dict[str, Any] | None:
+    """The pending restart request, removed from disk; None when there is none (or it is unreadable)."""
+    path = settings.run_dir / REQUEST_FILE_NAME
+    try:
+        text = path.read_text()
+        path.unlink()
+        data = json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def restart_summary(entry: dict[str, Any], now: float | None = None) -> str:
+    """How a restarted service stands, e.g. ``restarting (4 restarts, next try in 8 s, last exit -9)``;
+    "" for a service that never restarted and is not restarting."""
+    restarts, state = int(entry.get("restarts") or 0), entry.get("state", "")
+    last_exit = entry.get("last_exit")
+    exit_text = f", last exit {last_exit}" if last_exit is not None else ""
+    word = "restart" if restarts == 1 else "restarts"
+    if state == "restarting":
+        next_try = entry.get("next_try_at")
+        wait = max(0, round(float(next_try) - (now or time.time()))) if next_try is not None else None
+        when = f"next try in {wait} s" if wait is not None else "waiting to restart"
+        return f"restarting ({restarts} {word}, {when}{exit_text})"
+    if state == "starting" and restarts:
+        return f"restarting ({restarts} {word}, starting now{exit_text})"
+    if restarts:
+        return f"restarted {restarts}x{exit_text}"
+    return ""
 
 
 def open_log(path: Path) -> BinaryIO:
@@ -138,7 +191,9 @@ def service_message(entry: dict[str, Any]) -> str | None:
         return f"{name}: healthy at {entry.get('address')} ({entry.get('healthy_after_s')} s)"
     if state == "external":
         return f"{name}: reachable at {entry.get('address')} (not started by the stack)"
-    if state in ("restarting", "failed"):
+    if state == "restarting":
+        return f"{name}: {detail}; {restart_summary(entry)}" if detail else f"{name}: {restart_summary(entry)}"
+    if state == "failed":
         return f"{name}: {state}: {detail}" if detail else f"{name}: {state}"
     if state == "stopped":
         return f"{name}: stopped"

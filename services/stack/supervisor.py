@@ -5,8 +5,12 @@ output in ``<logs_dir>/<name>.log``, waiting until it is healthy (``start_timeou
 before the next. A service that exits or stays unhealthy fails the start with a message naming it
 and its log; what was started is stopped again and the run file keeps the error for ``up``.
 
-Run: a child that dies is restarted after a backoff (1, 3, 9 s); after ``MAX_RESTARTS`` deaths
-within ``STABLE_AFTER_S`` it is marked failed and left alone.
+Run: a child that dies is restarted after an exponential backoff (1 s, doubling up to 60 s); the
+backoff starts again from 1 s once the child has stayed up for ``STABLE_AFTER_S``. It never gives up.
+A restart that does not become healthy within ``start_timeout_s`` is stopped and counts as one more
+death. The run file records per service its restarts, last exit code and when the next try is due;
+``up`` on a running stack asks (through :func:`runfile.request_restart`) for dead or backing-off
+services to be started at once.
 
 Stop (SIGTERM/SIGINT): children in reverse order, SIGTERM to the child's process group, then
 SIGKILL after its stop timeout (SeaweedFS needs ~16 s); the run file is removed. Every child runs
@@ -35,9 +39,9 @@ from shiftboard.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_RESTARTS = 3
-RESTART_BACKOFF_S = (1.0, 3.0, 9.0)
-STABLE_AFTER_S = 300.0
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+STABLE_AFTER_S = 180.0
 MONITOR_INTERVAL_S = 1.0
 
 Progress = Callable[[str], None]
@@ -53,15 +57,27 @@ class _Child:
         self.start: str | None = None
         self.state = "pending"
         self.detail = ""
-        self.restarts = 0
+        self.restarts = 0  # every restart since the supervisor started
+        self.streak = 0  # deaths since the child was last stable: drives the backoff
+        self.last_exit: int | None = None
+        self.backoff_s: float | None = None  # the backoff before the last restart
+        self.next_try: float | None = None  # monotonic time of the next start while backing off
+        self.start_deadline = 0.0
+        self.began = 0.0
+        self.started_by = ""  # "backoff" or "up": what started the current attempt
         self.healthy_since: float | None = None
         self.healthy_after_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        next_try_at = None
+        if self.next_try is not None:
+            next_try_at = round(time.time() + max(0.0, self.next_try - time.monotonic()), 2)
         return {"name": self.spec.name, "address": self.spec.address, "state": self.state,
                 "pid": self.proc.pid if self.proc and self.proc.returncode is None else None,
                 "start": self.start, "log": str(self.log_path), "restarts": self.restarts,
-                "detail": self.detail, "healthy_after_s": self.healthy_after_s}
+                "last_exit": self.last_exit, "backoff_s": self.backoff_s, "next_try_at": next_try_at,
+                "started_by": self.started_by, "detail": self.detail,
+                "healthy_after_s": self.healthy_after_s}
 
 
 def _exited(proc: subprocess.Popen[bytes]) -> bool:
@@ -85,9 +101,13 @@ def _redacted(command: list[str]) -> list[str]:
 class Supervisor:
     """Starts ``specs`` in order and supervises them until :meth:`request_stop`."""
 
-    def __init__(self, settings: Settings, specs: list[ServiceSpec],
-                 on_progress: Progress | None = None) -> None:
+    def __init__(self, settings: Settings, specs: list[ServiceSpec], on_progress: Progress | None = None,
+                 *, backoff_base_s: float = BACKOFF_BASE_S, backoff_cap_s: float = BACKOFF_CAP_S,
+                 stable_after_s: float = STABLE_AFTER_S, monitor_interval_s: float = MONITOR_INTERVAL_S) -> None:
         self.settings = settings
+        self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
+        self.stable_after_s, self.monitor_interval_s = stable_after_s, monitor_interval_s
+        self._handled: list[str] = []  # ids of restart requests answered (the last few)
         credentials.private_dir(settings.state_path)
         credentials.private_dir(settings.logs_dir)
         self.children = [_Child(s, settings.logs_dir / f"{s.name}.log") for s in specs]
@@ -207,40 +227,95 @@ class Supervisor:
     # ------------------------------------------------------------------ run
 
     def _monitor(self) -> None:
-        while not self._stop.wait(MONITOR_INTERVAL_S):
+        runfile.take_restart_request(self.settings)  # one left from before this supervisor is stale
+        while not self._stop.wait(self.monitor_interval_s):
+            self._answer_request()
             for child in self.children:
                 if self._stop.is_set():
                     return
-                if child.spec.command is None or child.state == "failed":
-                    continue
-                proc = child.proc
-                if proc is not None and not _exited(proc):
-                    if child.healthy_since and time.monotonic() - child.healthy_since > STABLE_AFTER_S:
-                        child.restarts = 0
-                    continue
-                self._restart(child, self._reap(child) if proc is not None else -1)
+                if child.spec.command is not None:
+                    self._watch(child)
 
-    def _restart(self, child: _Child, code: int) -> None:
-        name = child.spec.name
+    def _watch(self, child: _Child) -> None:
+        """One look at ``child``: notice a death, start it when its backoff is over, follow a restart."""
+        now = time.monotonic()
+        if child.state == "running":
+            if child.proc is None or _exited(child.proc):
+                self._died(child, self._reap(child) if child.proc is not None else -1)
+            elif child.streak and child.healthy_since and now - child.healthy_since > self.stable_after_s:
+                child.streak = 0  # stable again: the next death waits the shortest backoff
+        elif child.state == "restarting":
+            if child.next_try is not None and now >= child.next_try:
+                self._relaunch(child, "backoff")
+        elif child.state == "starting":
+            self._follow_restart(child)
+
+    def _died(self, child: _Child, code: int, why: str = "") -> None:
+        """Record a death of ``child`` and schedule its next start after the backoff."""
         child.restarts += 1
-        if child.restarts > MAX_RESTARTS:
-            child.state = "failed"
-            child.detail = f"exited with code {code}; gave up after {MAX_RESTARTS} restarts"
-            log.error("%s exited with code %d; gave up after %d restarts; see %s",
-                      name, code, MAX_RESTARTS, child.log_path)
-            self._write()
-            return
-        backoff = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S)) - 1]
+        child.streak += 1
+        child.last_exit = code
+        child.healthy_since = None
+        child.backoff_s = min(self.backoff_base_s * 2 ** (child.streak - 1), self.backoff_cap_s)
+        child.next_try = time.monotonic() + child.backoff_s
         child.state = "restarting"
-        child.detail = f"exited with code {code}; restart {child.restarts}/{MAX_RESTARTS} in {backoff:.0f} s"
-        log.warning("%s %s (log %s)", name, child.detail, child.log_path)
+        child.detail = why or f"exited with code {code}"
+        log.warning("%s %s; restart %d in %.0f s (log %s)", child.spec.name, child.detail, child.restarts,
+                    child.backoff_s, child.log_path)
         self._write()
-        if self._stop.wait(backoff):
+
+    def _relaunch(self, child: _Child, by: str) -> None:
+        child.next_try = None
+        child.started_by = by
+        child.state, child.healthy_since = "starting", None
+        child.began = time.monotonic()
+        child.start_deadline = child.began + self.settings.start_timeout_s
+        try:
+            self._launch(child)
+        except (ShiftboardError, OSError) as exc:
+            log.error("%s could not be started: %s", child.spec.name, exc)
+            child.proc = None
+            self._died(child, -1, f"could not be started: {exc}")
             return
-        error = self._bring_up(child, self.settings.start_timeout_s)
-        if error:
-            log.error("restart failed: %s", error)
-            child.state = "restarting"  # the next monitor round counts it and tries again or gives up
+        self._write()
+
+    def _follow_restart(self, child: _Child) -> None:
+        assert child.proc is not None
+        if _exited(child.proc):
+            code = self._reap(child)
+            self._died(child, code, f"exited with code {code} while starting")
+            return
+        reason = child.spec.startup_probe()
+        if reason is None:
+            child.healthy_after_s = round(time.monotonic() - child.began, 1)
+            child.state, child.detail, child.healthy_since = "running", "", time.monotonic()
+            log.info("%s healthy again after %.1f s (restart %d)", child.spec.name, child.healthy_after_s,
+                     child.restarts)
+            self._write()
+        elif time.monotonic() >= child.start_deadline:
+            self._stop_child(child)
+            self._died(child, child.proc.returncode if child.proc.returncode is not None else -1,
+                       f"not healthy within {self.settings.start_timeout_s:.0f} s ({reason})")
+        elif reason != child.detail:
+            child.detail = reason
+            self._write()
+
+    def _answer_request(self) -> None:
+        """Start the services a restart request (from ``up``) names now, when dead or backing off."""
+        request = runfile.take_restart_request(self.settings)
+        if request is None:
+            return
+        names = set(request.get("services") or [])
+        for child in self.children:
+            if child.spec.name not in names or child.spec.command is None:
+                continue
+            if child.state == "running" and child.proc is not None and _exited(child.proc):
+                self._died(child, self._reap(child))
+            if child.state in ("restarting", "failed"):
+                log.info("restarting %s now, as asked", child.spec.name)
+                self._relaunch(child, "up")
+        self._handled = [*self._handled, str(request.get("id"))][-10:]
+        self._write()
 
     # ------------------------------------------------------------------ stop
 
@@ -276,7 +351,8 @@ class Supervisor:
 
     def _write(self) -> None:
         data = {"supervisor_pid": os.getpid(), "supervisor_start": self._pid_start, "state": self.state,
-                "error": self.error, "services": [c.as_dict() for c in self.children]}
+                "error": self.error, "handled_requests": self._handled,
+                "services": [c.as_dict() for c in self.children]}
         runfile.write_run_file(self.settings, data)
         self._tracker.update(data)
 

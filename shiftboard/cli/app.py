@@ -80,12 +80,20 @@ def up(
     ctx: typer.Context,
     foreground: bool = typer.Option(False, "--foreground", help="Supervise in this process until Ctrl-C."),
 ) -> None:
-    """Start the embedded stack (object store, Triton, Prefect, gateway, leaderboard) and wait until healthy."""
+    """Start the embedded stack (object store, Triton, Prefect, gateway, leaderboard) and wait until healthy.
+
+    On a running stack: start every dead or backing-off service now (exit 1 naming any that does not
+    come back)."""
     from shiftboard.services.stack import control
 
     settings = settings_of(ctx)
     result = control.up(settings, foreground=foreground,
                         on_progress=lambda message: err_console.print(f"  {message}", highlight=False))
+    if result.already_running and result.restarted:
+        console.print(f"shiftboard was running (supervisor pid {result.pid}); restarted "
+                      f"{', '.join(result.restarted)}, healthy again.")
+        _print_services(control.status(settings))
+        return
     if result.already_running:
         console.print(f"shiftboard is already running (supervisor pid {result.pid}); nothing changed. "
                       "`shiftboard status` shows it.")
