@@ -47,7 +47,10 @@ class Database:
         self._lock = threading.RLock()
         try:
             with self.transaction() as cur:
-                migrate(cur, self.path)
+                applied = migrate(cur, self.path)
+            if applied:  # the schema change out of the write-ahead log at once (see migrate)
+                with self._lock, translated(self.path):
+                    self._conn.execute("CHECKPOINT")
         except BaseException:
             self._conn.close()
             raise

@@ -319,12 +319,24 @@ MIGRATIONS: list[str] = [
     -- -id and replace them in one transaction once every shard is in.
     ALTER TABLE evaluations ADD COLUMN rerun VARCHAR DEFAULT '';
     """,
+    # 9: the submission probe's measured time per image (the evaluation's request deadline is derived from it)
+    """
+    -- seconds per image of the probe's full-size batch; 0: not measured (models submitted before)
+    ALTER TABLE models ADD COLUMN probe_seconds_per_sample DOUBLE DEFAULT 0;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-def migrate(cur: duckdb.DuckDBPyConnection, path: str) -> None:
-    """Apply the migrations the catalog at ``path`` lacks, inside the caller's transaction ``cur``."""
+def migrate(cur: duckdb.DuckDBPyConnection, path: str) -> int:
+    """Apply the migrations the catalog at ``path`` lacks, inside the caller's transaction ``cur``;
+    the number applied.
+
+    Checkpoint after a migration has committed (:class:`~shiftboard.adapters.duckdb.database.Database`
+    does): DuckDB 1.5 cannot replay an ``ALTER TABLE ... ADD COLUMN`` from its write-ahead log when the
+    table has a column whose default calls a function ("Calling DatabaseManager::GetDefaultDatabase
+    with no default database set"), so a process killed before the next checkpoint would leave a
+    catalog that no longer opens."""
     cur.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)")
     row = cur.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
@@ -335,3 +347,4 @@ def migrate(cur: duckdb.DuckDBPyConnection, path: str) -> None:
     for version in range(current + 1, SCHEMA_VERSION + 1):
         cur.execute(MIGRATIONS[version - 1])
         cur.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, dt.datetime.now(dt.UTC)])
+    return SCHEMA_VERSION - current
