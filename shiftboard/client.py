@@ -13,6 +13,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from shiftboard.wire.commits import ShardPredictions
 
 CHUNK_BYTES = 1024 * 1024
+#: Shards uploaded at once (small shards are bound by round trips, not bandwidth).
+UPLOAD_THREADS = 4
+#: Target size of one RegisterTestSet message (the gateway accepts up to 8 MiB).
+REGISTER_MESSAGE_BYTES = 2 * 1024 * 1024
 Progress = Callable[[int], None]  # called with the number of bytes just sent
 
 T = TypeVar("T")
@@ -159,12 +164,36 @@ class Client:
 
     @_translate
     def create_upload(self, name: str, num_shards: int) -> pb.TestSetUpload:
-        return self._call(self._stub.CreateTestSetUpload,
-                          pb.CreateTestSetUploadRequest(name=name, num_shards=num_shards))
+        """The whole upload plan: every page of presigned URLs gathered into one message."""
+        pages = self.upload_pages(name, num_shards)
+        plan = next(pages)
+        for page in pages:
+            plan.shards.extend(page.shards)
+        plan.next_shard = 0
+        return plan
+
+    def upload_pages(self, name: str, num_shards: int, max_shards: int = 0) -> Iterator[pb.TestSetUpload]:
+        """The upload plan page by page (each page asked for when the previous one is consumed, so
+        its URLs are fresh); every page carries the upload's id."""
+        request = pb.CreateTestSetUploadRequest(name=name, num_shards=num_shards, max_shards=max_shards)
+        while True:
+            page = self._upload_page(request)
+            yield page
+            if not page.next_shard:
+                return
+            request = pb.CreateTestSetUploadRequest(upload_id=page.upload_id, first_shard=page.next_shard,
+                                                    max_shards=max_shards)
+
+    @_translate
+    def _upload_page(self, request: pb.CreateTestSetUploadRequest) -> pb.TestSetUpload:
+        return self._call(self._stub.CreateTestSetUpload, request)
 
     @_translate
     def register_testset(self, upload_id: str, spec: pb.TestSetSpec) -> pb.TestSet:
-        return self._call(self._stub.RegisterTestSet, pb.RegisterTestSetRequest(upload_id=upload_id, spec=spec))
+        """Register the manifest, its shards sent over as many messages as keep each under
+        :data:`REGISTER_MESSAGE_BYTES`."""
+        return self._stub.RegisterTestSet(register_requests(upload_id, spec), metadata=self._metadata,
+                                          timeout=self.timeout_s)
 
     # ---------------------------------------------------------------- evaluations
 
@@ -295,11 +324,25 @@ class Client:
         """Upload shard files through presigned URLs, then register the manifest."""
         if len(shard_files) != len(spec.shards):
             raise InvalidArgument("one shard file per shard of the manifest is needed")
-        upload = self.create_upload(spec.name, len(shard_files))
-        with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0)) as http:
-            for slot, path in zip(upload.shards, shard_files, strict=True):
-                _put_file(http, slot.url, path, on_progress)
-        return self.register_testset(upload.upload_id, spec)
+        upload_id = ""
+        limits = httpx.Limits(max_connections=UPLOAD_THREADS)
+        with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as http, \
+                ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+            for page in self.upload_pages(spec.name, len(shard_files)):  # each page's URLs fresh when used
+                upload_id = page.upload_id
+                if any(slot.index >= len(shard_files) for slot in page.shards):
+                    raise InvalidArgument(f"the gateway's upload plan has more than {len(shard_files)} shards: "
+                                          "is it a different version?")
+                puts = [pool.submit(_put_file, http, slot.url, shard_files[slot.index], on_progress)
+                        for slot in page.shards]
+                try:
+                    for put in puts:
+                        put.result()
+                except BaseException:
+                    for put in puts:
+                        put.cancel()
+                    raise
+        return self.register_testset(upload_id, spec)
 
 
 class _FileChunks:
@@ -341,6 +384,26 @@ class _FileChunks:
     def _quiet(self, record: logging.LogRecord) -> bool:
         """Drop gRPC's own report (with traceback) of this file's reading error: :meth:`errors` names it."""
         return self.error is None or record.getMessage() != "Exception iterating requests!"
+
+
+def register_requests(upload_id: str, spec: pb.TestSetSpec,
+                      message_bytes: int = REGISTER_MESSAGE_BYTES) -> Iterator[pb.RegisterTestSetRequest]:
+    """The messages of one RegisterTestSet stream: the id and the manifest without its shards, then the
+    shards in order, each message about ``message_bytes`` at most."""
+    head = pb.RegisterTestSetRequest(upload_id=upload_id)
+    head.spec.CopyFrom(spec)
+    del head.spec.shards[:]
+    yield head
+    more, size = pb.RegisterTestSetRequest(), 0
+    for shard in spec.shards:
+        entry = shard.ByteSize() + 4  # and its tag and length prefix
+        if more.shards and size + entry > message_bytes:
+            yield more
+            more, size = pb.RegisterTestSetRequest(), 0
+        more.shards.append(shard)
+        size += entry
+    if more.shards:
+        yield more
 
 
 def _read_file(path: Path, what: str) -> bytes:

@@ -32,7 +32,11 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Shiftboard"].full_name
+#: The largest request the gateway reads (a long manifest comes over a RegisterTestSet stream).
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+#: The largest reply it sends: a test set of MAX_SHARDS shards with their keys (GetTestSet,
+#: RegisterTestSet, an evaluation plan) is about 15 MiB; the Python client receives up to 64 MiB.
+MAX_REPLY_BYTES = 32 * 1024 * 1024
 #: Calls in progress or queued per gateway thread before gRPC answers RESOURCE_EXHAUSTED at once
 #: (a flood is refused instead of queued without bound).
 QUEUED_CALLS_PER_WORKER = 8
@@ -81,7 +85,7 @@ def create_server(settings: Settings, *, port: int | None = None, store_timeout_
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.gateway_workers),
             options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+                     ("grpc.max_send_message_length", MAX_REPLY_BYTES)],
             maximum_concurrent_rpcs=settings.gateway_workers * QUEUED_CALLS_PER_WORKER,
             interceptors=[servicer.interceptor()],
         )

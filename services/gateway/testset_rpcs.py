@@ -10,12 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import grpc
 
 from shiftboard import testsets
 from shiftboard.adapters.duckdb.catalog import Catalog, Upload
+from shiftboard.adapters.duckdb.database import timestamp
 from shiftboard.adapters.duckdb.evaluations import label_bytes
 from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
@@ -36,12 +39,54 @@ log = logging.getLogger(__name__)
 STAGING = "staging/"
 
 
+#: The most bytes of one CreateTestSetUpload reply: under gRPC's default 4 MiB receive limit of any
+#: client, and under the gateway's send limit.
+UPLOAD_PAGE_BYTES = 3 * 1024 * 1024
+_ENTRY_OVERHEAD = 4  # a repeated entry's tag and length prefix, at most
+#: Object-store calls in flight while shards are checked and moved.
+STORE_THREADS = 8
+
+T = TypeVar("T")
+
+
 def staging_prefix(upload_id: str) -> str:
     return f"{STAGING}{upload_id}/"
 
 
 def staging_key(upload_id: str, index: int) -> str:
     return f"{staging_prefix(upload_id)}shard-{index:05d}.npz"
+
+
+def _joined_registration(requests: Iterator[pb.RegisterTestSetRequest]) -> pb.RegisterTestSetRequest:
+    """The stream's messages as one request: the first one's id and manifest, every message's
+    ``shards`` appended to the manifest's in order."""
+    first = next(requests, None)
+    if first is None or not first.upload_id:
+        raise InvalidArgument("RegisterTestSet: the first message must carry the upload_id and the manifest")
+    joined = pb.RegisterTestSetRequest(upload_id=first.upload_id)
+    joined.spec.CopyFrom(first.spec)
+    joined.spec.shards.extend(first.shards)
+    for more in requests:
+        if more.upload_id or more.HasField("spec"):
+            raise InvalidArgument("RegisterTestSet: only the first message carries the upload_id and the "
+                                  "manifest; the following ones carry shards only")
+        joined.spec.shards.extend(more.shards)
+        if len(joined.spec.shards) > MAX_SHARDS:
+            raise InvalidArgument(f"the manifest lists more than {MAX_SHARDS} shards, the most a test set "
+                                  "may have: use larger shards")
+    return joined
+
+
+def _in_parallel(work: Callable[[pb.Shard], T], shards: Sequence[pb.Shard]) -> list[T]:
+    """``work`` for each shard on a few threads (object-store calls), results in order; the first
+    failure cancels what has not started, waits for what has, and is raised."""
+    with ThreadPoolExecutor(max_workers=STORE_THREADS) as pool:
+        futures = [pool.submit(work, s) for s in shards]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 class TestSetRpcs:
@@ -57,28 +102,68 @@ class TestSetRpcs:
 
     def CreateTestSetUpload(self, request: pb.CreateTestSetUploadRequest,
                             context: grpc.ServicerContext) -> pb.TestSetUpload:
-        """Presigned PUT URLs for each shard, into a staging prefix of its own."""
+        """Presigned PUT URLs for the shards, into a staging prefix of its own, one page per call.
+
+        A call without ``upload_id`` creates the upload and returns its first page; a call with it
+        returns the page from ``first_shard``. Each page holds at most ``max_shards`` URLs and stays
+        under :data:`UPLOAD_PAGE_BYTES`; ``next_shard`` (0 at the end) says where the next one starts.
+        """
         caller = required_caller()
+        upload = self._new_upload(request, caller.name) if not request.upload_id else self._upload_page_of(request)
+        if upload.created_by != caller.name and not caller.admin:
+            raise FailedPrecondition("this upload was started with another token: ask for its URLs with that one")
+        first = request.first_shard if request.upload_id else 0
+        if first >= upload.num_shards:
+            raise InvalidArgument(f"first_shard is {first}: upload {upload.upload_id} has shards "
+                                  f"0..{upload.num_shards - 1}")
+        ttl = self.settings.upload_url_ttl_s
+        out = pb.TestSetUpload(upload_id=upload.upload_id, num_shards=upload.num_shards)
+        out.expires_at.CopyFrom(timestamp(upload.expires_at))
+        limit = request.max_shards or upload.num_shards
+        size = out.ByteSize()
+        index = first
+        while index < upload.num_shards and len(out.shards) < limit:
+            slot = pb.ShardUpload(index=index, url=self.store.presigned_put(staging_key(upload.upload_id, index), ttl))
+            size += slot.ByteSize() + _ENTRY_OVERHEAD
+            if size > UPLOAD_PAGE_BYTES and out.shards:
+                break
+            out.shards.append(slot)
+            index += 1
+        out.next_shard = index if index < upload.num_shards else 0
+        return out
+
+    def _new_upload(self, request: pb.CreateTestSetUploadRequest, caller: str) -> Upload:
         validate_name(request.name, "test set name")
         if not 1 <= request.num_shards <= MAX_SHARDS:
             raise InvalidArgument(f"num_shards is {request.num_shards}: use 1 to {MAX_SHARDS}")
+        if request.first_shard:
+            raise InvalidArgument("first_shard needs the upload_id of the upload it continues")
         if self.catalog.testset_exists(request.name):
             raise AlreadyExists(f"test set {request.name} exists: choose another --name")
         self._sweep_expired_uploads()
-        ttl = self.settings.upload_url_ttl_s
-        upload_id = uuid.uuid4().hex
-        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ttl)
-        self.catalog.add_upload(Upload(upload_id, request.name, request.num_shards, caller.name, expires))
-        out = pb.TestSetUpload(upload_id=upload_id)
-        out.expires_at.FromDatetime(expires.replace(tzinfo=None))
-        for index in range(request.num_shards):
-            url = self.store.presigned_put(staging_key(upload_id, index), ttl)
-            out.shards.append(pb.ShardUpload(index=index, url=url))
-        return out
+        expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.settings.upload_url_ttl_s)
+        upload = Upload(uuid.uuid4().hex, request.name, request.num_shards, caller, expires)
+        self.catalog.add_upload(upload)
+        return upload
 
-    def RegisterTestSet(self, request: pb.RegisterTestSetRequest, context: grpc.ServicerContext) -> pb.TestSet:
+    def _upload_page_of(self, request: pb.CreateTestSetUploadRequest) -> Upload:
+        upload = self.catalog.get_upload(request.upload_id)
+        if upload is None:
+            raise FailedPrecondition(f"upload {request.upload_id!r} is unknown or expired: start again with "
+                                     "CreateTestSetUpload (`shiftboard testset add` does it)")
+        if request.name and request.name != upload.testset:
+            raise InvalidArgument(f"upload {upload.upload_id} was made for test set {upload.testset!r}, "
+                                  f"not {request.name!r}")
+        if request.num_shards and request.num_shards != upload.num_shards:
+            raise InvalidArgument(f"upload {upload.upload_id} has {upload.num_shards} shards, not "
+                                  f"{request.num_shards}: leave num_shards empty for a further page")
+        return upload
+
+    def RegisterTestSet(self, requests: Iterator[pb.RegisterTestSetRequest],
+                        context: grpc.ServicerContext) -> pb.TestSet:
         """Verify every uploaded shard, move them in place and enter the test set, all or nothing."""
         caller = required_caller()
+        request = _joined_registration(requests)
         upload = self.catalog.get_upload(request.upload_id)
         if upload is None:
             raise FailedPrecondition(f"upload {request.upload_id!r} is unknown or expired: start again with "
@@ -89,11 +174,15 @@ class TestSetRpcs:
         try:
             spec = self._validated_spec(request.spec, upload)
             labels = self._verify_shards(spec, upload)
-            for shard in spec.shards:
+
+            def move(shard: pb.Shard) -> str:
                 key = f"testsets/{spec.name}/{upload.upload_id}/shard-{shard.index:05d}.npz"
                 self.store.copy(staging_key(upload.upload_id, shard.index), key)
-                moved.append(key)
-                shard.key = key
+                moved.append(key)  # (a list append is atomic) what _discard removes if a later step fails
+                return key
+
+            for shard, key in zip(spec.shards, _in_parallel(move, spec.shards), strict=True):
+                shard.key = key  # set here: messages are not changed from several threads
             testset = pb.TestSet(spec=spec, size_bytes=sum(s.size_bytes for s in spec.shards),
                                  created_by=caller.name)
             testset.created_at.GetCurrentTime()
@@ -144,9 +233,7 @@ class TestSetRpcs:
                 raise InvalidArgument(f"shard {shard.index}: {exc.message}") from None
             return label_bytes(testsets.read_shard(data)[1])
 
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            futures = {s.index: pool.submit(verify, s) for s in spec.shards}
-            return {index: future.result() for index, future in futures.items()}
+        return dict(zip((s.index for s in spec.shards), _in_parallel(verify, spec.shards), strict=True))
 
     def _discard(self, upload_id: str, moved: list[str]) -> None:
         try:

@@ -122,7 +122,7 @@ class SubmitModelRequest(_message.Message):
     def __init__(self, metadata: _Optional[_Union[ModelMetadata, _Mapping]] = ..., chunk: _Optional[bytes] = ...) -> None: ...
 
 class Model(_message.Message):
-    __slots__ = ("metadata", "size_bytes", "sha256", "artifact_uri", "created_at", "created_by", "deployment")
+    __slots__ = ("metadata", "size_bytes", "sha256", "artifact_uri", "created_at", "created_by", "deployment", "probe_seconds_per_sample")
     METADATA_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +130,7 @@ class Model(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     CREATED_BY_FIELD_NUMBER: _ClassVar[int]
     DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
+    PROBE_SECONDS_PER_SAMPLE_FIELD_NUMBER: _ClassVar[int]
     metadata: ModelMetadata
     size_bytes: int
     sha256: str
@@ -137,7 +138,8 @@ class Model(_message.Message):
     created_at: _timestamp_pb2.Timestamp
     created_by: str
     deployment: Deployment
-    def __init__(self, metadata: _Optional[_Union[ModelMetadata, _Mapping]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ...) -> None: ...
+    probe_seconds_per_sample: float
+    def __init__(self, metadata: _Optional[_Union[ModelMetadata, _Mapping]] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., artifact_uri: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., deployment: _Optional[_Union[Deployment, _Mapping]] = ..., probe_seconds_per_sample: _Optional[float] = ...) -> None: ...
 
 class Deployment(_message.Message):
     __slots__ = ("triton_name", "state", "reason")
@@ -272,12 +274,18 @@ class TestSet(_message.Message):
     def __init__(self, spec: _Optional[_Union[TestSetSpec, _Mapping]] = ..., size_bytes: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ...) -> None: ...
 
 class CreateTestSetUploadRequest(_message.Message):
-    __slots__ = ("name", "num_shards")
+    __slots__ = ("name", "num_shards", "upload_id", "first_shard", "max_shards")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    FIRST_SHARD_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHARDS_FIELD_NUMBER: _ClassVar[int]
     name: str
     num_shards: int
-    def __init__(self, name: _Optional[str] = ..., num_shards: _Optional[int] = ...) -> None: ...
+    upload_id: str
+    first_shard: int
+    max_shards: int
+    def __init__(self, name: _Optional[str] = ..., num_shards: _Optional[int] = ..., upload_id: _Optional[str] = ..., first_shard: _Optional[int] = ..., max_shards: _Optional[int] = ...) -> None: ...
 
 class ShardUpload(_message.Message):
     __slots__ = ("index", "url")
@@ -288,22 +296,28 @@ class ShardUpload(_message.Message):
     def __init__(self, index: _Optional[int] = ..., url: _Optional[str] = ...) -> None: ...
 
 class TestSetUpload(_message.Message):
-    __slots__ = ("upload_id", "shards", "expires_at")
+    __slots__ = ("upload_id", "shards", "expires_at", "next_shard", "num_shards")
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     SHARDS_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_SHARD_FIELD_NUMBER: _ClassVar[int]
+    NUM_SHARDS_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     shards: _containers.RepeatedCompositeFieldContainer[ShardUpload]
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, upload_id: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardUpload, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    next_shard: int
+    num_shards: int
+    def __init__(self, upload_id: _Optional[str] = ..., shards: _Optional[_Iterable[_Union[ShardUpload, _Mapping]]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_shard: _Optional[int] = ..., num_shards: _Optional[int] = ...) -> None: ...
 
 class RegisterTestSetRequest(_message.Message):
-    __slots__ = ("upload_id", "spec")
+    __slots__ = ("upload_id", "spec", "shards")
     UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    SHARDS_FIELD_NUMBER: _ClassVar[int]
     upload_id: str
     spec: TestSetSpec
-    def __init__(self, upload_id: _Optional[str] = ..., spec: _Optional[_Union[TestSetSpec, _Mapping]] = ...) -> None: ...
+    shards: _containers.RepeatedCompositeFieldContainer[Shard]
+    def __init__(self, upload_id: _Optional[str] = ..., spec: _Optional[_Union[TestSetSpec, _Mapping]] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ...) -> None: ...
 
 class GetTestSetRequest(_message.Message):
     __slots__ = ("name",)

@@ -59,7 +59,7 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTestSetUploadRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSetUpload.FromString,
                 _registered_method=True)
-        self.RegisterTestSet = channel.unary_unary(
+        self.RegisterTestSet = channel.stream_unary(
                 '/shiftboard.v1.Shiftboard/RegisterTestSet',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSet.FromString,
@@ -207,15 +207,20 @@ class ShiftboardServicer:
 
     def CreateTestSetUpload(self, request, context):
         """Reserve upload slots for a test set's shards: presigned PUT URLs into a staging area of the
-        object store, so shard bytes go straight to storage and never through the gateway.
+        object store, so shard bytes go straight to storage and never through the gateway. A large plan
+        comes in pages (each reply under the message limit): ask again with the upload's id and
+        first_shard = the reply's next_shard until next_shard is 0.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def RegisterTestSet(self, request, context):
+    def RegisterTestSet(self, request_iterator, context):
         """Register a test set whose shards were uploaded: checksums and contents are verified, the
         shards move from staging to their final place, and the manifest enters the catalog at once.
+        A client stream: the first message carries the upload's id and the manifest, any further ones
+        more of its shards (a manifest of many shards is split over messages under the message limit;
+        a single message, as before, is a complete request).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -411,7 +416,7 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.CreateTestSetUploadRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSetUpload.SerializeToString,
             ),
-            'RegisterTestSet': grpc.unary_unary_rpc_method_handler(
+            'RegisterTestSet': grpc.stream_unary_rpc_method_handler(
                     servicer.RegisterTestSet,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.TestSet.SerializeToString,
@@ -668,7 +673,7 @@ class Shiftboard:
             _registered_method=True)
 
     @staticmethod
-    def RegisterTestSet(request,
+    def RegisterTestSet(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -678,8 +683,8 @@ class Shiftboard:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
+        return grpc.experimental.stream_unary(
+            request_iterator,
             target,
             '/shiftboard.v1.Shiftboard/RegisterTestSet',
             shiftboard_dot_v1_dot_shiftboard__pb2.RegisterTestSetRequest.SerializeToString,
