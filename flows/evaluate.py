@@ -16,6 +16,13 @@ not match its manifest) is recorded with ``finish_evaluation(failed=True, error=
 run ends failed. So are transient failures that outlast the retries; the sweep hands the pair out
 again later.
 
+Every inference request has a deadline, :func:`request_deadline_s`: ``max(settings.eval_deadline_min_s,
+settings.eval_deadline_factor x the probe's seconds per image x the batch size)``. A model that misses it
+(it hangs, or is far slower on the test set's images than in the submission probe) fails permanently
+(:class:`~shiftboard.adapters.triton.client.ModelDeadlineExceeded`, never retried) with a message
+naming the deadline, and its Triton instance is killed and unloaded
+(:meth:`~shiftboard.adapters.triton.deployer.ModelDeployer.stop_hung`) so Triton keeps serving the others.
+
 While a pair is evaluated (retries and their pauses included), a thread of the flow run sends the
 gateway a heartbeat every ``settings.eval_heartbeat_s`` (:class:`Heartbeat`), however long one inference
 batch takes: a run whose process dies goes quiet, and the gateway hands its pairs out again after
@@ -45,7 +52,8 @@ from prefect.states import State
 from prefect.tasks import Task
 
 from shiftboard.adapters.s3 import ObjectStore
-from shiftboard.adapters.triton.deployer import ModelDeployer
+from shiftboard.adapters.triton.client import ModelDeadlineExceeded
+from shiftboard.adapters.triton.deployer import Lease, ModelDeployer
 from shiftboard.client import Client
 from shiftboard.domain.compatibility import ModelShape, TestSetShape, incompatibility
 from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable
@@ -53,13 +61,14 @@ from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
 from shiftboard.domain.shards import shard_file_name
 from shiftboard.flows.inference import InferencePipeline, ShardResult
 from shiftboard.sandbox import redact, secret_values
-from shiftboard.settings import Settings
+from shiftboard.settings import Settings, env_name
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire.commits import COMMIT_SAMPLES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Heartbeat", "RunProgress", "evaluate", "is_transient", "logits_key", "run_evaluation"]
+__all__ = ["Heartbeat", "RunProgress", "evaluate", "is_transient", "logits_key", "request_deadline_s",
+           "run_evaluation"]
 
 #: Seconds between lease renewals while a long evaluation runs.
 LEASE_RENEW_S = 300.0
@@ -70,8 +79,21 @@ _RETRY_DELAYS_S = [2, 5, 15, 30]
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether a failure may go away on retry (a server down or restarting), not a broken model."""
+    """Whether a failure may go away on retry (a server down or restarting), not a broken model (a model
+    past its request deadline is broken: :class:`ModelDeadlineExceeded` is no ``Unavailable``)."""
     return isinstance(exc, Unavailable)
+
+
+def request_deadline_s(settings: Settings, model: pb.Model, batch_size: int) -> float:
+    """Seconds one inference request of ``batch_size`` images of ``model`` may take (see the module doc)."""
+    return max(settings.eval_deadline_min_s,
+               settings.eval_deadline_factor * model.probe_seconds_per_sample * batch_size)
+
+
+def _deadline_rule(settings: Settings, model: pb.Model, batch_size: int) -> str:
+    return (f"max({env_name('eval_deadline_min_s')}={settings.eval_deadline_min_s:g} s, "
+            f"{env_name('eval_deadline_factor')}={settings.eval_deadline_factor:g} x the probe's "
+            f"{model.probe_seconds_per_sample:.3g} s per image x {batch_size} images)")
 
 
 def _retry_transient(task: Task[Any, Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -182,37 +204,54 @@ def run_evaluation(settings: Settings, client: Client, plan: pb.EvaluationPlan, 
     md, spec = plan.model.metadata, plan.testset.spec
     class_map, restrictions = plan_scoring(plan)
     with deployer.acquire(plan.model) as lease:
+        batch_size = min(settings.eval_batch_size, lease.max_batch_size)
         pipeline = InferencePipeline(
             settings.triton_target, lease.model_name, num_classes=md.num_classes,
             chw=(spec.channels, spec.height, spec.width), class_subset=list(spec.class_subset) or None,
-            batch_size=min(settings.eval_batch_size, lease.max_batch_size), in_flight=settings.eval_in_flight,
+            batch_size=batch_size, in_flight=settings.eval_in_flight,
             keep_logits=settings.store_logits, label=f"{md.name}:{md.version}", auth=deployer.auth,
-            class_map=class_map, restrictions=restrictions)
-        renewed = time.monotonic()
-        log.info("evaluating %s:%s on %s: %d shard(s) to do", md.name, md.version, spec.name, len(shards))
-        batch: list[ShardResult] = []
-        held, first_at = 0, 0.0
-        for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
-            if result.logits is not None:  # before the shard is committed: a committed shard has its logits
-                store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
-            samples = result.arrays.samples
-            if batch and held + samples > COMMIT_SAMPLES:  # a batch stays within one row group
-                _commit(client, key, batch, progress, on_shard)
-                batch, held = [], 0
-            if not batch:
-                first_at = time.monotonic()
-            batch.append(result)
-            held += samples
-            # the next shard should take as long as this one: commit now rather than past the time bound
-            if on_shard is not None or held >= COMMIT_SAMPLES \
-                    or time.monotonic() - first_at + result.seconds >= COMMIT_SECONDS:
-                _commit(client, key, batch, progress, on_shard)
-                batch, held = [], 0
-            if time.monotonic() - renewed > LEASE_RENEW_S:
-                lease.renew()
-                renewed = time.monotonic()
-        _commit(client, key, batch, progress, on_shard)
+            class_map=class_map, restrictions=restrictions,
+            request_timeout_s=request_deadline_s(settings, plan.model, batch_size))
+        log.info("evaluating %s:%s on %s: %d shard(s) to do (request deadline %.0f s)", md.name, md.version,
+                 spec.name, len(shards), pipeline.request_timeout_s)
+        try:
+            _infer_and_commit(client, key, pipeline, shards, store, progress, on_shard, lease)
+        except ModelDeadlineExceeded as exc:
+            done = deployer.stop_hung(lease.model_name)
+            raise ModelDeadlineExceeded(
+                f"{exc.message}, the deadline {_deadline_rule(settings, plan.model, batch_size)}: the model hangs "
+                f"or is far slower on these images than in the submission probe; it failed permanently and "
+                f"{done}") from exc
     return progress
+
+
+def _infer_and_commit(client: Client, key: pb.EvaluationKey, pipeline: InferencePipeline, shards: list[pb.Shard],
+                      store: ObjectStore, progress: RunProgress, on_shard: Callable[[pb.Evaluation], None] | None,
+                      lease: Lease) -> None:
+    """Run ``shards`` through ``pipeline`` and commit their results in batches (see :func:`run_evaluation`)."""
+    renewed = time.monotonic()
+    batch: list[ShardResult] = []
+    held, first_at = 0, 0.0
+    for result in pipeline.run(shards, lambda shard: store.get_bytes(shard.key)):
+        if result.logits is not None:  # before the shard is committed: a committed shard has its logits
+            store.put_bytes(logits_key(key, result.shard.index), _logits_parquet(result))
+        samples = result.arrays.samples
+        if batch and held + samples > COMMIT_SAMPLES:  # a batch stays within one row group
+            _commit(client, key, batch, progress, on_shard)
+            batch, held = [], 0
+        if not batch:
+            first_at = time.monotonic()
+        batch.append(result)
+        held += samples
+        # the next shard should take as long as this one: commit now rather than past the time bound
+        if on_shard is not None or held >= COMMIT_SAMPLES \
+                or time.monotonic() - first_at + result.seconds >= COMMIT_SECONDS:
+            _commit(client, key, batch, progress, on_shard)
+            batch, held = [], 0
+        if time.monotonic() - renewed > LEASE_RENEW_S:
+            lease.renew()
+            renewed = time.monotonic()
+    _commit(client, key, batch, progress, on_shard)
 
 
 def _commit(client: Client, key: pb.EvaluationKey, batch: list[ShardResult], progress: RunProgress,

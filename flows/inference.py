@@ -15,8 +15,11 @@ Three things overlap so that the model never waits:
 The caller iterates :meth:`InferencePipeline.run` and gets one :class:`ShardResult` per shard, in
 shard order. Images travel as uint8 (the server normalises them). Failures surface from the
 iterator as shiftboard errors: ``Unavailable`` for what a retry can fix, :class:`ModelFailed` when
-the model crashed, returned the wrong shape or non-finite logits, ``InvalidArgument`` for a shard
-that does not match its manifest.
+the model crashed, returned the wrong shape or non-finite logits, :class:`ModelDeadlineExceeded` when a
+request was not answered within ``request_timeout_s`` (the model's deadline, sent with each request
+so that the Python-backend model answers at it: permanent, never the transient ``DEADLINE_EXCEEDED``
+of an unreachable server), ``InvalidArgument`` for a shard that does not
+match its manifest.
 """
 
 from __future__ import annotations
@@ -33,7 +36,18 @@ import numpy as np
 import tritonclient.grpc as triton_grpc
 from numpy.typing import NDArray
 
-from shiftboard.adapters.triton.client import ModelFailed, TritonAuth, close_quietly, connect, translate
+from shiftboard.adapters.triton.client import (
+    DEADLINE_ERROR,
+    DEADLINE_PARAMETER,
+    ModelDeadlineExceeded,
+    ModelFailed,
+    TritonAuth,
+    TritonError,
+    close_quietly,
+    connect,
+    status_name,
+    translate,
+)
 from shiftboard.adapters.triton.repository import INPUT_NAME, OUTPUT_NAME
 from shiftboard.domain.errors import InvalidArgument, ShiftboardError
 from shiftboard.domain.scoring import (
@@ -273,8 +287,10 @@ class _Run:
                 self.sent_any = True
                 log.info("first inference request to %s", self.p.model_name)
         try:
+            # the model answers at its deadline (so Triton can unload a hung one); the client waits a little longer
             self.client.async_infer(self.p.model_name, self.p._request(work.images[start:stop]), done,
-                                    outputs=self.p._outputs, client_timeout=self.p.request_timeout_s)
+                                    outputs=self.p._outputs, client_timeout=self.p.request_timeout_s + 2.0,
+                                    parameters={DEADLINE_PARAMETER: int(self.p.request_timeout_s * 1000)})
         except BaseException:
             with self.cond:
                 self.outstanding -= 1
@@ -286,6 +302,11 @@ class _Run:
     def _on_response(self, work: _ShardWork, start: int, stop: int, result: Any, error: Any) -> None:
         try:
             if error is not None:
+                if isinstance(error, TritonError) and (status_name(error) == "DEADLINE_EXCEEDED"
+                                                       or DEADLINE_ERROR in str(error.message() or "")):
+                    raise ModelDeadlineExceeded(
+                        f"model {self.p.label} did not answer a request of {stop - start} images on shard "
+                        f"{work.shard.index} within its deadline of {self.p.request_timeout_s:.0f} s")
                 raise error
             logits = result.as_numpy(OUTPUT_NAME)
             if logits is None or logits.shape != (stop - start, self.p.num_classes):
@@ -331,9 +352,11 @@ class _Run:
     def stop(self) -> None:
         """Stop feeding, wait for outstanding requests, release the client (idempotent)."""
         self.stopping.set()
-        self.feeder.join(timeout=self.p.request_timeout_s)
+        # a model past its deadline is stopped by the caller: its other requests need not be waited for
+        wait_s = 5.0 if isinstance(self.error, ModelDeadlineExceeded) else self.p.request_timeout_s
+        self.feeder.join(timeout=wait_s)
         with self.cond:
-            deadline = time.monotonic() + self.p.request_timeout_s
+            deadline = time.monotonic() + wait_s
             while self.outstanding > 0 and time.monotonic() < deadline:
                 self.cond.wait(0.5)
         self.fetcher.shutdown(wait=True, cancel_futures=True)

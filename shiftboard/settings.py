@@ -175,6 +175,13 @@ class Settings(BaseSettings):
         "per shard).")
     worker_poll_s: float = Field(
         default=0.5, gt=0, description="Seconds between the evaluation worker's polls for scheduled runs.")
+    eval_deadline_min_s: float = Field(
+        default=120.0, gt=0, description="Least seconds an inference request may take: a request's deadline is "
+        "max(this, eval_deadline_factor x the probe's seconds per image x the batch size). A model that misses it "
+        "fails permanently and its Triton instance is stopped and unloaded.")
+    eval_deadline_factor: float = Field(
+        default=25.0, gt=0, description="How many times the probe's measured time per image an inference request "
+        "may take (see eval_deadline_min_s).")
 
     # leaderboard
     leaderboard_port: Port = Field(default=8501, description="Port of the Streamlit leaderboard.")

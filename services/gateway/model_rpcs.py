@@ -1,5 +1,8 @@
 """The model RPCs: submit (validate, probe, store, register), get, list and delete.
 
+The probe's measured seconds per image of a full batch are recorded with the model (its evaluations'
+request deadline is derived from them).
+
 A model's bytes go to a unique object key and are deleted if the catalog insert fails. The manifest's
 rules are :func:`shiftboard.domain.manifests.validate_model`.
 """
@@ -67,14 +70,15 @@ class ModelRpcs:
         with tempfile.NamedTemporaryFile(dir=self.tmp_dir, suffix=".pt") as tmp:
             size = self._receive(request_iterator, cast(IO[bytes], tmp), digest)
             spec = metadata.input
-            probe.probe(Path(tmp.name), channels=spec.channels, height=spec.height, width=spec.width,
-                        num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s,
-                        settings=self.settings)
+            seconds_per_sample = probe.probe(
+                Path(tmp.name), channels=spec.channels, height=spec.height, width=spec.width,
+                num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s, settings=self.settings)
             key = f"models/{metadata.name}/{metadata.version}/{uuid.uuid4().hex}.pt"
             tmp.seek(0)
             self.store.put_stream(key, cast(BinaryIO, tmp), size)
         model = pb.Model(metadata=metadata, size_bytes=size, sha256=digest.hexdigest(),
-                         artifact_uri=self.store.uri_prefix + key, created_by=caller.name)
+                         artifact_uri=self.store.uri_prefix + key, created_by=caller.name,
+                         probe_seconds_per_sample=seconds_per_sample)
         model.created_at.GetCurrentTime()
         try:
             self.catalog.add_model(model, key)

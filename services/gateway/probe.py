@@ -3,7 +3,11 @@
 The artifact must be a TorchScript archive (``torch.jit.save``), never an arbitrary pickle: a pickle
 can run code when loaded, a TorchScript archive holds only code in TorchScript's restricted
 language and tensors. The probe loads it with ``torch.jit.load`` and runs one small batch of images
-of the declared input shape; the output must be a finite float tensor of shape [N, num_classes].
+of the declared input shape, then one full-size batch (``settings.eval_batch_size`` images, what an
+evaluation sends per request); each output must be a finite float tensor of shape [N, num_classes].
+The full batch's time per image is returned: the evaluation's per-request deadline is derived from it
+(:func:`shiftboard.flows.evaluate.request_deadline_s`), and a model that hangs on large batches is
+refused here, at submission, rather than at its first evaluation.
 
 It runs in a separate process with a time limit so that a model that hangs, crashes the
 interpreter, or eats memory does not take the gateway with it, and inside the operating-system
@@ -12,8 +16,9 @@ read-only, an empty scratch directory the only writable place, no network, CPU-t
 limits. After loading (``__setstate__`` has run by then, inside the sandbox) the child refuses
 TorchScript operators that reach files, the network or the process, naming the operator. Text the
 model produced reaches the submitter only as one short sanitised line with secrets redacted. Run
-as ``python -m shiftboard.services.gateway.probe FILE C H W NUM_CLASSES [--no-inspect]``; prints
-one JSON line (model output printed meanwhile goes to stderr).
+as ``python -m shiftboard.services.gateway.probe FILE C H W NUM_CLASSES FULL_BATCH [--no-inspect]``;
+prints a JSON line once the small batch passed, then the verdict's (model output printed meanwhile
+goes to stderr).
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from shiftboard.domain.errors import InvalidArgument, Unavailable
 from shiftboard.sandbox import SandboxPolicy, active, runtime_paths, sanitize, secret_values, wrap
@@ -61,16 +68,20 @@ def probe_policy(settings: Settings, path: Path, scratch: Path) -> SandboxPolicy
 
 
 def probe(path: Path, *, channels: int, height: int, width: int, num_classes: int,
-          timeout_s: float = 120.0, settings: Settings | None = None, inspect: bool = True) -> None:
-    """Raise :class:`InvalidArgument` unless the file is TorchScript giving [N, num_classes] finite outputs.
+          timeout_s: float = 120.0, settings: Settings | None = None, inspect: bool = True,
+          full_batch: int | None = None) -> float:
+    """Raise :class:`InvalidArgument` unless the file is TorchScript giving [N, num_classes] finite outputs
+    on a small batch and on a full one of ``full_batch`` images (default ``settings.eval_batch_size``);
+    return the full batch's seconds per image.
 
     ``inspect=False`` skips the operator check (tests of the operating-system layer use it).
     """
     settings = settings or Settings.from_env()
+    full = max(1, full_batch if full_batch is not None else settings.eval_batch_size)
     sniff_format(path)
     path = Path(path).resolve()
     cmd = [sys.executable, "-m", "shiftboard.services.gateway.probe", str(path), str(channels), str(height),
-           str(width), str(num_classes), *([] if inspect else ["--no-inspect"])]
+           str(width), str(num_classes), str(full), *([] if inspect else ["--no-inspect"])]
     secrets = secret_values(settings)
     scratch = Path(tempfile.mkdtemp(prefix="shiftboard-probe-"))
     try:
@@ -80,25 +91,41 @@ def probe(path: Path, *, channels: int, height: int, width: int, num_classes: in
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env, check=False,
                                   cwd=scratch)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
+            if _small_passed(exc.stdout):
+                raise InvalidArgument(
+                    f"the model ran a probe batch of {PROBE_BATCH} images but not a full batch of {full} images "
+                    f"(the evaluation batch size) within the probe's limit of {timeout_s:.0f} s: it hangs or is "
+                    "too slow on large batches; fix the model (or the gateway may raise SHIFTBOARD_PROBE_TIMEOUT_S)"
+                ) from None
             raise InvalidArgument(f"the model did not load and run a probe batch within {timeout_s:.0f} s: "
                                   "submit a smaller or faster model") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _verdict(proc, settings, secrets)
+    return _verdict(proc, settings, secrets, full)
 
 
-def _verdict(proc: subprocess.CompletedProcess[str], settings: Settings, secrets: Iterable[str]) -> None:
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+def _small_passed(stdout: str | bytes | None) -> bool:
+    """Whether the child's output says its small batch passed (it then ran the full one)."""
+    text = stdout.decode(errors="replace") if isinstance(stdout, bytes) else (stdout or "")
+    return any(ln.startswith('{"stage": "small-ok"') for ln in text.splitlines())
+
+
+def _verdict(proc: subprocess.CompletedProcess[str], settings: Settings, secrets: Iterable[str],
+             full: int) -> float:
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith('{"ok"')]
     if lines:
         result = json.loads(lines[-1])
         if result["ok"]:
-            return
+            return float(result.get("seconds_per_sample") or 0.0)
         raise InvalidArgument(result["error"].replace("{model}", sanitize(result.get("model") or "", secrets)))
     code = proc.returncode
     if code in (-signal.SIGXCPU, -signal.SIGKILL) and settings.sandbox != "off":
+        where = (f"on a full probe batch of {full} images (the evaluation batch size), after a batch of "
+                 f"{PROBE_BATCH} passed: it hangs or is too slow on large batches"
+                 if _small_passed(proc.stdout) else "while loading or running a probe batch")
         raise InvalidArgument(f"the model used more than its CPU-time limit of {settings.sandbox_cpu_seconds} s "
-                              "while loading or running a probe batch: submit a smaller or faster model")
+                              f"{where}: submit a smaller or faster model")
     if code < 0:
         raise InvalidArgument(f"the model crashed the probe process ({signal.Signals(-code).name}) while "
                               "loading or running a probe batch")
@@ -122,9 +149,11 @@ def _memory_error(exc: BaseException) -> str | None:
 
 
 def _check(path: str, channels: int, height: int, width: int, num_classes: int,
-           inspect: bool = True) -> tuple[str, str] | None:
+           inspect: bool = True, full: int = PROBE_BATCH, passed: Callable[[], None] = lambda: None,
+           timing: list[float] | None = None) -> tuple[str, str] | None:
     """The probe itself (child process): None when the model is fine, else the error message (with
-    ``{model}`` where the model's own text goes) and that text."""
+    ``{model}`` where the model's own text goes) and that text. ``passed`` is called once the small
+    batch passed; the full batch's seconds per image are appended to ``timing``."""
     import torch
 
     torch.set_num_threads(1)
@@ -148,38 +177,60 @@ def _check(path: str, channels: int, height: int, width: int, num_classes: int,
             return refusal(found), ""
     model.eval()
     generator = torch.Generator().manual_seed(0)
-    batch = torch.rand((PROBE_BATCH, channels, height, width), generator=generator)
-    try:
-        with torch.no_grad():
-            out = model(batch)
-    except Exception as exc:  # noqa: BLE001
-        if (memory := _memory_error(exc)) is not None:
-            return memory, ""
-        return (f"the model failed on a probe batch of shape [{PROBE_BATCH}, {channels}, {height}, {width}] "
-                "(float32): {model}: check --input-shape"), str(exc) or type(exc).__name__
+    sizes = [PROBE_BATCH] + ([full] if full > PROBE_BATCH else [])
+    for n in sizes:
+        batch = torch.rand((n, channels, height, width), generator=generator)
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                out = model(batch)
+        except Exception as exc:  # noqa: BLE001
+            if (memory := _memory_error(exc)) is not None:
+                return memory, ""
+            return (f"the model failed on a probe batch of shape [{n}, {channels}, {height}, {width}] "
+                    "(float32): {model}: check --input-shape"), str(exc) or type(exc).__name__
+        seconds = time.perf_counter() - start
+        if (error := _check_output(torch, out, n, num_classes)) is not None:
+            return error, ""
+        if n == PROBE_BATCH:
+            passed()
+        if timing is not None and n == sizes[-1]:
+            timing.append(seconds / n)
+    return None
+
+
+def _check_output(torch: Any, out: Any, n: int, num_classes: int) -> str | None:
+    """The error of a probe batch's output of ``n`` images, or None when it is [n, num_classes] finite floats."""
     if isinstance(out, tuple | list) and out:
         out = out[0]
     if not isinstance(out, torch.Tensor):
-        return f"the model returned {type(out).__name__}, not a tensor: return logits of shape [N, num_classes]", ""
-    if out.dim() != 2 or out.shape[0] != PROBE_BATCH or out.shape[1] != num_classes:
-        return (f"the model's output on a probe batch of {PROBE_BATCH} has shape {list(out.shape)}, expected "
-                f"[{PROBE_BATCH}, {num_classes}]: check --num-classes and that the model returns one row "
-                "of logits per image"), ""
+        return f"the model returned {type(out).__name__}, not a tensor: return logits of shape [N, num_classes]"
+    if out.dim() != 2 or out.shape[0] != n or out.shape[1] != num_classes:
+        return (f"the model's output on a probe batch of {n} has shape {list(out.shape)}, expected "
+                f"[{n}, {num_classes}]: check --num-classes and that the model returns one row "
+                "of logits per image")
     if not out.is_floating_point():
-        return f"the model's output is {out.dtype}, expected floating-point logits", ""
+        return f"the model's output is {out.dtype}, expected floating-point logits"
     if not bool(torch.isfinite(out).all()):
-        return "the model's output on a probe batch contains NaN or infinite values: fix the model", ""
+        return "the model's output on a probe batch contains NaN or infinite values: fix the model"
     return None
 
 
 def main(argv: list[str]) -> int:
     inspect = "--no-inspect" not in argv
-    path, c, h, w, k = [a for a in argv if a != "--no-inspect"]
+    path, c, h, w, k, full = [a for a in argv if a != "--no-inspect"]
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the model prints goes to stderr, never where the verdict goes
-    verdict = _check(path, int(c), int(h), int(w), int(k), inspect)
+
+    def passed() -> None:
+        result.write(json.dumps({"stage": "small-ok"}) + "\n")
+        result.flush()
+
+    timing: list[float] = []
+    verdict = _check(path, int(c), int(h), int(w), int(k), inspect, int(full), passed, timing)
     error, model_text = verdict if verdict is not None else (None, "")
-    result.write(json.dumps({"ok": verdict is None, "error": error, "model": model_text[-4000:]}) + "\n")
+    result.write(json.dumps({"ok": verdict is None, "error": error, "model": model_text[-4000:],
+                             "seconds_per_sample": timing[-1] if timing else 0.0}) + "\n")
     result.flush()
     return 0
 

@@ -23,7 +23,7 @@ class ModelRows(Database):
 
     _MODEL_COLUMNS = ("name, version, format, channels, height, width, value_min, value_max, mean, std, "
                       "num_classes, category, description, tags, size_bytes, sha256, artifact_key, "
-                      "created_at, created_by")
+                      "created_at, created_by, probe_seconds_per_sample")
 
     def model_exists(self, name: str, version: str) -> bool:
         return bool(self.query("SELECT 1 FROM models WHERE name = ? AND version = ?", [name, version]))
@@ -36,12 +36,12 @@ class ModelRows(Database):
                 raise AlreadyExists(f"model {md.name} version {md.version} exists: "
                                     "submit under a new --version, or delete the old one first")
             cur.execute(
-                f"INSERT INTO models ({self._MODEL_COLUMNS}) VALUES ({', '.join('?' * 19)})",
+                f"INSERT INTO models ({self._MODEL_COLUMNS}) VALUES ({', '.join('?' * 20)})",
                 [md.name, md.version, vocab.format_word(md.format), md.input.channels, md.input.height,
                  md.input.width, md.input.value_min, md.input.value_max, list(md.input.mean),
                  list(md.input.std), md.num_classes, vocab.category_word(md.category), md.description,
                  list(md.tags), model.size_bytes, model.sha256, artifact_key,
-                 model.created_at.ToDatetime(tzinfo=dt.UTC), model.created_by],
+                 model.created_at.ToDatetime(tzinfo=dt.UTC), model.created_by, model.probe_seconds_per_sample],
             )
 
     def get_model(self, name: str, version: str = "") -> tuple[pb.Model, str]:
@@ -90,7 +90,7 @@ class ModelRows(Database):
                 num_classes=r[10], category=vocab.category_value(r[11]),
                 description=r[12], tags=r[13],
             ),
-            size_bytes=r[14], sha256=r[15], created_by=r[18],
+            size_bytes=r[14], sha256=r[15], created_by=r[18], probe_seconds_per_sample=float(r[19] or 0.0),
         )
         model.created_at.CopyFrom(timestamp(r[17]))
         return model

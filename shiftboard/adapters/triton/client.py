@@ -29,7 +29,8 @@ from shiftboard.settings import Settings, env_name
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KEY_HEADER", "ModelFailed", "TritonAuth", "TritonError", "close_quietly", "connect", "is_transient_status",
+__all__ = ["DEADLINE_ERROR", "DEADLINE_PARAMETER", "KEY_HEADER", "ModelDeadlineExceeded", "ModelFailed", "TritonAuth",
+           "TritonError", "close_quietly", "connect", "is_transient_status",
            "is_unknown_model", "status_name", "translate"]
 
 TritonError = InferenceServerException
@@ -46,6 +47,18 @@ _MAX_MESSAGE_BYTES = 1 << 30
 
 class ModelFailed(FailedPrecondition):
     """The model failed in Triton (load error, exception, crash, wrong output): retrying cannot help."""
+
+
+#: How the error of a request answered past its deadline starts (written by the Python-backend model,
+#: :mod:`shiftboard.adapters.triton.python_model`, which cannot import this module: keep both equal).
+DEADLINE_ERROR = "shiftboard deadline exceeded"
+#: The request parameter carrying a request's deadline in milliseconds to that model.
+DEADLINE_PARAMETER = "shiftboard_deadline_ms"
+
+
+class ModelDeadlineExceeded(ModelFailed):
+    """The model did not answer an inference request within its deadline (derived from its probe time):
+    permanent, never retried; its Triton instance is stopped (``ModelDeployer.stop_hung``)."""
 
 
 #: The header Triton checks on every restricted gRPC protocol (``--grpc-restricted-protocol=...:KEY=value``).

@@ -13,6 +13,11 @@ is evaluated:
    loaded); then the model is loaded with the explicit model-control API and awaited. A load error
    is raised as :class:`~shiftboard.adapters.triton.client.ModelFailed` carrying Triton's message.
 
+A model that hangs in an inference request (past its deadline) is stopped with :meth:`ModelDeployer.stop_hung`:
+it is unloaded (its instance answered the request at its deadline), and its Python-backend stub
+processes (their command line names the entry's ``model.py``) still running are killed; Triton stays
+ready and serves the others.
+
 Several worker processes deploy at once, so the bookkeeping (last use per model, live leases) is
 shared through the repository: :mod:`shiftboard.adapters.triton.leases`. Every Triton error is
 translated once, by :func:`shiftboard.adapters.triton.client.translate`.
@@ -25,6 +30,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -170,6 +176,43 @@ class ModelDeployer:
         log.info("preloaded %s for %s:%s in %.2f s", name, md.name, md.version, time.monotonic() - start)
         return name
 
+    def stop_hung(self, name: str, timeout_s: float = 60.0) -> str:
+        """Unload model ``name`` (hung in a request), then kill what is left of its instance; returns what was done.
+
+        The model's instance answered the hung request at its deadline
+        (:mod:`~shiftboard.adapters.triton.python_model`), so the unload can complete while its thread
+        still spins; the stub processes whose command line names ``<repo>/<name>/1/model.py`` that outlive
+        the unload are killed. (Killing a stub while a request executes does not help: Triton keeps
+        waiting for that request and the model stays UNLOADING.) Only stubs on this host can be killed.
+        """
+        client = connect(self.url, self.auth)
+        state = ""
+        try:
+            try:
+                client.unload_model(name, client_timeout=CALL_TIMEOUT_S)
+            except TritonError as exc:
+                if not is_unknown_model(exc):
+                    raise translate(exc, what=f"unload {name}", url=self.url) from exc
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                state = self._index(client).get(name, {}).get("state") or ""
+                if state not in ("READY", "UNLOADING", "LOADING"):
+                    break
+                time.sleep(0.2)
+        finally:
+            close_quietly(client)
+        killed = _kill_stubs(name)
+        with self.registry.locked() as data:
+            data["last_used"].pop(name, None)
+        if state in ("READY", "UNLOADING", "LOADING"):
+            log.warning("model %s is still %s in Triton %.0f s after it was unloaded", name, state, timeout_s)
+            return f"its unload from Triton did not complete (still {state}; {len(killed)} process(es) killed)"
+        done = "it was unloaded from Triton"
+        if killed:
+            done += f" and {len(killed)} leftover process(es) of it killed"
+        log.warning("stopped hung model %s: %s", name, done)
+        return done
+
     def loaded_models(self) -> list[str]:
         """Names of the models Triton has loaded (READY) now."""
         client = connect(self.url, self.auth)
@@ -293,6 +336,24 @@ class ModelDeployer:
         except TritonError as exc:
             raise translate(exc, what="read the model config", url=self.url, model=name) from exc
         return int(reply.get("config", {}).get("max_batch_size") or 1)
+
+
+def _kill_stubs(name: str) -> set[int]:
+    """SIGKILL every Python-backend stub process of entry ``name`` on this host; returns their pids."""
+    import psutil
+
+    marker = f"/{name}/1/model.py"  # the name ends in a digest: no other entry's path ends so
+    killed: set[int] = set()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if any(part.endswith(marker) for part in cmdline) \
+                and any("triton_python_backend_stub" in part for part in cmdline):
+            try:
+                os.kill(proc.info["pid"], signal.SIGKILL)
+                killed.add(proc.info["pid"])
+            except (ProcessLookupError, PermissionError) as exc:
+                log.warning("could not kill stub %d of %s: %s", proc.info["pid"], name, exc)
+    return killed
 
 
 def undeploy(settings: Settings, model: pb.Model) -> str:

@@ -11,6 +11,13 @@ channel each, computed by ``shiftboard.domain.normalisation.input_affine``), ``n
 
 One response per request: a failing request gets its own ``TritonError`` while the others in the
 same dynamic batch still succeed.
+
+A request may carry a deadline (parameter ``shiftboard_deadline_ms``). The model then runs in a thread
+of its own (TorchScript releases the GIL), and when it has not finished a batch by the earliest deadline
+of its requests, every request of the batch is answered with an error starting :data:`DEADLINE_ERROR`,
+and so is every later one: the instance is hung. Answering is what lets Triton unload the model (a
+request still executing keeps it UNLOADING forever, even with the stub process killed); the thread
+still spinning dies with the stub process when the model is unloaded.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import triton_python_backend_utils as pb_utils
@@ -28,6 +36,10 @@ if TYPE_CHECKING:
     import torch
 
 
+#: How a deadline error starts (the flows recognise it).
+DEADLINE_ERROR = "shiftboard deadline exceeded"
+
+
 class TritonPythonModel:
     """The model instance Triton creates: ``initialize`` once, ``execute`` per batch of requests."""
 
@@ -35,6 +47,7 @@ class TritonPythonModel:
     scale: torch.Tensor
     shift: torch.Tensor
     num_classes: int
+    hung: str = ""
 
     def initialize(self, args: dict[str, str]) -> None:
         config = json.loads(args["model_config"])
@@ -77,25 +90,65 @@ class TritonPythonModel:
         result: np.ndarray[Any, Any] = out.numpy()
         return result
 
-    def execute(self, requests: list[Any]) -> list[Any]:
+    def _results(self, arrays: list[np.ndarray[Any, Any]]) -> list[Any]:
+        """Each request's logits, or the exception its images raised."""
         import numpy as np
 
-        arrays = [pb_utils.get_input_tensor_by_name(r, "images").as_numpy() for r in requests]
         try:
             logits = self._forward(np.concatenate(arrays)) if len(arrays) > 1 else None
         except Exception:  # one bad request must not fail the others: retry them one by one
             logits = None
-        responses = []
+        results: list[Any] = []
         start = 0
         for array in arrays:
             try:
-                part = logits[start:start + len(array)] if logits is not None else self._forward(array)
-                tensor = pb_utils.Tensor("logits", np.ascontiguousarray(part, dtype=np.float32))
-                responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
-            except Exception as exc:
-                responses.append(pb_utils.InferenceResponse(
-                    output_tensors=[], error=pb_utils.TritonError(f"{type(exc).__name__}: {exc}")))
+                results.append(logits[start:start + len(array)] if logits is not None else self._forward(array))
+            except Exception as exc:  # noqa: BLE001 - answered as this request's error
+                results.append(exc)
             start += len(array)
+        return results
+
+    @staticmethod
+    def _deadline_s(requests: list[Any]) -> float | None:
+        """The earliest deadline of ``requests`` in seconds, None when none has one."""
+        found = []
+        for r in requests:
+            try:
+                value = json.loads(r.parameters() or "{}").get("shiftboard_deadline_ms")
+            except (AttributeError, ValueError):
+                value = None
+            if value:
+                found.append(float(value) / 1000.0)
+        return min(found) if found else None
+
+    def execute(self, requests: list[Any]) -> list[Any]:
+        import numpy as np
+
+        arrays = [pb_utils.get_input_tensor_by_name(r, "images").as_numpy() for r in requests]
+        deadline = self._deadline_s(requests)
+        if self.hung:
+            results: list[Any] = [RuntimeError(self.hung) for _ in arrays]
+        elif deadline is None:
+            results = self._results(arrays)
+        else:
+            box: list[list[Any]] = []
+            worker = threading.Thread(target=lambda: box.append(self._results(arrays)), daemon=True)
+            worker.start()
+            worker.join(deadline)
+            if box:
+                results = box[0]
+            else:
+                self.hung = (f"{DEADLINE_ERROR}: the model did not finish a batch of {sum(len(a) for a in arrays)} "
+                             f"images within {deadline:g} s")
+                results = [RuntimeError(self.hung) for _ in arrays]
+        responses = []
+        for result in results:
+            if isinstance(result, BaseException):
+                message = str(result) if self.hung else f"{type(result).__name__}: {result}"
+                responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message)))
+            else:
+                tensor = pb_utils.Tensor("logits", np.ascontiguousarray(result, dtype=np.float32))
+                responses.append(pb_utils.InferenceResponse(output_tensors=[tensor]))
         return responses
 
     def finalize(self) -> None:
