@@ -32,6 +32,11 @@ With ``settings.store_logits`` every shard's full logits also go to the object s
 ``logits/<model>/<version>/<testset>/shard-NNNNNN.parquet`` (columns ``sample``, ``label``,
 ``logits``), written before the shard is committed.
 
+A pair deleted while its run is under way (its model or test set deleted; the gateway cancels the flow run
+when it has nothing else to do) makes every gateway call of the run answer NOT_FOUND: the pair ends there,
+logged in one line, without a failure or a traceback (:func:`pair_deleted`), and the run goes on with its
+other test sets.
+
 The core, :func:`run_evaluation`, is plain Python (no Prefect); the flow adds retries and the UI.
 """
 
@@ -56,7 +61,7 @@ from shiftboard.adapters.triton.client import ModelDeadlineExceeded
 from shiftboard.adapters.triton.deployer import Lease, ModelDeployer
 from shiftboard.client import Client
 from shiftboard.domain.compatibility import ModelShape, TestSetShape, incompatibility
-from shiftboard.domain.errors import InvalidArgument, ShiftboardError, Unavailable
+from shiftboard.domain.errors import InvalidArgument, NotFound, ShiftboardError, Unavailable
 from shiftboard.domain.scoring import ClassMap, Restriction, subset_index
 from shiftboard.domain.shards import shard_file_name
 from shiftboard.flows.inference import InferencePipeline, ShardResult
@@ -67,8 +72,8 @@ from shiftboard.wire.commits import COMMIT_SAMPLES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Heartbeat", "RunProgress", "evaluate", "is_transient", "logits_key", "request_deadline_s",
-           "run_evaluation"]
+__all__ = ["Heartbeat", "RunProgress", "evaluate", "is_transient", "logits_key", "pair_deleted",
+           "request_deadline_s", "run_evaluation"]
 
 #: Seconds between lease renewals while a long evaluation runs.
 LEASE_RENEW_S = 300.0
@@ -343,16 +348,33 @@ def evaluate_pair_task(settings: Settings, key: pb.EvaluationKey, flow_run_id: s
     shards are skipped.
     """
     with Client.from_settings(settings) as client:
-        plan = client.start_evaluation(key, flow_run_id)
         try:
-            summary = run_evaluation(settings, client, plan, progress, store=store,
-                                     deployer=deployer).summary()
-        except Exception as exc:
-            if not is_transient(exc):
-                client.finish_evaluation(key, failed=True, error=error_message(exc) or type(exc).__name__)
-            raise
-        client.finish_evaluation(key)
+            plan = client.start_evaluation(key, flow_run_id)
+            try:
+                summary = run_evaluation(settings, client, plan, progress, store=store,
+                                         deployer=deployer).summary()
+            except Exception as exc:
+                if not is_transient(exc) and not (isinstance(exc, NotFound) and pair_deleted(client, key)):
+                    client.finish_evaluation(key, failed=True, error=error_message(exc) or type(exc).__name__)
+                raise
+            client.finish_evaluation(key)
+        except NotFound as exc:
+            if not pair_deleted(client, key):
+                raise
+            log.info("%s:%s on %s was deleted meanwhile (its model or its test set): this pair stops here (%s)",
+                     key.model, key.version, key.testset, exc.message)
+            return {"deleted": True, **progress.summary()}
     return summary
+
+
+def pair_deleted(client: Client, key: pb.EvaluationKey) -> bool:
+    """Whether the pair's evaluation is gone from the gateway (its model or test set was deleted): the
+    gateway then answers NOT_FOUND to every call of the run, which ends the pair without an error."""
+    try:
+        evaluations = client.list_evaluations(model=key.model, testset=key.testset)
+    except ShiftboardError:
+        return False  # cannot tell: the NOT_FOUND is reported as the failure it seems
+    return not any(e.key.version == key.version for e in evaluations)
 
 
 def _evaluate_one(settings: Settings, key: pb.EvaluationKey, flow_run_id: str, store: ObjectStore,

@@ -31,6 +31,8 @@ from shiftboard.wire.status import from_status
 if TYPE_CHECKING:
     from shiftboard.wire.commits import ShardPredictions
 
+log = logging.getLogger(__name__)
+
 CHUNK_BYTES = 1024 * 1024
 #: Shards uploaded at once (small shards are bound by round trips, not bandwidth).
 UPLOAD_THREADS = 4
@@ -161,6 +163,17 @@ class Client:
         request = pb.ListTestSetsRequest(kind=cast(pb.TestSetKind, kind), group=group)
         reply = self._call(self._stub.ListTestSets, request)
         return list(reply.test_sets)
+
+    @_translate
+    def delete_testset(self, name: str) -> int:
+        """Delete a test set with its evaluations and predictions; returns how many evaluations went with it."""
+        reply = self._call(self._stub.DeleteTestSet, pb.DeleteTestSetRequest(name=name))
+        return int(reply.evaluations_deleted)
+
+    @_translate
+    def abort_upload(self, upload_id: str) -> None:
+        """Give up an upload: the gateway removes its staging objects and its row."""
+        self._call(self._stub.AbortTestSetUpload, pb.AbortTestSetUploadRequest(upload_id=upload_id))
 
     @_translate
     def create_upload(self, name: str, num_shards: int) -> pb.TestSetUpload:
@@ -321,15 +334,36 @@ class Client:
 
     def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
                     on_progress: Progress | None = None) -> pb.TestSet:
-        """Upload shard files through presigned URLs, then register the manifest."""
+        """Upload shard files through presigned URLs, then register the manifest. When the upload fails
+        the gateway is asked to abort it (its staging objects removed; else its expiry does it)."""
         if len(shard_files) != len(spec.shards):
             raise InvalidArgument("one shard file per shard of the manifest is needed")
-        upload_id = ""
+        started: list[str] = []  # the upload's id, once the gateway has created it
+        try:
+            self._upload_shards(spec, shard_files, on_progress, started)
+        except BaseException:
+            if started:
+                self._abort_quietly(started[0])
+            raise
+        return self.register_testset(started[0], spec)
+
+    def _abort_quietly(self, upload_id: str) -> None:
+        try:
+            self.abort_upload(upload_id)
+        except Exception as exc:  # noqa: BLE001 - the upload's own failure is what the caller sees
+            log.warning("could not abort upload %s (the gateway removes it once it expires): %s", upload_id,
+                        getattr(exc, "message", None) or exc)
+
+    def _upload_shards(self, spec: pb.TestSetSpec, shard_files: list[Path], on_progress: Progress | None,
+                       started: list[str]) -> None:
+        """PUT every shard file to its presigned URL, page by page; the upload's id goes into ``started``
+        as soon as the first page names it."""
         limits = httpx.Limits(max_connections=UPLOAD_THREADS)
         with httpx.Client(timeout=httpx.Timeout(300.0, connect=10.0), limits=limits) as http, \
                 ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
             for page in self.upload_pages(spec.name, len(shard_files)):  # each page's URLs fresh when used
-                upload_id = page.upload_id
+                if not started:
+                    started.append(page.upload_id)
                 if any(slot.index >= len(shard_files) for slot in page.shards):
                     raise InvalidArgument(f"the gateway's upload plan has more than {len(shard_files)} shards: "
                                           "is it a different version?")
@@ -342,7 +376,6 @@ class Client:
                     for put in puts:
                         put.cancel()
                     raise
-        return self.register_testset(upload_id, spec)
 
 
 class _FileChunks:

@@ -51,7 +51,8 @@ def test_the_policy_table_covers_every_method_of_the_service():
         check_policies({**POLICIES, "GetOverview": Policy(mutating=False)})
     # Every state-changing method needs a token; every read is open (when reads are).
     assert {n for n, p in POLICIES.items() if p.mutating} == {
-        "SubmitModel", "DeleteModel", "CreateTestSetUpload", "RegisterTestSet", "RequestEvaluations",
+        "SubmitModel", "DeleteModel", "CreateTestSetUpload", "RegisterTestSet", "AbortTestSetUpload",
+        "DeleteTestSet", "RequestEvaluations",
         "StartEvaluation", "CommitShard", "CommitShards", "FinishEvaluation", "ImportResults", "CreateToken",
         "ListTokens", "RevokeToken"}
 

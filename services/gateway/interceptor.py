@@ -66,6 +66,8 @@ POLICIES: dict[str, Policy] = {
     # test sets
     "CreateTestSetUpload": Policy(mutating=True, roles=SUBMITTERS),
     "RegisterTestSet": Policy(mutating=True, roles=SUBMITTERS),
+    "AbortTestSetUpload": Policy(mutating=True, roles=SUBMITTERS),
+    "DeleteTestSet": Policy(mutating=True, roles=SUBMITTERS),
     "GetSamples": READ,
     "GetTestSet": READ,
     "ListTestSets": READ,

@@ -31,6 +31,7 @@ from shiftboard.domain.errors import (
 )
 from shiftboard.domain.manifests import validate_model
 from shiftboard.services.gateway import probe
+from shiftboard.services.gateway.cleanup import remove_objects
 from shiftboard.services.gateway.interceptor import required_caller
 from shiftboard.services.gateway.scheduler import Scheduler
 from shiftboard.services.gateway.triggers import trigger
@@ -133,7 +134,8 @@ class ModelRpcs:
         return pb.ListModelsResponse(models=self.catalog.list_models(category))
 
     def DeleteModel(self, request: pb.DeleteModelRequest, context: grpc.ServicerContext) -> pb.DeleteModelResponse:
-        """Unload the model from Triton, remove it with its evaluations and predictions, then its artifact.
+        """Unload the model from Triton, remove it with its evaluations and predictions, cancel its
+        unfinished evaluations' flow runs, then delete its artifact.
 
         Only its submitter or an admin may. When Triton cannot be reached the model is deleted all the
         same (and the failure logged): its Triton entry is named after name, version and artifact
@@ -147,10 +149,13 @@ class ModelRpcs:
             raise PermissionDenied(f"model {request.name}:{request.version} was submitted by another token: only "
                                    "its submitter or an admin may delete it")
         self._undeploy(model)
-        key = self.catalog.delete_model(request.name, request.version)
+        deleted = self.catalog.delete_model(request.name, request.version)
         self.evaluations.notify_watchers()
-        self.store.delete(key)
-        log.info("model %s version %s deleted by %s", request.name, request.version, caller.name)
+        self.scheduler.cancel_runs(deleted.flow_runs, f"shiftboard: model {request.name}:{request.version} was "
+                                                      f"deleted by {caller.name}")
+        remove_objects(self.store, deleted, f"model {request.name}:{request.version}")
+        log.info("model %s version %s deleted by %s (%d evaluation(s); flow runs cancelled: %s)", request.name,
+                 request.version, caller.name, deleted.evaluations, ", ".join(deleted.flow_runs) or "none")
         return pb.DeleteModelResponse()
 
     def _undeploy(self, model: pb.Model) -> None:

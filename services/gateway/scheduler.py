@@ -14,6 +14,9 @@ pairs are handed out again (they resume at their first uncommitted shard) and th
 crashed in Prefect. Pending pairs whose hand-off was lost (Prefect down, the gateway restarted) are
 handed out again too. Nothing is judged before the gateway has been up for ``eval_stale_s`` itself (a
 gateway that was down saw no heartbeats).
+
+**Cancelling.** When a model or test set is deleted, the flow runs of its unfinished pairs that have
+nothing else left to do are cancelled in Prefect (:meth:`Scheduler.cancel_runs`, on the hand-off thread).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from shiftboard.adapters import prefect
 from shiftboard.adapters.duckdb.catalog import Catalog
@@ -40,6 +44,8 @@ log = logging.getLogger(__name__)
 Submit = Callable[[Settings, str, str, list[str]], str]
 #: (settings, flow-run id, message) -> whether its state changed
 Crash = Callable[[Settings, str, str], bool]
+#: (settings, flow-run id, message) -> whether its state changed
+Cancel = Callable[[Settings, str, str], bool]
 #: Most seconds between two looks of the watchdog.
 WATCHDOG_MAX_PERIOD_S = 5.0
 
@@ -50,6 +56,18 @@ def _prefect_submit(settings: Settings, model: str, version: str, testsets: list
 
 def _prefect_crash(settings: Settings, flow_run_id: str, message: str) -> bool:
     return prefect.crash_flow_run(settings, flow_run_id, message)
+
+
+def _prefect_cancel(settings: Settings, flow_run_id: str, message: str) -> bool:
+    return prefect.cancel_flow_run(settings, flow_run_id, message)
+
+
+class _Mark(NamedTuple):
+    """A state to give a flow run in Prefect: ``crash`` (its worker died) or ``cancel`` (its pairs were deleted)."""
+
+    kind: str
+    flow_run_id: str
+    message: str
 
 
 def is_live(state: PairState | None, now: dt.datetime, stale: dt.timedelta, handing_off: bool) -> bool:
@@ -79,15 +97,16 @@ class Scheduler:
     """Records pending evaluations and hands them to the evaluation worker."""
 
     def __init__(self, settings: Settings, catalog: Catalog, evaluations: Evaluations,
-                 submit: Submit | None = None, crash: Crash | None = None) -> None:
+                 submit: Submit | None = None, crash: Crash | None = None, cancel: Cancel | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.evaluations = evaluations
         self.submit = submit or _prefect_submit
         self.crash = crash or _prefect_crash
+        self.cancel = cancel or _prefect_cancel
         self.stale = dt.timedelta(seconds=settings.eval_stale_s)
-        #: Hand-offs (model, version, test sets) and crash marks (flow-run id, message), in order.
-        self._queue: queue.Queue[tuple[str, str, list[str]] | tuple[str, str]] = queue.Queue()
+        #: Hand-offs (model, version, test sets) and crash or cancel marks, in order.
+        self._queue: queue.Queue[tuple[str, str, list[str]] | _Mark] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._handing_off: set[Pair] = set()  # queued, not yet handed to a flow run
         self._lock = threading.Lock()
@@ -157,7 +176,15 @@ class Scheduler:
     def for_testset(self, name: str) -> list[pb.Evaluation]:
         return self.request([Pair(m.metadata.name, m.metadata.version, name) for m in self.catalog.list_models()])
 
-    def _enqueue(self, work: tuple[str, str, list[str]] | tuple[str, str]) -> None:
+    def cancel_runs(self, flow_run_ids: Sequence[str], message: str) -> None:
+        """Cancel these flow runs in Prefect (on the hand-off thread: the caller does not wait on Prefect).
+        Nothing is sent when the gateway hands out no work (``auto_evaluate`` off)."""
+        if not self.settings.auto_evaluate:
+            return
+        for flow_run_id in flow_run_ids:
+            self._enqueue(_Mark("cancel", flow_run_id, message))
+
+    def _enqueue(self, work: tuple[str, str, list[str]] | _Mark) -> None:
         self._ensure_thread()
         self._queue.put(work)
 
@@ -197,8 +224,8 @@ class Scheduler:
             prefect.preload()  # importing Prefect takes seconds: pay it once, before the first hand-off
         while True:
             work = self._queue.get()
-            if len(work) == 2:
-                self._crash(*work)
+            if isinstance(work, _Mark):
+                self._mark(work)
                 continue
             model, version, testsets = work
             pairs = [Pair(model, version, testset) for testset in testsets]
@@ -217,11 +244,14 @@ class Scheduler:
             log.info("evaluations of %s:%s on %s handed to flow run %s", model, version, ", ".join(testsets),
                      flow_run_id)
 
-    def _crash(self, flow_run_id: str, message: str) -> None:
+    def _mark(self, mark: _Mark) -> None:
+        action = self.crash if mark.kind == "crash" else self.cancel
         try:
-            self.crash(self.settings, flow_run_id, message)
-        except Exception as exc:  # noqa: BLE001 - its pairs are handed out again all the same
-            log.warning("could not mark flow run %s crashed in Prefect: %s", flow_run_id, exc)
+            action(self.settings, mark.flow_run_id, mark.message)
+        except Exception as exc:  # noqa: BLE001 - a crash mark: its pairs are handed out again all the same;
+            # a cancel: the run's next commit is refused (NOT_FOUND) and it stops there
+            log.warning("could not mark flow run %s %s in Prefect: %s", mark.flow_run_id,
+                        "crashed" if mark.kind == "crash" else "cancelled", exc)
 
     # ---------------------------------------------------------------- watchdog
 
@@ -257,8 +287,8 @@ class Scheduler:
         alive = [p for p in pairs if self._exists(p)]
         self.request(alive, force=True)
         for flow_run_id in lost:
-            self._enqueue((flow_run_id, f"shiftboard: no heartbeat for {self.settings.eval_stale_s:.0f} s; "
-                                        "its evaluations were handed to a new flow run"))
+            self._enqueue(_Mark("crash", flow_run_id, f"shiftboard: no heartbeat for {self.settings.eval_stale_s:.0f} "
+                                                      "s; its evaluations were handed to a new flow run"))
         return alive
 
     def _exists(self, pair: Pair) -> bool:

@@ -55,6 +55,7 @@ class Gateway:
         self.server.stop(grace).wait()
         if self.servicer is not None:
             self.servicer.scheduler.close()
+            self.servicer.janitor.close()
             self.servicer.aggregator.close()
         self.catalog.close()
 
@@ -74,6 +75,7 @@ def _wait_for_store(store: ObjectStore, timeout_s: float) -> None:
 def create_server(settings: Settings, *, port: int | None = None, store_timeout_s: float = 60.0) -> Gateway:
     """Open the catalog, reach the object store, and start serving on ``port`` (default from settings)."""
     catalog = Catalog(settings.catalog_file, memory_mb=settings.catalog_memory_mb)
+    servicer: ShiftboardServicer | None = None
     try:
         store = ObjectStore.from_settings(settings)
         _wait_for_store(store, store_timeout_s)
@@ -102,6 +104,9 @@ def create_server(settings: Settings, *, port: int | None = None, store_timeout_
                               "set SHIFTBOARD_GATEWAY_PORT to a free port")
         server.start()
     except BaseException:
+        if servicer is not None:
+            servicer.scheduler.close()
+            servicer.janitor.close()
         catalog.close()
         raise
     for name in ("", SERVICE_NAME):

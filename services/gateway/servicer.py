@@ -4,7 +4,8 @@
 limits, evaluations, aggregates, the scheduler, the board cache) and the concern objects over them:
 
 * :class:`~.model_rpcs.ModelRpcs`: submit, get, list, delete models;
-* :class:`~.testset_rpcs.TestSetRpcs`: uploads, registration, samples, get and list test sets;
+* :class:`~.testset_rpcs.TestSetRpcs`: uploads, registration, samples, get, list and delete test sets (the
+  :class:`~.cleanup.UploadJanitor` thread removes expired uploads);
 * :class:`~.evaluation_rpcs.EvaluationRpcs`: progress, triggers, the worker's commits, results;
 * :class:`~.leaderboard_rpcs.LeaderboardRpcs`: leaderboards, the overview, paired comparisons;
 * :class:`~.results_rpcs.ResultsRpcs`: imported results;
@@ -33,6 +34,7 @@ from shiftboard.services.gateway.admin_rpcs import OWN_TOKENS, ServerInfoRpcs, T
 from shiftboard.services.gateway.aggregates import Aggregator
 from shiftboard.services.gateway.auth import Authenticator
 from shiftboard.services.gateway.board_cache import BoardCache
+from shiftboard.services.gateway.cleanup import UploadJanitor
 from shiftboard.services.gateway.evaluation_rpcs import EvaluationRpcs
 from shiftboard.services.gateway.interceptor import SERVICE, GatewayInterceptor
 from shiftboard.services.gateway.leaderboard_rpcs import LeaderboardRpcs
@@ -64,7 +66,8 @@ class ShiftboardServicer:
         self.tmp_dir = settings.state_path / "tmp"
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.models = ModelRpcs(settings, catalog, store, self.evaluations, self.scheduler, self.tmp_dir)
-        self.testsets = TestSetRpcs(settings, catalog, store, self.scheduler)
+        self.testsets = TestSetRpcs(settings, catalog, store, self.scheduler, self.evaluations)
+        self.janitor = UploadJanitor(self.testsets.sweep_uploads, settings)
         self.evaluation_rpcs = EvaluationRpcs(catalog, self.evaluations, self.scheduler, store)
         self.leaderboard = LeaderboardRpcs(catalog, self.evaluations, settings, self.aggregator,
                                            lambda: self.board_cache)

@@ -1,14 +1,24 @@
-"""The test-set RPCs: presigned uploads, registration all or nothing, samples, get and list.
+"""The test-set RPCs: presigned uploads, registration all or nothing, samples, get, list and delete.
 
 A test set's shards are verified in staging, copied to unique keys, and entered into the catalog in
 one transaction; on any failure the copies and the staging area are removed. The manifest's rules
 are :func:`shiftboard.domain.manifests.validate_testset`.
+
+An upload that is never registered leaves nothing: the client aborts it when its upload fails
+(AbortTestSetUpload), and the gateway's janitor (:class:`~.cleanup.UploadJanitor`) removes every upload
+row past its expiry with its staging objects, and staging objects no upload row names. A presigned URL
+never outlives its upload's row.
+
+Deleting a test set removes its catalog rows in one transaction, then its shard objects; objects that
+could not be deleted are logged (the catalog never names them again).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,11 +29,18 @@ import grpc
 from shiftboard import testsets
 from shiftboard.adapters.duckdb.catalog import Catalog, Upload
 from shiftboard.adapters.duckdb.database import timestamp
-from shiftboard.adapters.duckdb.evaluations import label_bytes
+from shiftboard.adapters.duckdb.evaluations import Evaluations, label_bytes
 from shiftboard.adapters.s3 import ObjectStore
-from shiftboard.domain.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
+from shiftboard.domain.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    PermissionDenied,
+    ResourceExhausted,
+)
 from shiftboard.domain.manifests import MAX_SHARDS, ReferenceInfo, validate_testset
 from shiftboard.domain.names import validate_name
+from shiftboard.services.gateway.cleanup import remove_objects
 from shiftboard.services.gateway.interceptor import required_caller
 from shiftboard.services.gateway.limits import MAX_SAMPLES_PER_CALL, MAX_SHARDS_PER_SAMPLES_CALL
 from shiftboard.services.gateway.results_rpcs import declared_defaults
@@ -90,15 +107,20 @@ def _in_parallel(work: Callable[[pb.Shard], T], shards: Sequence[pb.Shard]) -> l
 
 
 class TestSetRpcs:
-    """CreateTestSetUpload, RegisterTestSet, GetSamples, GetTestSet, ListTestSets."""
+    """CreateTestSetUpload, RegisterTestSet, AbortTestSetUpload, GetSamples, GetTestSet, ListTestSets,
+    DeleteTestSet."""
 
     __test__ = False  # not a pytest class, whatever its name
 
-    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore, scheduler: Scheduler) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, store: ObjectStore, scheduler: Scheduler,
+                 evaluations: Evaluations | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.store = store
         self.scheduler = scheduler
+        self.evaluations = evaluations
+        self._registering: set[str] = set()  # uploads being registered: never swept meanwhile
+        self._lock = threading.Lock()
 
     def CreateTestSetUpload(self, request: pb.CreateTestSetUploadRequest,
                             context: grpc.ServicerContext) -> pb.TestSetUpload:
@@ -116,7 +138,12 @@ class TestSetRpcs:
         if first >= upload.num_shards:
             raise InvalidArgument(f"first_shard is {first}: upload {upload.upload_id} has shards "
                                   f"0..{upload.num_shards - 1}")
-        ttl = self.settings.upload_url_ttl_s
+        # a URL never outlives the upload's row (the janitor removes the staging area once it has expired)
+        left = (upload.expires_at - dt.datetime.now(dt.UTC)).total_seconds()
+        if left <= 0:
+            raise FailedPrecondition(f"upload {upload.upload_id} has expired: start again with "
+                                     "CreateTestSetUpload (`shiftboard testset add` does it)")
+        ttl = max(1, min(self.settings.upload_url_ttl_s, math.ceil(left)))
         out = pb.TestSetUpload(upload_id=upload.upload_id, num_shards=upload.num_shards)
         out.expires_at.CopyFrom(timestamp(upload.expires_at))
         limit = request.max_shards or upload.num_shards
@@ -170,6 +197,17 @@ class TestSetRpcs:
                                      "CreateTestSetUpload (`shiftboard testset add` does it)")
         if upload.created_by != caller.name and not caller.admin:
             raise FailedPrecondition("this upload was started with another token: register it with that one")
+        with self._lock:
+            if upload.upload_id in self._registering:
+                raise FailedPrecondition(f"upload {upload.upload_id} is being registered by another call")
+            self._registering.add(upload.upload_id)
+        try:
+            return self._register(request, upload, caller.name)
+        finally:
+            with self._lock:
+                self._registering.discard(upload.upload_id)
+
+    def _register(self, request: pb.RegisterTestSetRequest, upload: Upload, caller: str) -> pb.TestSet:
         moved: list[str] = []
         try:
             spec = self._validated_spec(request.spec, upload)
@@ -184,7 +222,7 @@ class TestSetRpcs:
             for shard, key in zip(spec.shards, _in_parallel(move, spec.shards), strict=True):
                 shard.key = key  # set here: messages are not changed from several threads
             testset = pb.TestSet(spec=spec, size_bytes=sum(s.size_bytes for s in spec.shards),
-                                 created_by=caller.name)
+                                 created_by=caller)
             testset.created_at.GetCurrentTime()
             self.catalog.add_testset(testset, upload.upload_id, labels)
         except BaseException:
@@ -192,7 +230,7 @@ class TestSetRpcs:
             raise
         self.store.delete_prefix(staging_prefix(upload.upload_id))
         log.info("test set %s registered: %d samples in %d shards by %s", spec.name, spec.num_samples,
-                 len(spec.shards), caller.name)
+                 len(spec.shards), caller)
         trigger(self.scheduler.for_testset, spec.name)
         return testset
 
@@ -243,9 +281,69 @@ class TestSetRpcs:
             self.catalog.delete_upload(upload_id)
 
     def _sweep_expired_uploads(self) -> None:
+        self.sweep_uploads()
+
+    def sweep_uploads(self) -> list[str]:
+        """Remove every upload past its expiry (row and staging objects), unless it is being registered, and
+        staging objects of uploads no row names (a client that kept uploading after its row was removed);
+        returns the upload ids removed."""
+        with self._lock:
+            busy = set(self._registering)
+        swept = []
         for upload_id in self.catalog.expired_uploads():
+            if upload_id in busy:
+                continue
             log.info("discarding expired upload %s", upload_id)
             self._discard(upload_id, [])
+            swept.append(upload_id)
+        known = {u.upload_id for u in self.catalog.list_uploads()} | busy
+        orphans = sorted({key[len(STAGING):].split("/", 1)[0] for key in self.store.list(STAGING)} - known)
+        for upload_id in orphans:
+            if upload_id and self.catalog.get_upload(upload_id) is None:  # not created since the listing
+                log.info("discarding staging objects of upload %s (it has no upload row)", upload_id)
+                self.store.delete_prefix(staging_prefix(upload_id))
+                swept.append(upload_id)
+        return swept
+
+    def AbortTestSetUpload(self, request: pb.AbortTestSetUploadRequest,
+                           context: grpc.ServicerContext) -> pb.AbortTestSetUploadResponse:
+        """Remove an upload's staging objects and row (its creator or an admin); an unknown one is no error."""
+        caller = required_caller()
+        if not request.upload_id:
+            raise InvalidArgument("AbortTestSetUpload needs the upload_id that CreateTestSetUpload returned")
+        upload = self.catalog.get_upload(request.upload_id)
+        if upload is None:
+            return pb.AbortTestSetUploadResponse()
+        if upload.created_by != caller.name and not caller.admin:
+            raise PermissionDenied("this upload was started with another token: only its creator or an admin "
+                                   "may abort it")
+        with self._lock:
+            if upload.upload_id in self._registering:
+                raise FailedPrecondition(f"upload {upload.upload_id} is being registered: it cannot be aborted "
+                                         "now (a failed registration removes it itself)")
+        self._discard(upload.upload_id, [])
+        log.info("upload %s of test set %s aborted by %s", upload.upload_id, upload.testset, caller.name)
+        return pb.AbortTestSetUploadResponse()
+
+    def DeleteTestSet(self, request: pb.DeleteTestSetRequest,
+                      context: grpc.ServicerContext) -> pb.DeleteTestSetResponse:
+        """Remove a test set with its evaluations, predictions and aggregates (one catalog transaction), cancel
+        the flow runs left with nothing to do, then delete its shard objects. Only its registrant or an admin
+        may; refused while other test sets name it as their reference."""
+        caller = required_caller()
+        testset = self.catalog.get_testset(request.name)
+        if testset.created_by != caller.name and not caller.admin:
+            raise PermissionDenied(f"test set {request.name} was registered by another token: only its "
+                                   "registrant or an admin may delete it")
+        deleted = self.catalog.delete_testset(request.name)
+        if self.evaluations is not None:
+            self.evaluations.notify_watchers()
+        self.scheduler.cancel_runs(deleted.flow_runs, f"shiftboard: test set {request.name} was deleted by "
+                                                      f"{caller.name}")
+        remove_objects(self.store, deleted, f"test set {request.name}")
+        log.info("test set %s deleted by %s (%d evaluation(s); flow runs cancelled: %s)", request.name,
+                 caller.name, deleted.evaluations, ", ".join(deleted.flow_runs) or "none")
+        return pb.DeleteTestSetResponse(evaluations_deleted=deleted.evaluations)
 
     def GetSamples(self, request: pb.GetSamplesRequest, context: grpc.ServicerContext) -> pb.GetSamplesResponse:
         """Images and labels of some samples, read from their shards."""
@@ -280,3 +378,4 @@ class TestSetRpcs:
         """Every test set, optionally of one kind or group."""
         kind = vocab.kind_word(request.kind) if request.kind != pb.TEST_SET_KIND_UNSPECIFIED else None
         return pb.ListTestSetsResponse(test_sets=self.catalog.list_testsets(kind, request.group or None))
+

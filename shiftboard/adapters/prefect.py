@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = ["DEPLOYMENT_NAME", "EVALUATE_DEPLOYMENT", "EVALUATE_FLOW", "RETRY_STATUS", "SUBMIT_RETRY_DELAYS_S",
-           "SWEEP_DEPLOYMENT", "SWEEP_FLOW", "client_env", "crash_flow_run", "preload", "submit_evaluations",
-           "translate"]
+           "SWEEP_DEPLOYMENT", "SWEEP_FLOW", "cancel_flow_run", "client_env", "crash_flow_run", "preload",
+           "submit_evaluations", "translate"]
 
 #: Name of both deployments; Prefect addresses them as "<flow name>/<deployment name>".
 DEPLOYMENT_NAME = "shiftboard"
@@ -119,6 +119,36 @@ def crash_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
             raise
         raise translated from exc
     log.info("marked flow run %s crashed: %s", flow_run_id, message)
+    return True
+
+
+def cancel_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
+    """Cancel a flow run that has not ended (its model or test set was deleted); returns whether its state
+    was changed.
+
+    The run is set Cancelling, as ``prefect flow-run cancel`` does: the worker's runner then kills its
+    process and marks it Cancelled; a run no worker has picked up yet goes to Cancelled at once (Prefect's
+    own rule for a scheduled run without a process). Raises
+    :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached.
+    """
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import temporary_settings
+    from prefect.states import Cancelling
+
+    try:
+        with temporary_settings(_client_settings(settings)), get_client(sync_client=True) as client:
+            run = client.read_flow_run(UUID(flow_run_id))
+            if run.state is not None and (run.state.is_final() or run.state.is_cancelling()):
+                return False
+            client.set_flow_run_state(flow_run_id, Cancelling(message=message))
+    except Exception as exc:
+        translated = translate(exc, settings)
+        if translated is exc:
+            raise
+        raise translated from exc
+    log.info("cancelled flow run %s: %s", flow_run_id, message)
     return True
 
 

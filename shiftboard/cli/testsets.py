@@ -1,4 +1,4 @@
-"""`shiftboard testset ...`: add (read, shard, upload, register), list and show test sets.
+"""`shiftboard testset ...`: add (read, shard, upload, register), list, show and delete test sets.
 
 Shard bytes go from the CLI straight to object storage through presigned URLs the gateway hands
 out; the gateway then verifies every checksum and registers the manifest in one step. Nothing is
@@ -254,3 +254,17 @@ def show(
         table.add_row(str(s["index"]), f"{s['num_samples']:,}", f"{s['size_bytes']:,}", s["sha256"][:16] + "…",
                       s["key"])
     console.print(table)
+
+
+@app.command("delete")
+@cli_errors
+def delete(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Test-set name."),
+) -> None:
+    """Delete a test set with its shards, evaluations and predictions (its registrant or an admin).
+
+    Refused while other test sets use it as their reference: delete those first."""
+    with client_for(ctx) as client:
+        evaluations = client.delete_testset(name)
+    console.print(f"deleted test set {name} and {evaluations} evaluation(s) on it", markup=False, highlight=False)

@@ -325,6 +325,28 @@ class GetTestSetRequest(_message.Message):
     name: str
     def __init__(self, name: _Optional[str] = ...) -> None: ...
 
+class DeleteTestSetRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DeleteTestSetResponse(_message.Message):
+    __slots__ = ("evaluations_deleted",)
+    EVALUATIONS_DELETED_FIELD_NUMBER: _ClassVar[int]
+    evaluations_deleted: int
+    def __init__(self, evaluations_deleted: _Optional[int] = ...) -> None: ...
+
+class AbortTestSetUploadRequest(_message.Message):
+    __slots__ = ("upload_id",)
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    def __init__(self, upload_id: _Optional[str] = ...) -> None: ...
+
+class AbortTestSetUploadResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class GetSamplesRequest(_message.Message):
     __slots__ = ("testset", "samples")
     TESTSET_FIELD_NUMBER: _ClassVar[int]

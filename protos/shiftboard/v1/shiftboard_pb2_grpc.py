@@ -79,6 +79,16 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.FromString,
                 _registered_method=True)
+        self.DeleteTestSet = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/DeleteTestSet',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetResponse.FromString,
+                _registered_method=True)
+        self.AbortTestSetUpload = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/AbortTestSetUpload',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadResponse.FromString,
+                _registered_method=True)
         self.ListEvaluations = channel.unary_unary(
                 '/shiftboard.v1.Shiftboard/ListEvaluations',
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListEvaluationsRequest.SerializeToString,
@@ -199,7 +209,7 @@ class ShiftboardServicer:
 
     def DeleteModel(self, request, context):
         """Remove a model version, its evaluations and predictions, its artifact and its Triton deployment
-        (the submitter who owns it, or an admin).
+        (the submitter who owns it, or an admin); its evaluations' Prefect flow runs are cancelled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -242,6 +252,25 @@ class ShiftboardServicer:
 
     def ListTestSets(self, request, context):
         """Every test set, optionally filtered by kind or group.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteTestSet(self, request, context):
+        """Remove a test set with its shards, labels, evaluations, predictions and aggregates in one step
+        (its registrant, or an admin); flow runs left with nothing else to do are cancelled, and its
+        shard objects deleted. Refused (FAILED_PRECONDITION, naming them) while other test sets use it
+        as their reference.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AbortTestSetUpload(self, request, context):
+        """Give up an upload that will not be registered: its staging objects and its row are removed
+        (its creator, or an admin). An unknown or already removed upload is no error. Uploads left
+        neither registered nor aborted are removed by the gateway once expired.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -435,6 +464,16 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     servicer.ListTestSets,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.SerializeToString,
+            ),
+            'DeleteTestSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteTestSet,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetResponse.SerializeToString,
+            ),
+            'AbortTestSetUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.AbortTestSetUpload,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadResponse.SerializeToString,
             ),
             'ListEvaluations': grpc.unary_unary_rpc_method_handler(
                     servicer.ListEvaluations,
@@ -770,6 +809,60 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/ListTestSets',
             shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.ListTestSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteTestSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/DeleteTestSet',
+            shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.DeleteTestSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AbortTestSetUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/AbortTestSetUpload',
+            shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.AbortTestSetUploadResponse.FromString,
             options,
             channel_credentials,
             insecure,

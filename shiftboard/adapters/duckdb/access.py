@@ -91,6 +91,11 @@ class UploadRows(Database):
                            "WHERE upload_id = ?", [upload_id])
         return Upload(*rows[0]) if rows else None
 
+    def list_uploads(self) -> list[Upload]:
+        rows = self.query("SELECT upload_id, testset, num_shards, created_by, expires_at FROM uploads "
+                          "ORDER BY expires_at")
+        return [Upload(*r) for r in rows]
+
     def delete_upload(self, upload_id: str) -> None:
         with self.transaction() as cur:
             cur.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])

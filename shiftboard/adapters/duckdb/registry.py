@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
 
 from shiftboard.adapters.duckdb.database import Database, timestamp
-from shiftboard.domain.errors import AlreadyExists, NotFound
+from shiftboard.domain.errors import AlreadyExists, FailedPrecondition, NotFound
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
 
@@ -16,6 +19,48 @@ def _transform_row(spec: pb.TestSetSpec) -> dict[str, object] | None:
     t = spec.transform
     return {"border": t.border, "resize": t.resize, "crop_height": t.crop_height, "crop_width": t.crop_width,
             "interpolation": t.interpolation, "stretch": t.stretch}
+
+
+#: The tables whose rows belong to an evaluation (``evaluation_id``; a rerun under way stages under its negative).
+EVALUATION_ROW_TABLES = ("predictions", "prediction_top1", "restricted_correct", "evaluation_shards", "aggregates")
+
+
+def _state(t: str) -> str:
+    """An evaluation's shown state (SQL over ``evaluations`` as ``t``): its rerun's while one is under way."""
+    return f"(CASE WHEN coalesce({t}.rerun, '') <> '' THEN {t}.rerun ELSE {t}.status END)"
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What a delete removed from the catalog and leaves to the caller: the object keys to delete, the
+    Prefect flow runs of its unfinished evaluations that have nothing else left to do (to cancel), and the
+    number of evaluations removed."""
+
+    keys: tuple[str, ...]
+    flow_runs: tuple[str, ...]
+    evaluations: int
+    #: (model, version, test set) of every evaluation removed
+    pairs: tuple[tuple[str, str, str], ...] = ()
+
+
+def _delete_evaluations(cur: duckdb.DuckDBPyConnection, where: str,
+                        params: list[object]) -> tuple[tuple[str, ...], tuple[tuple[str, str, str], ...]]:
+    """Delete the evaluations matching ``where`` (SQL over ``evaluations`` as ``{t}``) with every row they
+    own, a rerun's staged rows included; returns the flow runs to cancel (unfinished ones whose unfinished
+    pairs are all among these) and the pairs removed."""
+    mine, other = where.format(t="e"), where.format(t="o")
+    runs = cur.execute(
+        f"SELECT DISTINCT e.flow_run_id FROM evaluations e WHERE {mine} AND e.flow_run_id <> '' "
+        f"AND {_state('e')} IN ('pending', 'running') AND NOT EXISTS (SELECT 1 FROM evaluations o "
+        f"WHERE o.flow_run_id = e.flow_run_id AND NOT ({other}) AND {_state('o')} IN ('pending', 'running')) "
+        "ORDER BY e.flow_run_id", params + params).fetchall()
+    ids = f"SELECT e.id FROM evaluations e WHERE {mine} UNION ALL SELECT -e.id FROM evaluations e WHERE {mine}"
+    for table_name in EVALUATION_ROW_TABLES:
+        cur.execute(f"DELETE FROM {table_name} WHERE evaluation_id IN ({ids})", params + params)
+    pairs = cur.execute(f"SELECT e.model, e.version, e.testset FROM evaluations e WHERE {mine} "
+                        "ORDER BY e.model, e.version, e.testset", params).fetchall()
+    cur.execute(f"DELETE FROM evaluations WHERE id IN (SELECT e.id FROM evaluations e WHERE {mine})", params)
+    return tuple(str(r[0]) for r in runs), tuple((str(m), str(v), str(t)) for m, v, t in pairs)
 
 
 class ModelRows(Database):
@@ -65,21 +110,17 @@ class ModelRows(Database):
             params.append(category)
         return [self._model(r) for r in self.query(sql + " ORDER BY name, created_at", params)]
 
-    def delete_model(self, name: str, version: str) -> str:
-        """Delete a model row with its evaluations and predictions, in one transaction; returns its artifact key."""
+    def delete_model(self, name: str, version: str) -> Deleted:
+        """Delete a model row with its evaluations and predictions (a rerun's staged rows too) and their
+        aggregates, in one transaction; returns its artifact key and its evaluations' live flow runs."""
         with self.transaction() as cur:
             row = cur.execute("SELECT artifact_key FROM models WHERE name = ? AND version = ?",
                               [name, version]).fetchone()
             if not row:
                 raise NotFound(f"model {name} version {version} does not exist")
-            # the evaluations' ids, and their negatives: the rows a rerun under way has staged
-            ids = "SELECT id FROM evaluations WHERE model = ? AND version = ? UNION ALL SELECT -id FROM evaluations " \
-                  "WHERE model = ? AND version = ?"
-            for table_name in ("predictions", "prediction_top1", "restricted_correct", "evaluation_shards"):
-                cur.execute(f"DELETE FROM {table_name} WHERE evaluation_id IN ({ids})", [name, version] * 2)
-            cur.execute("DELETE FROM evaluations WHERE model = ? AND version = ?", [name, version])
+            runs, pairs = _delete_evaluations(cur, "{t}.model = ? AND {t}.version = ?", [name, version])
             cur.execute("DELETE FROM models WHERE name = ? AND version = ?", [name, version])
-            return str(row[0])
+            return Deleted((str(row[0]),), runs, len(pairs), pairs)
 
     def _model(self, r: tuple) -> pb.Model:
         model = pb.Model(
@@ -133,6 +174,31 @@ class TestSetRows(Database):
                                 [[s.name, index, data] for index, data in sorted(labels.items())])
             if upload_id:
                 cur.execute("DELETE FROM uploads WHERE upload_id = ?", [upload_id])
+
+    def delete_testset(self, name: str) -> Deleted:
+        """Delete a test set with its shards, labels, evaluations, predictions (a rerun's staged rows too),
+        aggregates and its scores on reference evaluations, in one transaction; returns its shard keys and
+        the flow runs left with nothing else to do. Refused while other test sets use it as their reference."""
+        with self.transaction() as cur:
+            if not cur.execute("SELECT 1 FROM testsets WHERE name = ?", [name]).fetchone():
+                raise NotFound(f"test set {name} does not exist: `shiftboard testset list` shows the test sets")
+            dependants = [r[0] for r in cur.execute(
+                "SELECT name FROM testsets WHERE reference = ? AND name <> ? ORDER BY name", [name, name]).fetchall()]
+            if dependants:
+                shown = ", ".join(dependants[:10]) + (f" and {len(dependants) - 10} more" if len(dependants) > 10
+                                                      else "")
+                raise FailedPrecondition(f"test set {name} is the reference of {shown}: delete "
+                                         f"{'them' if len(dependants) > 1 else 'it'} first "
+                                         "(`shiftboard testset delete NAME`)")
+            keys = tuple(str(r[0]) for r in cur.execute("SELECT key FROM shards WHERE testset = ? ORDER BY idx",
+                                                        [name]).fetchall())
+            runs, pairs = _delete_evaluations(cur, "{t}.testset = ?", [name])
+            # its class sub-list's scores kept on its reference's evaluations, and their aggregates
+            cur.execute("DELETE FROM restricted_correct WHERE shift = ?", [name])
+            cur.execute("DELETE FROM aggregates WHERE variant = ?", [name])
+            for table_name, column in (("shard_labels", "testset"), ("shards", "testset"), ("testsets", "name")):
+                cur.execute(f"DELETE FROM {table_name} WHERE {column} = ?", [name])
+            return Deleted(keys, runs, len(pairs), pairs)
 
     def shard_labels(self, testset: str, index: int) -> bytes | None:
         """The stored labels of one shard (int32 little-endian), or None for a set registered without them."""
