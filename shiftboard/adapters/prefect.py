@@ -101,25 +101,12 @@ def crash_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
 
     Raises :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached.
     """
-    from uuid import UUID
-
-    from prefect.client.orchestration import get_client
-    from prefect.settings import temporary_settings
     from prefect.states import Crashed
 
-    try:
-        with temporary_settings(_client_settings(settings)), get_client(sync_client=True) as client:
-            run = client.read_flow_run(UUID(flow_run_id))
-            if run.state is not None and run.state.is_final():
-                return False
-            client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
-    except Exception as exc:
-        translated = translate(exc, settings)
-        if translated is exc:
-            raise
-        raise translated from exc
-    log.info("marked flow run %s crashed: %s", flow_run_id, message)
-    return True
+    changed = _set_state(settings, flow_run_id, Crashed(message=message), force=True)
+    if changed:
+        log.info("marked flow run %s crashed: %s", flow_run_id, message)
+    return changed
 
 
 def cancel_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
@@ -131,24 +118,34 @@ def cancel_flow_run(settings: Settings, flow_run_id: str, message: str) -> bool:
     own rule for a scheduled run without a process). Raises
     :class:`~shiftboard.domain.errors.Unavailable` when Prefect cannot be reached.
     """
+    from prefect.states import Cancelling
+
+    changed = _set_state(settings, flow_run_id, Cancelling(message=message), skip_cancelling=True)
+    if changed:
+        log.info("cancelled flow run %s: %s", flow_run_id, message)
+    return changed
+
+
+def _set_state(settings: Settings, flow_run_id: str, state: Any, *, force: bool = False,
+               skip_cancelling: bool = False) -> bool:
+    """Set a flow run's state unless it has ended (or, with ``skip_cancelling``, is being cancelled);
+    whether it was set. Prefect's errors are translated (:func:`translate`)."""
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
     from prefect.settings import temporary_settings
-    from prefect.states import Cancelling
 
     try:
         with temporary_settings(_client_settings(settings)), get_client(sync_client=True) as client:
             run = client.read_flow_run(UUID(flow_run_id))
-            if run.state is not None and (run.state.is_final() or run.state.is_cancelling()):
+            if run.state is not None and (run.state.is_final() or (skip_cancelling and run.state.is_cancelling())):
                 return False
-            client.set_flow_run_state(flow_run_id, Cancelling(message=message))
+            client.set_flow_run_state(flow_run_id, state, force=force)
     except Exception as exc:
         translated = translate(exc, settings)
         if translated is exc:
             raise
         raise translated from exc
-    log.info("cancelled flow run %s: %s", flow_run_id, message)
     return True
 
 
