@@ -15,6 +15,7 @@ class ModelFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODEL_FORMAT_UNSPECIFIED: _ClassVar[ModelFormat]
     MODEL_FORMAT_TORCHSCRIPT: _ClassVar[ModelFormat]
     MODEL_FORMAT_ONNX: _ClassVar[ModelFormat]
+    MODEL_FORMAT_TORCH_EXPORT: _ClassVar[ModelFormat]
 
 class ModelCategory(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -52,6 +53,7 @@ class EvaluationStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 MODEL_FORMAT_UNSPECIFIED: ModelFormat
 MODEL_FORMAT_TORCHSCRIPT: ModelFormat
 MODEL_FORMAT_ONNX: ModelFormat
+MODEL_FORMAT_TORCH_EXPORT: ModelFormat
 MODEL_CATEGORY_UNSPECIFIED: ModelCategory
 MODEL_CATEGORY_STANDARD: ModelCategory
 MODEL_CATEGORY_ROBUSTNESS_INTERVENTION: ModelCategory
@@ -200,7 +202,7 @@ class Shard(_message.Message):
     def __init__(self, index: _Optional[int] = ..., first_sample: _Optional[int] = ..., num_samples: _Optional[int] = ..., size_bytes: _Optional[int] = ..., sha256: _Optional[str] = ..., key: _Optional[str] = ...) -> None: ...
 
 class TestSetSpec(_message.Message):
-    __slots__ = ("name", "kind", "reference", "group", "num_classes", "class_subset", "channels", "height", "width", "num_samples", "shards", "description", "class_names", "groups", "declared", "class_protocol", "class_map", "transform")
+    __slots__ = ("name", "kind", "reference", "group", "num_classes", "class_subset", "channels", "height", "width", "num_samples", "shards", "description", "class_names", "groups", "declared", "class_protocol", "class_map", "transform", "unlabelled", "extra_references")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
@@ -219,6 +221,8 @@ class TestSetSpec(_message.Message):
     CLASS_PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     CLASS_MAP_FIELD_NUMBER: _ClassVar[int]
     TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    UNLABELLED_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_REFERENCES_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: TestSetKind
     reference: str
@@ -237,7 +241,9 @@ class TestSetSpec(_message.Message):
     class_protocol: str
     class_map: _containers.RepeatedCompositeFieldContainer[ClassGroup]
     transform: ImageTransform
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_subset: _Optional[_Iterable[int]] = ..., channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_samples: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., description: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., declared: _Optional[bool] = ..., class_protocol: _Optional[str] = ..., class_map: _Optional[_Iterable[_Union[ClassGroup, _Mapping]]] = ..., transform: _Optional[_Union[ImageTransform, _Mapping]] = ...) -> None: ...
+    unlabelled: bool
+    extra_references: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[_Union[TestSetKind, str]] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., num_classes: _Optional[int] = ..., class_subset: _Optional[_Iterable[int]] = ..., channels: _Optional[int] = ..., height: _Optional[int] = ..., width: _Optional[int] = ..., num_samples: _Optional[int] = ..., shards: _Optional[_Iterable[_Union[Shard, _Mapping]]] = ..., description: _Optional[str] = ..., class_names: _Optional[_Iterable[str]] = ..., groups: _Optional[_Iterable[str]] = ..., declared: _Optional[bool] = ..., class_protocol: _Optional[str] = ..., class_map: _Optional[_Iterable[_Union[ClassGroup, _Mapping]]] = ..., transform: _Optional[_Union[ImageTransform, _Mapping]] = ..., unlabelled: _Optional[bool] = ..., extra_references: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClassGroup(_message.Message):
     __slots__ = ("outputs",)

@@ -324,6 +324,15 @@ MIGRATIONS: list[str] = [
     -- seconds per image of the probe's full-size batch; 0: not measured (models submitted before)
     ALTER TABLE models ADD COLUMN probe_seconds_per_sample DOUBLE DEFAULT 0;
     """,
+    # 10: test sets registered without labels (their accuracy is estimated, never measured)
+    """
+    ALTER TABLE testsets ADD COLUMN unlabelled BOOLEAN DEFAULT false;
+    """,
+    # 11: shifts with several references (the effective-robustness fit is a plane over them)
+    """
+    -- references after the primary one (`reference`, the label space), in the order given
+    ALTER TABLE testsets ADD COLUMN extra_references VARCHAR[] DEFAULT [];
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
