@@ -13,10 +13,17 @@ the 2-core development machine):
     the test sets the platform ships; the reference "Triton alone ~9 us/sample" is of this kind) and
     on 3x32x32 images, where moving 3 KB per sample through gRPC and the Python backend dominates.
 
+(c) **every model format** (ONNX, torch.export, TorchScript), ResNet-18 again: for each format, the
+    pipeline through Triton (the Python-backend model loading the file through ``shiftboard.formats``)
+    beside the in-process execution of the same file (``onnxruntime.InferenceSession``,
+    ``torch.export.load``, ``torch.jit.load``: the loaders of ``shiftboard.formats``, same threads, same
+    uint8 -> float mapping in numpy), with their throughput ratio.
+
 Runs are interleaved (torch, pipeline, torch, pipeline, ...) so that load from other processes
 hits both sides alike; the best of each is compared, and every run is printed.
 
-    python -m bench.bench_pipeline [--cnn-samples 3072] [--trivial-samples 65536] [--repeats 3]
+    python -m bench.bench_pipeline [--cnn-samples 3072] [--trivial-samples 65536] [--format-samples 2048]
+                                   [--repeats 3]
 
 Besides wall time, CPU time per sample is printed: of this process ("client": fetching, sending,
 scoring; or torch itself), and of this process plus the object store and Triton with its model
@@ -26,6 +33,7 @@ stubs ("all"). CPU time is far less sensitive than wall time to other work on a 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import statistics
@@ -40,6 +48,7 @@ import torch
 
 from bench.models import resnet18, trivial
 from bench.servers import group_cpu_seconds, object_store_and_triton
+from shiftboard import formats
 from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.adapters.triton.client import TritonAuth, connect
 from shiftboard.adapters.triton.deployer import ModelDeployer
@@ -74,15 +83,35 @@ def make_data(n: int, chw: tuple[int, int, int], seed: int) -> tuple[np.ndarray,
     return rng.integers(0, 256, (n, *chw), dtype=np.uint8), rng.integers(0, CLASSES, n, dtype=np.int64)
 
 
+#: The format words and their protobuf values.
+FORMAT_VALUES = {formats.ONNX: pb.MODEL_FORMAT_ONNX, formats.TORCH_EXPORT: pb.MODEL_FORMAT_TORCH_EXPORT,
+                 formats.TORCHSCRIPT: pb.MODEL_FORMAT_TORCHSCRIPT}
+
+
+def export(module: torch.nn.Module, chw: tuple[int, int, int], model_format: str, path: Path) -> None:
+    """``module`` written to ``path`` in ``model_format``, with a dynamic batch dimension."""
+    module = module.eval()
+    example = (torch.rand(2, *chw),)
+    batch = ({0: torch.export.Dim("batch")},)
+    if model_format == formats.TORCHSCRIPT:
+        torch.jit.script(module).save(str(path))
+    elif model_format == formats.ONNX:
+        torch.onnx.export(module, example, str(path), dynamic_shapes=batch, external_data=False, verbose=False)
+    else:
+        torch.export.save(torch.export.export(module, example, dynamic_shapes=batch), str(path))
+
+
 def upload_case(name: str, module: torch.nn.Module, chw: tuple[int, int, int], n: int, shard_samples: int,
-                store: ObjectStore, work: Path, seed: int) -> Case:
-    path = work / f"{name}.pt"
-    torch.jit.script(module.eval()).save(str(path))
-    key = f"models/{name}/1/model.pt"
+                store: ObjectStore, work: Path, seed: int, model_format: str = formats.TORCHSCRIPT) -> Case:
+    suffix = formats.get(model_format).suffix
+    path = work / f"{name}{suffix}"
+    export(module, chw, model_format, path)
+    formats.get(model_format).check(path)
+    key = f"models/{name}/1/model{suffix}"
     store.put_bytes(key, path.read_bytes())
     spec = pb.InputSpec(channels=chw[0], height=chw[1], width=chw[2], value_min=0.0, value_max=1.0,
                         mean=[0.485, 0.456, 0.406][: chw[0]], std=[0.229, 0.224, 0.225][: chw[0]])
-    model = pb.Model(metadata=pb.ModelMetadata(name=name, version="1", format=pb.MODEL_FORMAT_TORCHSCRIPT,
+    model = pb.Model(metadata=pb.ModelMetadata(name=name, version="1", format=FORMAT_VALUES[model_format],
                                                input=spec, num_classes=CLASSES),
                      sha256=sha256_file(path), artifact_uri=f"s3://{store.bucket}/{key}")
     images, labels = make_data(n, chw, seed)
@@ -114,6 +143,48 @@ def run_torch(case: Case, batch: int) -> float:
             x = images[i:i + batch].to(torch.float32) * scale + shift
             module(x)
     return time.perf_counter() - start
+
+
+def in_process(case: Case, batch: int, threads: int) -> Callable[[], float]:
+    """A run of the same file in this process through its format's loader (loaded once, here): the
+    Python-backend model's uint8 -> float mapping in numpy, the same batches; returns its seconds."""
+    from shiftboard.domain.normalisation import input_affine
+    from shiftboard.wire.manifests import input_spec
+
+    fmt = formats.FORMATS[formats.sniff(case.path)]
+    run = fmt.load(str(case.path), threads=threads)
+    affine = input_affine(input_spec(case.model.metadata.input))
+    scale, shift = (np.asarray(v, dtype=np.float32).reshape(1, -1, 1, 1) for v in affine)
+
+    def timed() -> float:
+        start = time.perf_counter()
+        for i in range(0, len(case.images), batch):
+            run(case.images[i:i + batch].astype(np.float32) * scale + shift)
+        return time.perf_counter() - start
+
+    return timed
+
+
+def compare_formats(cases: dict[str, Case], settings: Settings, store: ObjectStore, deployer: ModelDeployer,
+                    batch: int, threads: int, repeats: int) -> None:
+    """(c): per format, the pipeline and the in-process run of the same file, interleaved; printed side by side."""
+    rows = []
+    for word, case in cases.items():
+        with deployer.acquire(case.model) as lease:
+            run_pipeline(case, settings, lease.model_name, store)  # warm-up
+            local = in_process(case, batch, threads)
+            local()
+            piped = functools.partial(run_pipeline, case, settings, lease.model_name, store)
+            times = interleaved({"in-process": local, "pipeline": piped}, repeats)
+        rows.append((word, times))
+    n = len(next(iter(cases.values())).labels)
+    print(f"\n(c) every format, ResNet-18, {'x'.join(map(str, CHW))} images, {n} samples, best of {repeats}")
+    print(f"  {'format':<14} {'in-process':>14} {'pipeline':>14}  {'ratio (paired median)':>22}  {'ratio (best)':>12}")
+    for word, times in rows:
+        best_local, best_piped = min(times["in-process"].wall), min(times["pipeline"].wall)
+        paired = paired_ratio(times["pipeline"], times["in-process"])
+        print(f"  {word:<14} {n / best_local:>9,.0f} /s   {n / best_piped:>9,.0f} /s   {paired:>22.3f}  "
+              f"{best_local / best_piped:>12.3f}", flush=True)
 
 
 def run_pipeline(case: Case, settings: Settings, model_name: str, store: ObjectStore) -> float:
@@ -220,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cnn-samples", type=int, default=3072)
     parser.add_argument("--trivial-samples", type=int, default=65536)
+    parser.add_argument("--format-samples", type=int, default=2048, help="samples of (c), per format")
+    parser.add_argument("--formats", default=",".join(formats.FORMATS),
+                        help="formats of (c), comma-separated (empty: skip (c))")
     parser.add_argument("--shard-samples", type=int, default=4096)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--in-flight", type=int, default=4)
@@ -266,6 +340,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  => pipeline overhead: {overhead:.1f} us/sample (best), {median:.1f} (median)  "
                       f"(target <= 30: {'met' if overhead <= 30 else 'NOT met'}); Triton alone {alone:.1f} "
                       "us/sample", flush=True)
+
+            words = [w for w in args.formats.split(",") if w]
+            if words:
+                network = resnet18(CLASSES)
+                cases = {word: upload_case(f"resnet18-{word}", network, CHW, args.format_samples, args.shard_samples,
+                                           store, work, 4, model_format=formats.get(word).word) for word in words}
+                compare_formats(cases, settings, store, deployer, args.batch_size, args.threads, args.repeats)
     return 0
 
 

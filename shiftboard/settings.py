@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     triton_model_threads: int = Field(
         default=0, description="CPU threads of each deployed model's instance. Default: cores / eval_concurrency (at "
         "least 1).")
+    triton_onnx_backend: Annotated[str, one_of("python", "onnxruntime")] = Field(
+        default="python", description="Triton backend of ONNX models: python (the Python-backend model runs them with "
+        "onnxruntime; the embedded stack's tritonserver has no onnxruntime backend) or onnxruntime (Triton's own "
+        "backend, as in the NGC images of docker-compose.yml).")
+    triton_gpu: Flag = Field(
+        default=False, description="Run the onnxruntime-backend entries on Triton's GPUs (KIND_GPU; "
+        "deploy/compose.gpu.yml sets it). Python-backend entries stay on CPU.")
     sweep_cron: str = Field(
         default="0 * * * *", description="Cron schedule of the sweep that evaluates missing or failed pairs.")
     store_logits: Flag = Field(

@@ -49,9 +49,10 @@ def test_config_masks_secrets(cli, gateway):
 
 def test_model_submit_list_show(cli, tmp_path, gateway):
     path = helpers.torchscript_model(tmp_path / "m.pt")
+    # Notes (the detected format, the deprecation of TorchScript) go to stderr; --json output to stdout.
     out = cli("model", "submit", str(path), "--name", "cli-linear", "--version", "3", "--num-classes", "10",
               "--input-shape", "1,8,8", "--value-range", "0,1", "--mean", "0.5", "--std", "0.25",
-              "--category", "robustness-intervention", "--tag", "demo", "--json").output
+              "--category", "robustness-intervention", "--tag", "demo", "--json").stdout
     stored = json.loads(out)
     assert stored["category"] == "robustness-intervention" and stored["mean"] == [0.5]
     listed = json.loads(cli("model", "list", "--json").output)

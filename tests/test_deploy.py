@@ -45,6 +45,7 @@ from shiftboard.adapters.triton import repository as triton_repository
 from shiftboard.adapters.triton.client import KEY_HEADER
 from shiftboard.adapters.triton.server import RESTRICTED_PROTOCOLS, triton_command
 from shiftboard.cli.app import app
+from shiftboard.domain.errors import InvalidArgument
 from shiftboard.domain.manifests import InputSpec
 from shiftboard.services.stack.prefect_server import prefect_command
 from shiftboard.services.stack.specs import SERVICE_NAMES, stack_specs
@@ -515,13 +516,82 @@ def test_python_backend_entry_parses_as_the_model_config_the_worker_means(tmp_pa
     params = {k: v.string_value for k, v in config.parameters.items()}
     assert params == {
         "sys_path": json.dumps(triton_repository.environment_sys_path()),
-        "torchscript_file": triton_repository.MODEL_FILE, "channels": "3", "num_classes": "7",
+        "model_format": "torchscript", "artifact_file": triton_repository.MODEL_FILE, "channels": "3",
+        "num_classes": "7",
         # u8 -> -1 + u8 * 2/255, then (x - mean) / 0.5, folded into one map per channel
         "scale": json.dumps([2 / 255 / 0.5] * 3), "shift": json.dumps([(-1.0 - m) / 0.5 for m in (0.5, 0.25, 0.125)]),
         "torch_threads": "3", "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
     # the entry's model.py is the adapter's module, byte for byte, and the model file a copy of the artifact
     assert (entry / "1" / "model.py").read_bytes() == triton_repository.PYTHON_MODEL.read_bytes()
     assert (entry / "1" / triton_repository.MODEL_FILE).read_bytes() == model.read_bytes()
+
+
+def test_onnxruntime_entry_parses_and_normalises_uint8_like_the_python_backend(tmp_path):
+    """The container Triton's ONNX entry: onnxruntime platform, KIND_CPU or KIND_GPU, the flow's tensor
+    contract, and a uint8 prologue equal to the Python backend's mapping (run here with onnxruntime)."""
+    import numpy as np
+    import onnx
+    import onnxruntime
+    import torch
+    from tritonclient.grpc import model_config_pb2
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(4 * 8 * 8, 7)).eval()
+    source = tmp_path / "m.onnx"
+    torch.onnx.export(module, (torch.rand(2, 3, 8, 8),), str(source), external_data=False,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    spec = InputSpec(channels=3, height=8, width=8, value_min=-1.0, value_max=1.0, mean=(0.5, 0.25, 0.125),
+                     std=(0.5,))
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    for gpu, kind in ((False, model_config_pb2.ModelInstanceGroup.KIND_CPU),
+                      (True, model_config_pb2.ModelInstanceGroup.KIND_GPU)):
+        entry = triton_repository.write_onnxruntime_model(tmp_path / "repo", f"onnx-{gpu}", source, spec, 7,
+                                                          max_batch_size=64, gpu=gpu, sha256=digest)
+        config = _parse_model_config((entry / "config.pbtxt").read_text())
+        assert (config.platform, config.backend, config.max_batch_size) == ("onnxruntime_onnx", "onnxruntime", 64)
+        assert [g.kind for g in config.instance_group] == [kind]
+        (inp,), (out,) = config.input, config.output
+        assert (inp.name, inp.data_type, list(inp.dims)) == (
+            triton_repository.INPUT_NAME, model_config_pb2.TYPE_UINT8, [3, 8, 8])
+        assert (out.name, out.data_type, list(out.dims)) == (
+            triton_repository.OUTPUT_NAME, model_config_pb2.TYPE_FP32, [7])
+        assert sorted(p.name for p in (entry / "1").iterdir()) == ["model.onnx"]
+    wrapped = onnx.load(str(entry / "1" / "model.onnx"))
+    onnx.checker.check_model(wrapped, full_check=True)
+    session = onnxruntime.InferenceSession(str(entry / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in session.get_inputs()] == [(triton_repository.INPUT_NAME, "tensor(uint8)")]
+    assert [o.name for o in session.get_outputs()] == [triton_repository.OUTPUT_NAME]
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 8, 8), dtype=np.uint8)
+    # The Python backend's mapping, written out independently: [0, 255] -> [-1, 1], then (x - mean) / std.
+    mean = np.array([0.5, 0.25, 0.125], dtype=np.float32).reshape(1, 3, 1, 1)
+    x = ((-1.0 + images.astype(np.float32) / 255 * 2.0) - mean) / 0.5
+    expected = module(torch.from_numpy(x.astype(np.float32))).detach().numpy()
+    np.testing.assert_allclose(session.run(None, {"images": images})[0], expected, rtol=1e-5, atol=1e-5)
+    # the digest is checked before anything is written
+    with pytest.raises(InvalidArgument, match="expected " + "0" * 64):
+        triton_repository.write_onnxruntime_model(tmp_path / "repo", "bad", source, spec, 7, sha256="0" * 64)
+    assert not (tmp_path / "repo" / "bad").exists()
+
+
+def test_the_worker_picks_the_onnx_backend_from_its_settings(compose, compose_vars):
+    """deploy/shiftboard.env sends ONNX models to Triton's onnxruntime backend, the GPU override puts them
+    on GPUs; the embedded stack's default keeps them in the Python backend (its tritonserver has no
+    onnxruntime backend)."""
+    from shiftboard.adapters.triton.deployer import ModelDeployer
+    from shiftboard.v1 import shiftboard_pb2 as pb
+
+    worker = Settings.from_env(service_env(compose, "worker", compose_vars))
+    assert (worker.triton_onnx_backend, worker.triton_gpu) == ("onnxruntime", False)
+    gpu_worker = yaml.safe_load(GPU_OVERRIDE.read_text())["services"]["worker"]["environment"]
+    assert Settings.from_env({**service_env(compose, "worker", compose_vars), **gpu_worker}).triton_gpu
+    onnx_model = pb.Model(metadata=pb.ModelMetadata(format=pb.MODEL_FORMAT_ONNX))
+    export_model = pb.Model(metadata=pb.ModelMetadata(format=pb.MODEL_FORMAT_TORCH_EXPORT))
+    assert ModelDeployer(worker)._entry_backend(onnx_model) == ("onnx", "onnxruntime")
+    assert ModelDeployer(worker)._entry_backend(export_model) == ("torch-export", "python")
+    assert Settings().triton_onnx_backend == "python"
+    embedded = worker.replace(triton_onnx_backend=Settings().triton_onnx_backend)
+    assert ModelDeployer(embedded)._entry_backend(onnx_model) == ("onnx", "python")
 
 
 def test_libtorch_template_parses_with_gpu_instances_and_the_flow_contract():

@@ -186,9 +186,11 @@ def test_manifest_rules_work_on_plain_data():
                                     num_classes=10, input=manifests.InputSpec(channels=3, height=8, width=8))
     checked = manifests.validate_model(model)
     assert checked.input.value_max == 1.0 and checked.input.mean == (0.0,) * 3 and checked.input.std == (1.0,) * 3
-    with pytest.raises(ShiftboardError, match="ONNX models are not served") as info:
-        manifests.validate_model(replace(model, format="onnx"))
-    assert info.value.code is Code.UNIMPLEMENTED
+    for word in ("onnx", "torch-export"):
+        assert manifests.validate_model(replace(model, format=word)).format == word
+    with pytest.raises(ShiftboardError, match="format is not set: use onnx, torch-export or torchscript") as info:
+        manifests.validate_model(replace(model, format=""))
+    assert info.value.code is Code.INVALID_ARGUMENT
     shard = manifests.ShardEntry(index=0, first_sample=0, num_samples=5)
     shift = manifests.TestSetManifest(name="s", kind="natural", reference="r", num_classes=3, channels=1,
                                       height=8, width=8, num_samples=5, shards=(shard,))

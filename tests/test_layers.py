@@ -7,7 +7,10 @@
 - the gateway does not import the worker's flows or the app; the flows reach the catalog only
   through the gateway (no ``shiftboard.adapters.duckdb``); the app (``shiftboard.leaderboard``)
   reads through the gateway's client, never an adapter;
-- nothing outside the edges maps errors to gRPC statuses (``shiftboard.wire.status``).
+- nothing outside the edges maps errors to gRPC statuses (``shiftboard.wire.status``);
+- the model formats (``shiftboard.formats``), shared by the gateway, its sandboxed probe and the Triton
+  Python-backend model, import of shiftboard only the domain and the sandbox, and torch, onnx and
+  onnxruntime only inside functions (a Triton image holds only what its formats need).
 
 Imports inside functions count as much as those at the top: a lazy import is still a dependency.
 """
@@ -96,6 +99,32 @@ def test_only_the_edges_map_errors_to_grpc() -> None:
     users = sorted(m for m in MODULES if "shiftboard.wire.status" in imports(m))
     assert all(_under(m, "shiftboard.client", "shiftboard.services.gateway", "shiftboard.wire.status")
                for m in users), users
+
+
+HEAVY = ("torch", "onnx", "onnxruntime", "onnxscript", "numpy")
+
+
+def top_level_imports(module: str) -> set[str]:
+    """The names ``module`` imports when it is imported (module level, outside functions and
+    ``if TYPE_CHECKING:`` blocks)."""
+    names: set[str] = set()
+    for node in ast.parse(MODULES[module].read_text()).body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            names.add(node.module or "")
+    return names
+
+
+def test_formats_import_only_the_domain_and_the_sandbox() -> None:
+    formats = [m for m in MODULES if _under(m, "shiftboard.formats")]
+    assert {"shiftboard.formats", "shiftboard.formats.onnx", "shiftboard.formats.torchscript"} <= set(formats)
+    for module in formats:
+        ours = {n for n in imports(module) if _under(n, "shiftboard")}
+        assert all(_under(n, "shiftboard.domain", "shiftboard.sandbox", "shiftboard.formats") for n in ours), \
+            (module, sorted(ours))
+        assert not any(_under(n, *HEAVY) for n in top_level_imports(module)), \
+            f"{module} imports {sorted(n for n in top_level_imports(module) if _under(n, *HEAVY))} at module level"
 
 
 def test_a_forbidden_import_is_seen(tmp_path: Path) -> None:

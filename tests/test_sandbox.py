@@ -19,12 +19,12 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shiftboard import credentials
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
@@ -34,10 +34,6 @@ from shiftboard.sandbox.enter import seccomp_program
 from shiftboard.services.gateway.probe import probe
 from shiftboard.settings import Settings
 from tests.helpers import free_settings, start_service
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import torch
 
 TOKEN_NAME = "admin-token"
 
@@ -54,9 +50,7 @@ def state(tmp_path: Path) -> tuple[Settings, str]:
 
 
 def script(module: torch.nn.Module, path: Path) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(module), str(path))
+    torch.jit.save(torch.jit.script(module), str(path))  # torch 2.13 warns: TorchScript is deprecated
     return path
 
 

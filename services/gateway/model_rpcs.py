@@ -3,7 +3,9 @@
 The probe's measured seconds per image of a full batch are recorded with the model (its evaluations'
 request deadline is derived from them).
 
-A model's bytes go to a unique object key and are deleted if the catalog insert fails. The manifest's
+The file must be in the format its metadata declares (:mod:`shiftboard.formats`: ONNX, torch.export or
+TorchScript); the probe checks it statically, then runs it in the sandbox. A model's bytes go to a unique
+object key (``.onnx``, ``.pt2`` or ``.pt``) and are deleted if the catalog insert fails. The manifest's
 rules are :func:`shiftboard.domain.manifests.validate_model`.
 """
 
@@ -19,6 +21,7 @@ from typing import IO, BinaryIO, cast
 
 import grpc
 
+from shiftboard import formats
 from shiftboard.adapters.duckdb.catalog import Catalog
 from shiftboard.adapters.duckdb.evaluations import Evaluations
 from shiftboard.adapters.s3 import ObjectStore
@@ -68,13 +71,15 @@ class ModelRpcs:
             raise AlreadyExists(f"model {metadata.name} version {metadata.version} exists: submit under a "
                                 "new --version, or delete the old one first")
         digest = hashlib.sha256()
-        with tempfile.NamedTemporaryFile(dir=self.tmp_dir, suffix=".pt") as tmp:
+        suffix = formats.get(checked.format).suffix
+        with tempfile.NamedTemporaryFile(dir=self.tmp_dir, suffix=suffix) as tmp:
             size = self._receive(request_iterator, cast(IO[bytes], tmp), digest)
             spec = metadata.input
             seconds_per_sample = probe.probe(
                 Path(tmp.name), channels=spec.channels, height=spec.height, width=spec.width,
-                num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s, settings=self.settings)
-            key = f"models/{metadata.name}/{metadata.version}/{uuid.uuid4().hex}.pt"
+                num_classes=metadata.num_classes, timeout_s=self.settings.probe_timeout_s, settings=self.settings,
+                model_format=checked.format)
+            key = f"models/{metadata.name}/{metadata.version}/{uuid.uuid4().hex}{suffix}"
             tmp.seek(0)
             self.store.put_stream(key, cast(BinaryIO, tmp), size)
         model = pb.Model(metadata=metadata, size_bytes=size, sha256=digest.hexdigest(),

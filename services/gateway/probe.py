@@ -1,11 +1,14 @@
 """Validate a submitted model artifact in a child process before anything is stored.
 
-The artifact must be a TorchScript archive (``torch.jit.save``), never an arbitrary pickle: a pickle
-can run code when loaded, a TorchScript archive holds only code in TorchScript's restricted
-language and tensors. The probe loads it with ``torch.jit.load`` and runs one small batch of images
-of the declared input shape, then one full-size batch (``settings.eval_batch_size`` images, what an
-evaluation sends per request); each output must be a finite float tensor of shape [N, num_classes].
-The full batch's time per image is returned: the evaluation's per-request deadline is derived from it
+The artifact is in one of the formats of :mod:`shiftboard.formats` (TorchScript, ONNX, torch.export),
+never an arbitrary pickle: a pickle can run code when loaded. :func:`probe` first resolves the format
+from the file's bytes (a declared format the file is not in is refused, naming the detected one) and
+runs the format's static check in this process (:meth:`shiftboard.formats.Format.check`: for ONNX the
+graph, opsets, domains and external data, without running anything). The child then loads the file with
+the format's loader and runs one small batch of images of the declared input shape, then one full-size
+batch (``settings.eval_batch_size`` images, what an evaluation sends per request); each output must be
+a finite float array of shape [N, num_classes]. The full batch's time per image is returned: the
+evaluation's per-request deadline is derived from it
 (:func:`shiftboard.flows.evaluate.request_deadline_s`), and a model that hangs on large batches is
 refused here, at submission, rather than at its first evaluation.
 
@@ -16,7 +19,7 @@ read-only, an empty scratch directory the only writable place, no network, CPU-t
 limits. After loading (``__setstate__`` has run by then, inside the sandbox) the child refuses
 TorchScript operators that reach files, the network or the process, naming the operator. Text the
 model produced reaches the submitter only as one short sanitised line with secrets redacted. Run
-as ``python -m shiftboard.services.gateway.probe FILE C H W NUM_CLASSES FULL_BATCH [--no-inspect]``;
+as ``python -m shiftboard.services.gateway.probe FILE FORMAT C H W NUM_CLASSES FULL_BATCH [--no-inspect]``;
 prints a JSON line once the small batch passed, then the verdict's (model output printed meanwhile
 goes to stderr).
 """
@@ -35,26 +38,20 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from shiftboard import formats
 from shiftboard.domain.errors import InvalidArgument, Unavailable
 from shiftboard.sandbox import SandboxPolicy, active, runtime_paths, sanitize, secret_values, wrap
 from shiftboard.settings import Settings
 
 PROBE_BATCH = 4
-_EXPORT_HINT = ("export the model with torch.jit.script(model) or torch.jit.trace(model, example_input), "
-                "then torch.jit.save(scripted, PATH)")
 
 
-def sniff_format(path: Path) -> None:
-    """Reject what is certainly not a TorchScript archive, from its first bytes."""
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if not head:
-        raise InvalidArgument("the model file is empty: " + _EXPORT_HINT)
-    if head[:1] == b"\x80":
-        raise InvalidArgument("the model file is a Python pickle; shiftboard accepts TorchScript archives "
-                              "only, never pickles (they can run arbitrary code): " + _EXPORT_HINT)
-    if head != b"PK\x03\x04":
-        raise InvalidArgument("the model file is not a TorchScript archive (not a zip file): " + _EXPORT_HINT)
+def sniff_format(path: Path, declared: str = "") -> str:
+    """The file's format (``declared``, or the detected one when empty) after its static check; raises
+    :class:`InvalidArgument` for a file in no accepted format or in another than ``declared``."""
+    found = formats.resolve(path, declared)
+    formats.get(found).check(path)
+    return found
 
 
 def probe_policy(settings: Settings, path: Path, scratch: Path) -> SandboxPolicy:
@@ -69,18 +66,19 @@ def probe_policy(settings: Settings, path: Path, scratch: Path) -> SandboxPolicy
 
 def probe(path: Path, *, channels: int, height: int, width: int, num_classes: int,
           timeout_s: float = 120.0, settings: Settings | None = None, inspect: bool = True,
-          full_batch: int | None = None) -> float:
-    """Raise :class:`InvalidArgument` unless the file is TorchScript giving [N, num_classes] finite outputs
-    on a small batch and on a full one of ``full_batch`` images (default ``settings.eval_batch_size``);
-    return the full batch's seconds per image.
+          full_batch: int | None = None, model_format: str = formats.TORCHSCRIPT) -> float:
+    """Raise :class:`InvalidArgument` unless the file is in ``model_format`` ("" detects it) and gives
+    [N, num_classes] finite outputs on a small batch and on a full one of ``full_batch`` images (default
+    ``settings.eval_batch_size``); return the full batch's seconds per image.
 
     ``inspect=False`` skips the operator check (tests of the operating-system layer use it).
     """
     settings = settings or Settings.from_env()
     full = max(1, full_batch if full_batch is not None else settings.eval_batch_size)
-    sniff_format(path)
+    model_format = sniff_format(path, model_format)
     path = Path(path).resolve()
-    cmd = [sys.executable, "-m", "shiftboard.services.gateway.probe", str(path), str(channels), str(height),
+    cmd = [sys.executable, "-m", "shiftboard.services.gateway.probe", str(path), model_format, str(channels),
+           str(height),
            str(width), str(num_classes), str(full), *([] if inspect else ["--no-inspect"])]
     secrets = secret_values(settings)
     scratch = Path(tempfile.mkdtemp(prefix="shiftboard-probe-"))
@@ -150,47 +148,38 @@ def _memory_error(exc: BaseException) -> str | None:
 
 def _check(path: str, channels: int, height: int, width: int, num_classes: int,
            inspect: bool = True, full: int = PROBE_BATCH, passed: Callable[[], None] = lambda: None,
-           timing: list[float] | None = None) -> tuple[str, str] | None:
+           timing: list[float] | None = None, model_format: str = formats.TORCHSCRIPT) -> tuple[str, str] | None:
     """The probe itself (child process): None when the model is fine, else the error message (with
     ``{model}`` where the model's own text goes) and that text. ``passed`` is called once the small
     batch passed; the full batch's seconds per image are appended to ``timing``."""
-    import torch
+    import numpy as np
 
-    torch.set_num_threads(1)
+    fmt = formats.get(model_format)
     try:
-        model = torch.jit.load(path, map_location="cpu")
+        run = fmt.load(path, threads=1, inspect=inspect)
+    except InvalidArgument as exc:  # formats.Refused, or a loader's own refusal (torch.export's checks)
+        return exc.message, ""
     except Exception as exc:  # noqa: BLE001 - any load failure is the submitter's to fix
-        text = str(exc)
         if (memory := _memory_error(exc)) is not None:
             return memory, ""
-        if "constants.pkl" in text or "code/" in text:
-            return ("the model file is a torch.save() archive, not TorchScript; shiftboard never loads "
-                    "pickled modules: " + _EXPORT_HINT), ""
-        first = text.strip().splitlines()
-        return "the model file is not a loadable TorchScript archive ({model}): " + _EXPORT_HINT, \
+        first = str(exc).strip().splitlines()
+        return f"the model file is not a loadable {fmt.title} ({{model}}): {fmt.hint}", \
             first[0] if first else type(exc).__name__
-    if inspect:
-        from shiftboard.sandbox.torchscript import forbidden_operators, refusal
-
-        found = forbidden_operators(model)
-        if found:
-            return refusal(found), ""
-    model.eval()
-    generator = torch.Generator().manual_seed(0)
+    generator = np.random.default_rng(0)
     sizes = [PROBE_BATCH] + ([full] if full > PROBE_BATCH else [])
     for n in sizes:
-        batch = torch.rand((n, channels, height, width), generator=generator)
+        batch = generator.random((n, channels, height, width), dtype=np.float32)
         start = time.perf_counter()
         try:
-            with torch.no_grad():
-                out = model(batch)
+            out = run(batch)
         except Exception as exc:  # noqa: BLE001
             if (memory := _memory_error(exc)) is not None:
                 return memory, ""
             return (f"the model failed on a probe batch of shape [{n}, {channels}, {height}, {width}] "
-                    "(float32): {model}: check --input-shape"), str(exc) or type(exc).__name__
+                    "(float32): {model}: check --input-shape" + _batch_hint(fmt, exc)), \
+                str(exc) or type(exc).__name__
         seconds = time.perf_counter() - start
-        if (error := _check_output(torch, out, n, num_classes)) is not None:
+        if (error := _check_output(out, n, num_classes)) is not None:
             return error, ""
         if n == PROBE_BATCH:
             passed()
@@ -199,26 +188,34 @@ def _check(path: str, channels: int, height: int, width: int, num_classes: int,
     return None
 
 
-def _check_output(torch: Any, out: Any, n: int, num_classes: int) -> str | None:
+def _batch_hint(fmt: formats.Format, exc: BaseException) -> str:
+    """For exported programs whose batch dimension was traced static, how to export it dynamic."""
+    if fmt.word != formats.TORCHSCRIPT and ("batch" in str(exc).lower() or "shape" in str(exc).lower()
+                                            or "dimension" in str(exc).lower()):
+        return " and that the batch dimension was exported as dynamic (dynamic_shapes={0: torch.export.Dim('batch')})"
+    return ""
+
+
+def _check_output(out: Any, n: int, num_classes: int) -> str | None:
     """The error of a probe batch's output of ``n`` images, or None when it is [n, num_classes] finite floats."""
-    if isinstance(out, tuple | list) and out:
-        out = out[0]
-    if not isinstance(out, torch.Tensor):
+    import numpy as np
+
+    if not isinstance(out, np.ndarray):
         return f"the model returned {type(out).__name__}, not a tensor: return logits of shape [N, num_classes]"
-    if out.dim() != 2 or out.shape[0] != n or out.shape[1] != num_classes:
+    if out.ndim != 2 or out.shape[0] != n or out.shape[1] != num_classes:
         return (f"the model's output on a probe batch of {n} has shape {list(out.shape)}, expected "
                 f"[{n}, {num_classes}]: check --num-classes and that the model returns one row "
                 "of logits per image")
-    if not out.is_floating_point():
+    if out.dtype.kind != "f":
         return f"the model's output is {out.dtype}, expected floating-point logits"
-    if not bool(torch.isfinite(out).all()):
+    if not bool(np.isfinite(out).all()):
         return "the model's output on a probe batch contains NaN or infinite values: fix the model"
     return None
 
 
 def main(argv: list[str]) -> int:
     inspect = "--no-inspect" not in argv
-    path, c, h, w, k, full = [a for a in argv if a != "--no-inspect"]
+    path, model_format, c, h, w, k, full = [a for a in argv if a != "--no-inspect"]
     result = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # whatever the model prints goes to stderr, never where the verdict goes
 
@@ -227,7 +224,7 @@ def main(argv: list[str]) -> int:
         result.flush()
 
     timing: list[float] = []
-    verdict = _check(path, int(c), int(h), int(w), int(k), inspect, int(full), passed, timing)
+    verdict = _check(path, int(c), int(h), int(w), int(k), inspect, int(full), passed, timing, model_format)
     error, model_text = verdict if verdict is not None else (None, "")
     result.write(json.dumps({"ok": verdict is None, "error": error, "model": model_text[-4000:],
                              "seconds_per_sample": timing[-1] if timing else 0.0}) + "\n")

@@ -9,15 +9,26 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shiftboard.cli._common import byte_progress, cli_errors, client_for, console, model_version, print_json
+from shiftboard import formats
+from shiftboard.cli._common import (
+    byte_progress,
+    cli_errors,
+    client_for,
+    console,
+    err_console,
+    model_version,
+    print_json,
+)
 from shiftboard.domain import manifests
 from shiftboard.domain.errors import InvalidArgument
+from shiftboard.formats.torchscript import DEPRECATION
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import manifests as manifest_wire
 from shiftboard.wire import vocab
 from shiftboard.wire.views import deployment_view, model_view
 
-app = typer.Typer(help="Submit and inspect models (TorchScript classifiers).", no_args_is_help=True)
+app = typer.Typer(help="Submit and inspect models (ONNX, torch.export or TorchScript classifiers).",
+                  no_args_is_help=True)
 
 
 def _floats(text: str | None, what: str) -> list[float]:
@@ -68,7 +79,8 @@ def _input_spec(input_shape: str, value_range: str, mean: str, std: str) -> mani
 @cli_errors
 def submit(
     ctx: typer.Context,
-    path: Path = typer.Argument(..., help="TorchScript file (torch.jit.save) of the classifier."),
+    path: Path = typer.Argument(..., help="The classifier's file: ONNX (torch.onnx.export), torch.export "
+                                "(torch.export.save, .pt2) or TorchScript (torch.jit.save)."),
     name: str = typer.Option(..., "--name", "-n", help="Model name: letters, digits, . _ -"),
     version: str = typer.Option("1", "--version", "-v", help="Version; name+version must be new."),
     num_classes: int = typer.Option(..., "--num-classes", "-k", help="Number of output classes (logits)."),
@@ -81,19 +93,30 @@ def submit(
                                  help="standard, robustness-intervention, more-data, zero-shot or other."),
     description: str = typer.Option("", "--description", "-d", help="Free text shown on the leaderboard."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="A tag (repeatable)."),
-    model_format: str = typer.Option("torchscript", "--format", help="Artifact format: torchscript."),
+    model_format: str = typer.Option("", "--format", help="onnx, torch-export or torchscript (default: "
+                                     "detected from the file)."),
     as_json: bool = typer.Option(False, "--json", help="Print the stored model as JSON."),
 ) -> None:
-    """Upload a model: it is validated (TorchScript, probe batch) before anything is stored."""
+    """Upload a model: it is validated (format, static checks, probe batch) before anything is stored."""
     # The gateway's checks, before anything is uploaded.
     spec = _input_spec(input_shape, value_range, mean, std)
+    declared = vocab.format_word(vocab.format_value(model_format)) if model_format else ""
+    if not path.is_file():
+        raise InvalidArgument(f"{path} is not a file: give the path of an ONNX, torch.export or TorchScript model")
+    try:
+        found = formats.resolve(path, declared)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the model file {str(path)!r}: {exc.strerror or exc}") from None
     manifest = manifests.validate_model(manifests.ModelManifest(
-        name=name, version=version, format=vocab.format_word(vocab.format_value(model_format)),
+        name=name, version=version, format=found,
         category=vocab.category_word(vocab.category_value(category)), input=spec,
         num_classes=num_classes, description=description, tags=tuple(tag)))
     metadata = manifest_wire.model_metadata(manifest)
-    if not path.is_file():
-        raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
+    # On stderr, so that --json output stays one document.
+    if not declared:
+        err_console.print(f"detected format: {found} ({formats.get(found).title})", markup=False, highlight=False)
+    if found == formats.TORCHSCRIPT:
+        err_console.print(f"note: {DEPRECATION}", markup=False, highlight=False, soft_wrap=True)
     with client_for(ctx) as client, byte_progress(f"upload {path.name}", path.stat().st_size,
                                                   enabled=not as_json) as progress:
         task = progress.task_ids[0]

@@ -24,8 +24,9 @@ CATEGORIES: dict[str, pb.ModelCategory] = {
     "low-accuracy": pb.MODEL_CATEGORY_LOW_ACCURACY,
 }
 FORMATS: dict[str, pb.ModelFormat] = {
-    "torchscript": pb.MODEL_FORMAT_TORCHSCRIPT,
     "onnx": pb.MODEL_FORMAT_ONNX,
+    "torch-export": pb.MODEL_FORMAT_TORCH_EXPORT,
+    "torchscript": pb.MODEL_FORMAT_TORCHSCRIPT,
 }
 KINDS: dict[str, pb.TestSetKind] = {
     "reference": pb.TEST_SET_KIND_REFERENCE,

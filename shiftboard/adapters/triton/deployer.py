@@ -5,9 +5,13 @@ is evaluated:
 
 1. the Triton model name is derived from the model's name, version and artifact checksum
    (:func:`triton_model_name`): valid for Triton, unique, and never serving a stale artifact;
-2. unless the repository entry is already written, the artifact is downloaded from the object store
-   and written with :func:`~shiftboard.adapters.triton.repository.write_python_backend_model`
-   (Python backend, uint8 input normalised on the server, dynamic batching);
+2. unless the repository entry is already written, the artifact is downloaded from the object store,
+   checked against the catalog's sha256, and written with
+   :func:`~shiftboard.adapters.triton.repository.write_python_backend_model` (Python backend, any
+   format, uint8 input normalised on the server, dynamic batching), or, for ONNX when
+   ``settings.triton_onnx_backend`` is ``onnxruntime`` (the container Triton), with
+   :func:`~shiftboard.adapters.triton.repository.write_onnxruntime_model` (Triton's onnxruntime backend,
+   KIND_GPU with ``settings.triton_gpu``);
 3. when loading it would exceed ``settings.triton_max_loaded_models``, the least recently used
    loaded models without a live lease are unloaded first (Triton's repository index says what is
    loaded); then the model is loaded with the explicit model-control API and awaited. A load error
@@ -52,7 +56,7 @@ from shiftboard.adapters.triton.leases import Lease, Registry
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
-from shiftboard.wire import manifests
+from shiftboard.wire import manifests, vocab
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +133,7 @@ class ModelDeployer:
         md = model.metadata
         name = triton_model_name(md.name, md.version, model.sha256)
         self.repo.mkdir(parents=True, exist_ok=True)
-        rewritten = not self._entry_current(name)
+        rewritten = not self._entry_current(name, model)
         if rewritten:
             self._write_entry(name, model)
         return name, rewritten
@@ -237,35 +241,51 @@ class ModelDeployer:
 
     # ---------------------------------------------------------------- steps
 
-    def _entry_current(self, name: str) -> bool:
+    def _entry_backend(self, model: pb.Model) -> tuple[str, str]:
+        """The model's format word and the backend its entry uses: ``onnxruntime`` for ONNX when
+        ``settings.triton_onnx_backend`` says so (a container Triton), else ``python``."""
+        fmt = _format_word(model.metadata)
+        onnxruntime = fmt == "onnx" and self.settings.triton_onnx_backend == "onnxruntime"
+        return fmt, "onnxruntime" if onnxruntime else "python"
+
+    def _entry_current(self, name: str, model: pb.Model) -> bool:
         entry = self.repo / name
+        fmt, backend = self._entry_backend(model)
+        artifact = entry / "1" / triton_repository.MODEL_FILES[fmt]
+        if not ((entry / "config.pbtxt").is_file() and artifact.is_file()):
+            return False
+        if backend == "onnxruntime":
+            return not (entry / "1" / "model.py").exists()
         try:
             model_py = (entry / "1" / "model.py").read_bytes()
         except OSError:
             return False
-        return (entry / "config.pbtxt").is_file() and (entry / "1" / triton_repository.MODEL_FILE).is_file() \
-            and model_py == triton_repository.python_model_source()
+        return model_py == triton_repository.python_model_source()
 
     def _write_entry(self, name: str, model: pb.Model) -> None:
         md = model.metadata
-        if md.format not in (pb.MODEL_FORMAT_TORCHSCRIPT, pb.MODEL_FORMAT_UNSPECIFIED):
-            raise ModelFailed(f"model {md.name}:{md.version} is {pb.ModelFormat.Name(md.format)}; "
-                              "only TorchScript models can be deployed to the embedded Triton")
+        fmt, backend = self._entry_backend(model)
         spec = manifests.input_spec(md.input)
         with tempfile.TemporaryDirectory(prefix="shiftboard-model-") as tmp:
-            path = Path(tmp) / "model.pt"
+            path = Path(tmp) / triton_repository.MODEL_FILES[fmt]
             digest = self._download(model.artifact_uri, path)
             if model.sha256 and digest != model.sha256:
                 raise ModelFailed(f"model {md.name}:{md.version}: the downloaded artifact's sha256 {digest} does "
                                   f"not match the catalog's {model.sha256}; nothing was deployed")
+            max_batch = max(self.settings.eval_batch_size, 1)
             try:
-                triton_repository.write_python_backend_model(
-                    self.repo, name, path, spec, md.num_classes, max_batch_size=max(self.settings.eval_batch_size, 1),
-                    torch_threads=model_threads(self.settings), sha256=digest,
-                )
+                if backend == "onnxruntime":
+                    triton_repository.write_onnxruntime_model(
+                        self.repo, name, path, spec, md.num_classes, max_batch_size=max_batch,
+                        gpu=self.settings.triton_gpu, sha256=digest)
+                else:
+                    triton_repository.write_python_backend_model(
+                        self.repo, name, path, spec, md.num_classes, max_batch_size=max_batch,
+                        torch_threads=model_threads(self.settings), sha256=digest, model_format=fmt,
+                    )
             except InvalidArgument as exc:
                 raise ModelFailed(f"model {md.name}:{md.version} cannot be deployed: {exc.message}") from exc
-        log.info("wrote Triton entry %s for %s:%s", name, md.name, md.version)
+        log.info("wrote Triton entry %s for %s:%s (%s, %s backend)", name, md.name, md.version, fmt, backend)
 
     def _download(self, uri: str, path: Path) -> str:
         """Write the artifact at ``uri`` to ``path``; return its sha256 (hex)."""
@@ -336,6 +356,14 @@ class ModelDeployer:
         except TritonError as exc:
             raise translate(exc, what="read the model config", url=self.url, model=name) from exc
         return int(reply.get("config", {}).get("max_batch_size") or 1)
+
+
+def _format_word(md: pb.ModelMetadata) -> str:
+    """The model's format word (a model stored before formats were recorded is TorchScript)."""
+    try:
+        return vocab.format_word(md.format)
+    except InvalidArgument:
+        return "torchscript"
 
 
 def _kill_stubs(name: str) -> set[int]:

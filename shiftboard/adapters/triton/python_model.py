@@ -1,19 +1,21 @@
-"""Triton Python-backend model written by shiftboard: uint8 images -> FP32 logits (TorchScript).
+"""Triton Python-backend model written by shiftboard: uint8 images -> FP32 logits (any model format).
 
 This file is not imported by shiftboard: :func:`shiftboard.adapters.triton.repository.write_python_backend_model`
 copies it, byte for byte, into every repository entry as ``1/model.py``, and Triton's backend stub
 runs it there (``triton_python_backend_utils`` exists only inside that stub). Everything it needs
 comes from the entry's ``config.pbtxt`` parameters: ``sys_path`` (the stub ignores ``PYTHONPATH``,
-so the environment's packages are put on ``sys.path`` before torch and numpy are imported),
-``torchscript_file`` and its ``sha256``, the input mapping ``u8 * scale + shift`` (one value per
-channel each, computed by ``shiftboard.domain.normalisation.input_affine``), ``num_classes`` and
-``torch_threads``.
+so the environment's packages, and shiftboard's own source, are put on ``sys.path`` before anything
+else is imported), ``model_format`` (``onnx``, ``torch-export``, ``torchscript``), ``artifact_file`` and
+its ``sha256``, the input mapping ``u8 * scale + shift`` (one value per channel each, computed by
+``shiftboard.domain.normalisation.input_affine``, applied in numpy for every format), ``num_classes``
+and ``torch_threads`` (onnxruntime's intra-op threads for ONNX). The artifact is loaded by the same
+loader as the gateway's probe uses (:meth:`shiftboard.formats.Format.load`).
 
 One response per request: a failing request gets its own ``TritonError`` while the others in the
 same dynamic batch still succeed.
 
 A request may carry a deadline (parameter ``shiftboard_deadline_ms``). The model then runs in a thread
-of its own (TorchScript releases the GIL), and when it has not finished a batch by the earliest deadline
+of its own (torch and onnxruntime release the GIL), and when it has not finished a batch by the earliest deadline
 of its requests, every request of the batch is answered with an error starting :data:`DEADLINE_ERROR`,
 and so is every later one: the instance is hung. Answering is what lets Triton unload the model (a
 request still executing keeps it UNLOADING forever, even with the stub process killed); the thread
@@ -33,7 +35,6 @@ import triton_python_backend_utils as pb_utils
 
 if TYPE_CHECKING:
     import numpy as np
-    import torch
 
 
 #: How a deadline error starts (the flows recognise it).
@@ -43,9 +44,9 @@ DEADLINE_ERROR = "shiftboard deadline exceeded"
 class TritonPythonModel:
     """The model instance Triton creates: ``initialize`` once, ``execute`` per batch of requests."""
 
-    module: torch.jit.ScriptModule | None
-    scale: torch.Tensor
-    shift: torch.Tensor
+    run: Any
+    scale: np.ndarray[Any, Any]
+    shift: np.ndarray[Any, Any]
     num_classes: int
     hung: str = ""
 
@@ -56,12 +57,12 @@ class TritonPythonModel:
         for entry in reversed(json.loads(params["sys_path"])):
             if entry not in sys.path:
                 sys.path.insert(0, entry)
-        import torch
+        import numpy as np
 
-        threads = int(params.get("torch_threads", "0"))
-        if threads > 0:
-            torch.set_num_threads(threads)
-        path = os.path.join(args["model_repository"], args["model_version"], params["torchscript_file"])
+        from shiftboard import formats
+
+        threads = max(1, int(params.get("torch_threads", "1")))
+        path = os.path.join(args["model_repository"], args["model_version"], params["artifact_file"])
         if params.get("sha256"):  # never load an artifact other than the one the catalog names
             digest = hashlib.sha256()
             with open(path, "rb") as f:
@@ -69,26 +70,24 @@ class TritonPythonModel:
                     digest.update(chunk)
             if digest.hexdigest() != params["sha256"]:
                 raise pb_utils.TritonModelException(
-                    f"{params['torchscript_file']} does not match its sha256 {params['sha256']}: not loaded")
-        self.module = torch.jit.load(path, map_location="cpu").eval()
-        self.scale = torch.tensor(json.loads(params["scale"]), dtype=torch.float32).view(1, -1, 1, 1)
-        self.shift = torch.tensor(json.loads(params["shift"]), dtype=torch.float32).view(1, -1, 1, 1)
+                    f"{params['artifact_file']} does not match its sha256 {params['sha256']}: not loaded")
+        self.run = formats.get(params.get("model_format") or formats.TORCHSCRIPT).load(path, threads=threads)
+        self.scale = np.asarray(json.loads(params["scale"]), dtype=np.float32).reshape(1, -1, 1, 1)
+        self.shift = np.asarray(json.loads(params["shift"]), dtype=np.float32).reshape(1, -1, 1, 1)
         self.num_classes = int(params["num_classes"])
 
     def _forward(self, batch: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        import torch
+        import numpy as np
 
-        assert self.module is not None, "execute after finalize"
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(torch.float32) * self.scale + self.shift
-            out = self.module(x)
-            if isinstance(out, (tuple, list)):
-                out = out[0]
-            out = out.to(torch.float32).reshape(batch.shape[0], -1)
+        assert self.run is not None, "execute after finalize"
+        x = batch.astype(np.float32) * self.scale + self.shift
+        out = self.run(x)
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"model returned {type(out).__name__}, not a tensor of logits")
+        out = out.astype(np.float32, copy=False).reshape(batch.shape[0], -1)
         if out.shape[1] != self.num_classes:
             raise ValueError(f"model returned {out.shape[1]} logits per image, expected {self.num_classes}")
-        result: np.ndarray[Any, Any] = out.numpy()
-        return result
+        return out
 
     def _results(self, arrays: list[np.ndarray[Any, Any]]) -> list[Any]:
         """Each request's logits, or the exception its images raised."""
@@ -152,4 +151,4 @@ class TritonPythonModel:
         return responses
 
     def finalize(self) -> None:
-        self.module = None
+        self.run = None
