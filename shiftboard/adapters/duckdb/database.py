@@ -46,10 +46,12 @@ class Database:
             self._conn = duckdb.connect(self.path, config=config)
         self._lock = threading.RLock()
         try:
-            with self.transaction() as cur:
-                applied = migrate(cur, self.path)
-            if applied:  # the schema change out of the write-ahead log at once (see migrate)
-                with self._lock, translated(self.path):
+            while True:  # one transaction per migration (see migrate)
+                with self.transaction() as cur:
+                    applied = migrate(cur, self.path, limit=1)
+                if not applied:
+                    break
+                with self._lock, translated(self.path):  # the change out of the write-ahead log (see migrate)
                     self._conn.execute("CHECKPOINT")
         except BaseException:
             self._conn.close()

@@ -337,9 +337,14 @@ MIGRATIONS: list[str] = [
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-def migrate(cur: duckdb.DuckDBPyConnection, path: str) -> int:
-    """Apply the migrations the catalog at ``path`` lacks, inside the caller's transaction ``cur``;
-    the number applied.
+def migrate(cur: duckdb.DuckDBPyConnection, path: str, *, limit: int | None = None) -> int:
+    """Apply the migrations the catalog at ``path`` lacks (at most ``limit`` of them), inside the caller's
+    transaction ``cur``; the number applied.
+
+    Give each migration its own transaction (``limit=1`` in a loop, as
+    :class:`~shiftboard.adapters.duckdb.database.Database` does): DuckDB 1.5 fails the commit of a
+    transaction that adds two columns to a table holding rows ("another transaction has altered this
+    table"), as migrations 10 and 11 do to ``testsets``.
 
     Checkpoint after a migration has committed (:class:`~shiftboard.adapters.duckdb.database.Database`
     does): DuckDB 1.5 cannot replay an ``ALTER TABLE ... ADD COLUMN`` from its write-ahead log when the
@@ -353,7 +358,8 @@ def migrate(cur: duckdb.DuckDBPyConnection, path: str) -> int:
     if current > SCHEMA_VERSION:
         raise FailedPrecondition(f"catalog {path} has schema version {current}, newer than this "
                                  f"shiftboard ({SCHEMA_VERSION}): upgrade shiftboard")
-    for version in range(current + 1, SCHEMA_VERSION + 1):
+    last = SCHEMA_VERSION if limit is None else min(SCHEMA_VERSION, current + limit)
+    for version in range(current + 1, last + 1):
         cur.execute(MIGRATIONS[version - 1])
         cur.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, dt.datetime.now(dt.UTC)])
-    return SCHEMA_VERSION - current
+    return last - current
