@@ -231,3 +231,84 @@ def class_bars(frame: pd.DataFrame, *, height: int = 260) -> Chart:
         tooltip=[alt.Tooltip("name:N", title="class"), alt.Tooltip("accuracy:Q", format=".2%"),
                  alt.Tooltip("correct:Q"), alt.Tooltip("samples:Q")],
     ).properties(height=height)
+
+
+def agreement_scatter(pairs: pd.DataFrame, *, slope: float, intercept: float, r2: float, n_samples: int | None = None,
+                      shift: str = "", reference: str = "", height: int = 440) -> Chart:
+    """Agreement on the line: each model pair's top-1 agreement on the reference (x) and on the unlabelled
+    shift (y) on probit axes, with y = x and the fitted line; R² in the title.
+
+    ``pairs`` is :func:`.data.agreement_frame`; agreements of 0 or 1 are clipped by half a sample
+    (``n_samples``) as the fit clips them.
+    """
+    t: Transform = "probit"
+    points = pairs.copy()
+    points["x"] = forward(t, clip_accuracy(points["ref_agreement"].to_numpy(float), n_samples)[0])
+    points["y"] = forward(t, clip_accuracy(points["shift_agreement"].to_numpy(float), n_samples)[0])
+    points["pair"] = points["model_a"] + " / " + points["model_b"]
+    values = list(points["x"]) + list(points["y"]) or [-1.0, 1.0]
+    low, high = min(values), max(values)
+    pad = max(0.1, 0.08 * (high - low))
+    low, high = low - pad, high + pad
+    x_scale = alt.Scale(domain=[low, high], nice=False, zero=False)
+    y_scale = alt.Scale(domain=[low, high], nice=False, zero=False)
+    x_axis = _axis(t, low, high, f"agreement on {reference or 'the reference'} (probit scale)")
+    y_axis = _axis(t, low, high, f"agreement on {shift or 'the shift'} (probit scale)")
+    diagonal = alt.Chart(pd.DataFrame({"x": [low, high], "y": [low, high]})).mark_line(
+        strokeDash=[6, 4], color="#9a9a9a", strokeWidth=1.5, clip=True).encode(
+        x=alt.X("x:Q", scale=x_scale, axis=x_axis), y=alt.Y("y:Q", scale=y_scale, axis=y_axis))
+    layers: list[alt.Chart] = [diagonal]
+    if np.isfinite(slope) and np.isfinite(intercept):
+        line = pd.DataFrame({"x": [low, high], "y": [slope * low + intercept, slope * high + intercept]})
+        layers.append(alt.Chart(line).mark_line(color="#4c78a8", strokeWidth=2, clip=True).encode(
+            x=alt.X("x:Q", scale=x_scale), y=alt.Y("y:Q", scale=y_scale)))
+    layers.append(alt.Chart(points).mark_circle(size=70, opacity=0.8, color="#4c78a8").encode(
+        x=alt.X("x:Q", scale=x_scale), y=alt.Y("y:Q", scale=y_scale),
+        tooltip=[alt.Tooltip("pair:N", title="models"),
+                 alt.Tooltip("ref_agreement:Q", title="agreement, reference", format=".2%"),
+                 alt.Tooltip("shift_agreement:Q", title="agreement, shift", format=".2%")]))
+    title = (f"Agreement line over {len(points)} model pairs: R² = {r2:.3f}" if np.isfinite(r2)
+             else f"Agreement over {len(points)} model pairs (no line)")
+    return alt.layer(*layers).properties(height=height, title=title).interactive()
+
+
+def plane_scatter(frame: pd.DataFrame, transform: str, *, shift: str = "", height: int = 440) -> Chart:
+    """Shift accuracy against the plane's prediction (several references) on ``transform`` axes, with y = x:
+    points above the line do better than the plane over the baseline models predicts.
+
+    ``frame`` is :func:`.data.plane_frame`.
+    """
+    t = check_transform(transform)
+    points = frame.copy()
+    points["x"] = forward(t, np.clip(points["plane_predicted_shift_acc"].to_numpy(float), 1e-6, 1 - 1e-6))
+    points["y"] = forward(t, clip_accuracy(points["shift_acc"].to_numpy(float), points["n_shift"].to_numpy())[0])
+    points["role"] = np.where(points["in_plane"], "baseline (in the fit)", "not in the fit")
+    points["plane_text"] = [f"{e:+.2f} pp" for e in points["plane_er"]]
+    points = points.astype({"er": "float64"})
+    values = list(points["x"]) + list(points["y"])
+    low, high = (min(values), max(values)) if values else (-1.0, 1.0)
+    pad = max(0.15, 0.08 * (high - low))
+    low, high = low - pad, high + pad
+    scale = alt.Scale(domain=[low, high], nice=False, zero=False)
+    x_axis = _axis(t, low, high, f"predicted by the plane ({t} scale)")
+    y_axis = _axis(t, low, high, f"{shift or 'shift'} accuracy ({t} scale)")
+    diagonal = alt.Chart(pd.DataFrame({"x": [low, high], "y": [low, high], "line": ["y = x"] * 2})).mark_line(
+        strokeDash=[6, 4], color="#9a9a9a", strokeWidth=1.5, clip=True).encode(
+        x=alt.X("x:Q", scale=scale, axis=x_axis), y=alt.Y("y:Q", scale=scale, axis=y_axis),
+        tooltip=[alt.Tooltip("line:N", title="")])
+    encoding = {"x": alt.X("x:Q", scale=scale), "y": alt.Y("y:Q", scale=scale)}
+    dots = alt.Chart(points).mark_point(size=140, filled=True, opacity=0.9, stroke="white", strokeWidth=1).encode(
+        **encoding,
+        color=alt.Color("category:N", scale=category_scale(points["category"]), legend=_inset_legend("category")),
+        shape=alt.Shape("role:N", scale=alt.Scale(domain=[*ROLES], range=[*ROLES.values()]),
+                        legend=_inset_legend(None)),
+        tooltip=[alt.Tooltip("model:N"), alt.Tooltip("category:N"), alt.Tooltip("role:N", title="point"),
+                 alt.Tooltip("plane_text:N", title="plane ER"),
+                 alt.Tooltip("er:Q", title="single-reference ER (pp)", format="+.2f"),
+                 alt.Tooltip("shift_acc:Q", title="shift accuracy", format=".2%"),
+                 alt.Tooltip("plane_predicted_shift_acc:Q", title="predicted by the plane", format=".2%")])
+    layers: list[alt.Chart] = [diagonal, dots]
+    if len(points) <= MAX_LABELLED_POINTS:
+        layers.append(alt.Chart(points).mark_text(align="left", dx=9, dy=-9, fontSize=11, color="#444444")
+                      .encode(**encoding, text="model:N"))
+    return alt.layer(*layers).properties(height=height).interactive()

@@ -160,7 +160,7 @@ def ranking_frame(board: pb.Leaderboard) -> pd.DataFrame:
     """One row per model of a shift's leaderboard, best ER first (the gateway's order)."""
     columns = ["rank", "tie", "model", "category", "baseline", "ref_acc", "ref_low", "ref_high", "n_ref",
                "shift_acc", "shift_low", "shift_high", "n_shift", "predicted_shift_acc", "er", "er_low",
-               "er_high", "er_interval", "tied", "clipped", "tags", "origin", "source", "testbed_type"]
+               "er_high", "er_interval", "tied", "clipped", "tags", "origin", "source", "testbed_type", "estimated"]
     rows = []
     for r in board.rows:
         rows.append({
@@ -174,6 +174,7 @@ def ranking_frame(board: pb.Leaderboard) -> pd.DataFrame:
             "er_interval": _interval_text(r.er_ci.low, r.er_ci.high) if r.has_er_ci else "",
             "tied": r.tied, "clipped": r.clipped, "tags": ", ".join(r.tags),
             "origin": "imported" if r.imported else "measured", "source": r.source, "testbed_type": r.testbed_type,
+            "estimated": r.estimated,  # an unlabelled shift: shift_acc is an estimate, without interval
         })
     frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank": "Int64", "er": "Float64", "er_low": "Float64", "er_high": "Float64",
@@ -187,6 +188,15 @@ def fit_summary(board: pb.Leaderboard) -> dict[str, Any]:
             "r2": fit.r2 if fit.ok else None,
             "slope_ci": (fit.slope_ci.low, fit.slope_ci.high) if fit.grid else None,
             "intercept_ci": (fit.intercept_ci.low, fit.intercept_ci.high) if fit.grid else None}
+
+
+def agreement_frame(board: pb.Leaderboard) -> pd.DataFrame:
+    """One row per model pair of an unlabelled shift's agreement line: the two models and their agreement
+    (share of equal top-1) on the reference and on the shift; empty for a labelled shift."""
+    a = board.agreement
+    return pd.DataFrame({"model_a": list(a.pair_a), "model_b": list(a.pair_b),
+                         "ref_agreement": list(a.ref_agreement), "shift_agreement": list(a.shift_agreement)},
+                        columns=["model_a", "model_b", "ref_agreement", "shift_agreement"])
 
 
 def fit_frame(board: pb.Leaderboard) -> pd.DataFrame:
@@ -288,6 +298,8 @@ def predictions_frame(batches: Iterable[pb.Predictions]) -> pd.DataFrame:
         confidence.extend(b.confidence)
         correct.extend(b.correct)
     k = len(top5) // len(sample) if sample else 5
+    if len(correct) != len(sample):  # a set registered without labels: correctness unknown (label -1)
+        correct = [False] * len(sample)
     return pd.DataFrame({
         "sample": np.asarray(sample, dtype=np.int64), "label": np.asarray(label, dtype=np.int64),
         "top1": np.asarray(top1, dtype=np.int64),
@@ -338,3 +350,36 @@ def to_parquet(frame: pd.DataFrame) -> bytes:
                 if frame[c].dtype == object}
         frame.assign(**text).to_parquet(buffer, index=False)
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------- several references
+
+
+def plane_summary(board: pb.Leaderboard) -> dict[str, Any] | None:
+    """The plane fit of a shift with several references (None for a shift with one)."""
+    if not board.HasField("plane"):
+        return None
+    p = board.plane
+    return {"ok": p.ok, "reason": p.reason, "transform": p.transform or "logit", "n": p.n,
+            "references": list(p.references), "coefficients": list(p.coefficients) if p.ok else None,
+            "intercept": p.intercept if p.ok else None, "r2": p.r2 if p.ok else None}
+
+
+def plane_frame(board: pb.Leaderboard) -> pd.DataFrame:
+    """One row per model with a plane ER: shift accuracy, the plane's prediction, its plane ER and ER, and
+    ``in_plane`` (a baseline model of the plane fit)."""
+    columns = ["model", "category", "in_plane", "shift_acc", "n_shift", "plane_predicted_shift_acc", "plane_er",
+               "er"]
+    rows = [{"model": r.model, "category": r.category, "in_plane": r.baseline, "shift_acc": r.shift_acc,
+             "n_shift": r.n_shift, "plane_predicted_shift_acc": r.plane_predicted_shift_acc, "plane_er": r.plane_er,
+             "er": r.er if r.has_er else None} for r in board.rows if r.has_plane_er]
+    return pd.DataFrame(rows, columns=columns).astype({"er": "Float64"})
+
+
+def with_plane(rows: pd.DataFrame, board: pb.Leaderboard) -> pd.DataFrame:
+    """``rows`` (:func:`ranking_frame`) with ``plane_er`` and ``plane_predicted_shift_acc`` (empty without)."""
+    by_model = {r.model: r for r in board.rows if r.has_plane_er}
+    return rows.assign(
+        plane_er=pd.array([by_model[m].plane_er if m in by_model else None for m in rows["model"]], dtype="Float64"),
+        plane_predicted_shift_acc=pd.array([by_model[m].plane_predicted_shift_acc if m in by_model else None
+                                            for m in rows["model"]], dtype="Float64"))

@@ -7,6 +7,7 @@ does nothing. Its selectors are bound to the URL (``?shift=``, ``?group=``, ``?t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -34,8 +35,22 @@ _RANKING_CONFIG = {
     "n_shift": st.column_config.NumberColumn("shift samples", format="localized"),
     "clipped": st.column_config.CheckboxColumn("clipped", width="small",
                                                help="An accuracy of 0 or 1 was clipped before transforming."),
+    "plane_er": st.column_config.NumberColumn("plane ER (pp)", format="%+.2f",
+                                              help="Shift accuracy minus the plane fit over every reference."),
 }
 
+
+_ESTIMATED_CONFIG = {
+    **_RANKING_CONFIG,
+    "estimated": st.column_config.CheckboxColumn("estimate", width="small",
+                                                 help="Shift accuracy estimated without labels (agreement on "
+                                                      "the line); no interval."),
+    "shift_acc": st.column_config.NumberColumn("≈ shift acc", format="%.2f%%",
+                                               help="Estimated from top-1 agreement (ALine-D)."),
+    "er": st.column_config.NumberColumn("≈ ER (pp)", format="%+.2f",
+                                        help="The estimate minus the baseline fit through the baseline models' "
+                                             "estimates, in points."),
+}
 
 #: Groups with more shifts than this show the mean table and heatmap, not one tab per shift.
 MAX_GROUP_TABS = 30
@@ -92,7 +107,8 @@ def render() -> None:
     reference = testsets[shift].spec.reference if shift in testsets else references.get(shift, "")
     board = ui.leaderboard(gateway, ui.fingerprint(shift, reference) + imported, shift=shift, transform=transform)
     shift_board(board, testsets.get(shift), transform, key="one", caption=header)
-    _compare(gateway, board)
+    if not board.HasField("agreement"):  # an unlabelled shift has no per-sample correctness to compare
+        _compare(gateway, board)
 
 
 def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: str, *, key: str,
@@ -107,10 +123,16 @@ def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: st
             facts.append(f"group {spec.group}")
     if board.class_subset:
         facts.append(f"scored on {len(board.class_subset)} classes (reference restricted to them)")
+    estimated = board.HasField("agreement")
+    if estimated:
+        facts.append(f"no labels: shift accuracy ≈ estimated ({board.estimate_method or 'no estimate'})")
     (caption or st).caption(" · ".join(facts))
+    if estimated and board.agreement.warning:
+        st.warning(board.agreement.warning, icon=":material/warning:")
     rows = data.ranking_frame(board)
     if rows.empty:
-        st.info("No model has finished on both this shift and its reference yet.")
+        st.info("No model has finished on both this shift and its reference yet." if not estimated else
+                "; ".join(board.notes) or "No estimate yet.")
         return
     fit = data.fit_summary(board)
     _headline(rows, fit)
@@ -121,9 +143,77 @@ def shift_board(board: pb.Leaderboard, testset: pb.TestSet | None, transform: st
         st.altair_chart(charts.shift_scatter(rows, data.fit_frame(board), transform, shift=board.shift,
                                              reference=board.reference, height=height),
                         width="stretch", key=f"scatter-{key}")
+    if estimated:
+        _agreement(board, testset, key)
+    if (plane := data.plane_summary(board)) is not None:  # several references: the plane beside the line
+        rows = data.with_plane(rows, board)
+        _plane(board, plane, transform, key)
     ui.table(rows, f"leaderboard-{board.shift}-{transform}", key=f"ranking-{key}",
-             percent=("ref_acc", "shift_acc", "predicted_shift_acc"), config=_RANKING_CONFIG,
-             column_order=_RANKING_COLUMNS)
+             percent=("ref_acc", "shift_acc", "predicted_shift_acc", "plane_predicted_shift_acc"),
+             config=_ESTIMATED_CONFIG if estimated else _RANKING_CONFIG,
+             column_order=_plane_columns(["estimated", *_RANKING_COLUMNS] if estimated else _RANKING_COLUMNS,
+                                         rows))
+
+
+def _plane_columns(columns: list[str], rows: pd.DataFrame) -> list[str]:
+    """The plane ER after the ER interval where the rows have it."""
+    if "plane_er" not in rows:
+        return columns
+    at = columns.index("er_interval") + 1
+    return [*columns[:at], "plane_er", *columns[at:]]
+
+
+def _plane(board: pb.Leaderboard, plane: dict[str, Any], transform: str, key: str) -> None:
+    """A shift with several references: actual against plane-predicted shift accuracy, with the plane."""
+    st.subheader("Against several references", anchor=False)
+    frame = data.plane_frame(board)
+    plot, side = st.columns([3, 2], gap="large")
+    with side:
+        refs = plane["references"]
+        if plane["ok"]:
+            terms = " ".join(f"{c:+.3f} · {transform}({r})" for c, r in zip(plane["coefficients"], refs, strict=True))
+            st.markdown(f"**Plane fit** ({plane['n']} baseline models): {transform}(shift acc) = "
+                        f"{terms.removeprefix('+')} {plane['intercept']:+.3f}, R² {plane['r2']:.3f}.")
+            if not frame.empty:
+                leader = frame.sort_values("plane_er", ascending=False).iloc[0]
+                st.metric(f"most robust against the plane: {leader['model']}", f"{leader['plane_er']:+.2f} pp")
+        else:
+            st.warning(f"No plane fit over {', '.join(refs)}: {plane['reason']}", icon=":material/warning:")
+        st.caption(f"This shift names {len(refs)} references ({', '.join(refs)}). The plane fits "
+                   f"{transform}(shift accuracy) on {transform}(each reference's accuracy) over the baseline models "
+                   "with results on all of them (Shi et al., NeurIPS 2023). Each point is a model: the shift "
+                   "accuracy the plane predicts (x) against its own (y); the dashed line is y = x, and points above "
+                   "it are effectively robust against every reference. The table's plane ER is the vertical "
+                   "distance, in points.")
+    if plane["ok"] and not frame.empty:
+        with plot:
+            st.altair_chart(charts.plane_scatter(frame, transform, shift=board.shift), width="stretch",
+                            key=f"plane-{key}")
+
+
+def _agreement(board: pb.Leaderboard, testset: pb.TestSet | None, key: str) -> None:
+    """An unlabelled shift: the agreement line its estimates come from, and how to read it."""
+    a = board.agreement
+    plot, side = st.columns([3, 2], gap="large")
+    with plot:
+        st.altair_chart(charts.agreement_scatter(data.agreement_frame(board), slope=a.slope if a.ok else math.nan,
+                                                 intercept=a.intercept if a.ok else math.nan,
+                                                 r2=a.r2 if a.ok else math.nan,
+                                                 n_samples=testset.spec.num_samples if testset else None,
+                                                 shift=board.shift, reference=board.reference),
+                        width="stretch", key=f"agreement-{key}")
+    with side:
+        if a.ok:
+            st.markdown(f"**Agreement line** ({a.n_pairs} model pairs): probit(shift agreement) = {a.slope:.3f} · "
+                        f"probit(reference agreement) {a.intercept:+.3f}, R² {a.r2:.3f} (trusted from "
+                        f"{a.min_r2:.2f}).")
+        else:
+            st.markdown(f"**No agreement line**: {a.reason}")
+        st.caption("This shift has no labels. Each point is a pair of models: how often their top-1 "
+                   "predictions agree on the reference (x) and on the shift (y). Where agreement lies on a "
+                   "line, accuracy lies on (nearly) the same line (Baek et al. 2022), which gives each model's "
+                   "shift accuracy without labels (ALine-D). Rows marked estimate carry no interval; their "
+                   "ER is the estimate minus the baseline fit through the baseline models' estimates.")
 
 
 def _headline(rows: pd.DataFrame, fit: dict[str, Any]) -> None:

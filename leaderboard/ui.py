@@ -27,6 +27,7 @@ from . import data
 
 #: Page scripts, relative to ``app.py``; the app registers them with ``st.navigation``.
 OVERVIEW, SHIFT, MODEL = "overview_page.py", "shift_page.py", "model_page.py"
+CALIBRATION, AGREEMENT = "calibration_page.py", "agreement_page.py"
 FINGERPRINT_KEY = "results_fingerprint"
 STAMPS_KEY = "result_stamps"
 ACTIVE_KEY = "evaluations_active"
@@ -129,6 +130,16 @@ def samples(gateway: Gateway, testset: str, indices: tuple[int, ...]) -> pb.GetS
 @st.cache_data(show_spinner=False, max_entries=64)
 def comparison(gateway: Gateway, fingerprint: str, a: str, b: str, testset: str) -> pb.Comparison:
     return _client(gateway.target, gateway.token).compare(a, b, testset)
+
+
+@st.cache_data(show_spinner="Computing the calibration…", max_entries=32)
+def calibration(gateway: Gateway, fingerprint: str, testset: str) -> pb.Calibration:
+    return _client(gateway.target, gateway.token).calibration(testset)
+
+
+@st.cache_data(show_spinner="Computing the agreement…", max_entries=32)
+def consistency_matrix(gateway: Gateway, fingerprint: str, testset: str) -> pb.ConsistencyMatrix:
+    return _client(gateway.target, gateway.token).consistency_matrix(testset)
 
 
 def fingerprint(*testsets: str) -> str:

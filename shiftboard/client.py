@@ -123,7 +123,7 @@ class Client:
                      on_progress: Progress | None = None) -> pb.Model:
         path = Path(path)
         if not path.is_file():
-            raise InvalidArgument(f"{path} is not a file: give the path of a TorchScript model")
+            raise InvalidArgument(f"{path} is not a file: give the path of an ONNX, torch.export or TorchScript model")
 
         chunks = _FileChunks(path, "model file", on_progress)
 
@@ -331,6 +331,23 @@ class Client:
     def compare(self, model_a: str, model_b: str, testset: str) -> pb.Comparison:
         return self._call(self._stub.CompareModels,
                           pb.CompareModelsRequest(model_a=model_a, model_b=model_b, testset=testset))
+
+    @_translate
+    def calibration(self, testset: str, resamples: int = 0) -> pb.Calibration:
+        """ECE (with its interval) and reliability bins per model on ``testset`` (and its reference)."""
+        return self._call(self._stub.GetCalibration, pb.GetCalibrationRequest(testset=testset, resamples=resamples))
+
+    @_translate
+    def consistency(self, model_a: str, model_b: str, testset: str, resamples: int = 0) -> pb.Consistency:
+        """Error consistency (Cohen's kappa of correctness) of two models (name or name:version)."""
+        return self._call(self._stub.GetConsistency, pb.GetConsistencyRequest(
+            model_a=model_a, model_b=model_b, testset=testset, resamples=resamples))
+
+    @_translate
+    def consistency_matrix(self, testset: str, models: list[str] | None = None) -> pb.ConsistencyMatrix:
+        """Kappa of every pair of models on ``testset`` (or of ``models``), and their unique solves."""
+        return self._call(self._stub.GetConsistencyMatrix,
+                          pb.GetConsistencyMatrixRequest(testset=testset, models=models or []))
 
     def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
                     on_progress: Progress | None = None) -> pb.TestSet:

@@ -91,8 +91,11 @@ class NpzTestSet:
             raise _npz_error(self.path, f"'images' cannot be read ({e}): write the file again") from e
 
 
-def read_npz(path: str | Path) -> NpzTestSet:
+def read_npz(path: str | Path, *, labelled: bool = True) -> NpzTestSet:
     """Open an ``.npz`` test set, checking ``images``' header and loading and checking ``labels``.
+
+    With ``labelled=False`` any ``labels`` array is ignored (not even read) and every label is 0, a
+    placeholder the shards carry (the format has a label per sample) and the gateway never stores.
 
     Raises :class:`InvalidArgument` if the file is not a zip archive, lacks ``images`` or ``labels``,
     holds no images, has images that are not uint8 ``N×H×W[×C]`` (C = 1 or 3), or labels that are
@@ -107,7 +110,8 @@ def read_npz(path: str | Path) -> NpzTestSet:
     keys, shape, fortran = _images_header(path)
     n, height, width = shape[0], shape[1], shape[2]
     channels = shape[3] if len(shape) == 4 else 1
-    labels, class_names = _labels(path, keys, n)
+    labels, class_names = _labels(path, keys, n) if labelled else (np.zeros(n, dtype=np.int64),
+                                                                     _class_names(path, keys))
     return NpzTestSet(path=path, labels=labels, class_names=class_names, height=height,
                       width=width, channels=channels, fortran_order=fortran)
 
@@ -148,7 +152,8 @@ def _labels(path: Path, keys: list[str], n: int) -> tuple[NDArray[np.int64], tup
     """``labels`` (one non-negative integer per image) and ``class_names`` (empty when absent), checked."""
     if "labels" not in keys:
         raise _npz_error(path, f"has no 'labels' array (found {keys}): give one class index per image, "
-                               "np.savez(path, images=..., labels=...)")
+                               "np.savez(path, images=..., labels=...), or register it as an unlabelled "
+                               "shift with --no-labels")
     try:
         with np.load(path, allow_pickle=False) as npz:
             labels = npz["labels"]
@@ -169,13 +174,29 @@ def _labels(path: Path, keys: list[str], n: int) -> tuple[NDArray[np.int64], tup
                                f"{int(labels.min())}): class indices start at 0")
     if int(labels.max()) > np.iinfo(np.int64).max:
         raise _npz_error(path, f"'labels' holds {int(labels.max())}: class indices must fit in int64")
+    return labels.astype(np.int64), _checked_names(path, names)
+
+
+def _class_names(path: Path, keys: list[str]) -> tuple[str, ...]:
+    """``class_names`` alone (an unlabelled set), checked; empty when absent."""
+    if "class_names" not in keys:
+        return ()
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = npz["class_names"]
+    except ValueError as e:
+        raise _npz_error(path, f"'class_names' cannot be loaded without pickle ({e}): store str class names") from e
+    return _checked_names(path, names)
+
+
+def _checked_names(path: Path, names: np.ndarray | None) -> tuple[str, ...]:
     class_names: tuple[str, ...] = ()
     if names is not None:
         if names.dtype.kind != "U" or names.ndim != 1:
             raise _npz_error(path, f"'class_names' is {names.dtype} with shape {names.shape}: "
                                    "give a 1-D array of str, e.g. np.array(['cat', 'dog'])")
         class_names = tuple(str(s) for s in names)
-    return labels.astype(np.int64), class_names
+    return class_names
 
 
 @dataclass(frozen=True)

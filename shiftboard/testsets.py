@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +78,7 @@ class PreparedTestSet:
     shards: tuple[ShardInfo, ...]
     warnings: tuple[str, ...] = ()
     transform: Transform | None = None  # None: the images kept their source size
+    unlabelled: bool = False  # the shards carry placeholder labels (0), never stored or scored
 
     @property
     def size_bytes(self) -> int:
@@ -215,6 +216,7 @@ def prepare_testset(
     class_subset: Sequence[int] | None = None,
     on_progress: ProgressCallback | None = None,
     transform: Transform | None = None,
+    labelled: bool = True,
 ) -> PreparedTestSet:
     """Read the test set at ``path`` (an ``.npz`` file or an ImageFolder directory), check it, and
     write its shards into ``out_dir``.
@@ -228,14 +230,23 @@ def prepare_testset(
     ``on_progress(done, total)`` is called as samples are written. ``transform`` crops a border,
     resizes the shorter side and centre-crops (see :class:`Transform`; its ``size`` is ``size``'s
     alternative). Raises :class:`InvalidArgument` for any problem with the arguments or the data,
-    before writing where it can.
+    before writing where it can. With ``labelled=False`` the source's labels are ignored (an npz may have
+    none) and the shards carry the placeholder label 0; ``num_classes`` then comes from it or ``class_names``.
     """
     _check_arguments(shard_samples, shard_bytes, size, channels, num_classes)
     source_path = Path(path)
     if not source_path.exists():
         raise InvalidArgument(f"{source_path}: does not exist: give an .npz file or an ImageFolder directory")
     folder = source_path.is_dir()
-    source: TestSetSource = read_image_folder(source_path) if folder else read_npz(source_path)
+    source: TestSetSource = read_image_folder(source_path) if folder else read_npz(source_path, labelled=labelled)
+    if not labelled:
+        if class_subset is not None:
+            raise InvalidArgument("an unlabelled test set cannot have a class sub-list: leave --classes out")
+        if folder:
+            source = replace(source, labels=np.zeros(len(source.labels), dtype=np.int64))
+        if num_classes is None and not source.class_names:
+            raise InvalidArgument(f"{source_path.name}: without labels the number of classes is unknown: give "
+                                  "--num-classes (the reference's)")
     count = _num_classes(source, num_classes, source_path.name, folder)
     subset = None if class_subset is None else _class_subset(class_subset, count, source.labels)
     transform = _with_size(transform, size)
@@ -251,4 +262,5 @@ def prepare_testset(
         source_format="imagefolder" if folder else "npz", num_samples=len(source.labels), num_classes=count,
         channels=channels, height=height, width=width, class_names=source.class_names, class_subset=subset,
         shard_samples=shard_samples, shards=tuple(shards), warnings=source.warnings, transform=transform,
+        unlabelled=not labelled,
     )

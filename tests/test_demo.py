@@ -34,7 +34,10 @@ def test_demo_small_runs_and_reruns(running_stack: RunningStack) -> None:
     # Everything went through the API: the test sets, the models, and their evaluations.
     testsets = json.loads(runner.invoke(app, ["testset", "list", "--json"], env=env).stdout)
     demo_sets = {t["name"] for t in testsets if t["name"].startswith("digits")}
-    assert {"digits", "digits-printed"} <= demo_sets and len(demo_sets) == 6
+    assert {"digits", "digits-printed", "digits-printed-unlabelled"} <= demo_sets and len(demo_sets) == 8
+    # the natural shift again without labels: its accuracies estimated (agreement on the line)
+    assert "unlabelled shift digits-printed-unlabelled" in result.output and "estimates within" in result.output
+    assert [t["unlabelled"] for t in testsets if t["name"] == "digits-printed-unlabelled"] == [True]
     models = json.loads(runner.invoke(app, ["model", "list", "--json"], env=env).stdout)
     categories = {m["category"] for m in models if m["description"]}
     assert {"standard", "robustness-intervention", "more-data"} <= categories

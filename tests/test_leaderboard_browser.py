@@ -9,6 +9,7 @@ script, checks the DOM, and saves a screenshot (and the DOM) under ``artifacts/`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from collections.abc import Iterator
@@ -103,3 +104,46 @@ def test_shift_page_renders_ranking_and_plot_in_chromium(leaderboard: str) -> No
     header = shot.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", header[16:24]) == (WIDTH, HEIGHT)
+
+
+#: True once the page shows the title, ``charts`` rendered charts and a table cell naming ``model``, and
+#: Streamlit has stopped running the script (or as soon as it shows an error).
+_CHARTS_RENDERED = """([title, charts, model]) => {
+  const d = document;
+  const errors = d.querySelectorAll('[data-testid="stException"], [data-testid="stAlertContentError"]');
+  if (errors.length) return true;
+  const drawn = [...d.querySelectorAll('[data-testid="stVegaLiteChart"]')].filter(c => c.querySelector('svg, canvas'));
+  const cells = [...d.querySelectorAll('[data-testid="stDataFrame"] [role="gridcell"]')].map(c => c.textContent);
+  return ((d.querySelector('h1') || {}).textContent || '') === title && drawn.length >= charts
+    && cells.includes(model) && !d.querySelector('[data-testid="stStatusWidget"]');
+}"""
+
+
+@pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK),
+                    reason=f"no Chromium at {CHROMIUM}: install Debian's with `apt-get install -y chromium` "
+                           "(or point SHIFTBOARD_TEST_CHROMIUM at one)")
+def test_calibration_and_agreement_pages_render_their_charts_in_chromium(leaderboard: str) -> None:
+    pages = {"calibration": (f"/calibration?testset={NOISE}&model=ui-m4:1", f"Calibration: {NOISE}"),
+             "agreement": (f"/agreement?testset={NOISE}", f"Agreement: {NOISE}")}
+    states: dict[str, dict[str, Any]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            for name, (path, title) in pages.items():
+                page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, device_scale_factor=1)
+                page.goto(f"{leaderboard}{path}")
+                # On a timeout the picture and the assertions below show what was missing.
+                with contextlib.suppress(PlaywrightError):
+                    page.wait_for_function(_CHARTS_RENDERED, arg=[title, 2, "ui-m4:1"], timeout=RENDER_TIMEOUT_MS)
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / f"leaderboard-{name}.png"))
+                states[name] = page.evaluate(_STATE) | {"charts": page.locator(
+                    '[data-testid="stVegaLiteChart"] :is(svg, canvas)').count()}
+        finally:
+            browser.close()
+    for name, (_, title) in pages.items():
+        state = states[name]
+        assert not state["errors"], state["errors"]
+        assert state["title"] == title
+        assert state["charts"] >= 2, f"{name}: {state['charts']} charts drawn"
+        assert "ui-m4:1" in state["cells"], f"{name}: the table lacks ui-m4:1"

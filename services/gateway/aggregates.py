@@ -305,13 +305,15 @@ class Aggregator:
 
     def pending(self) -> list[Need]:
         """Every succeeded evaluation's aggregate (own samples, and each restricted shift of a reference)
-        that is missing, stale or holds fewer than the default resamples."""
+        that is missing, stale or holds fewer than the default resamples. Sets registered without labels
+        have none: their correctness is unknown, so there is nothing to count."""
         fresh = ("a.evaluation_id IS NOT NULL AND a.stamp = epoch_us(e.updated_at) AND a.method = ? AND a.seed = ? "
                  "AND a.resamples >= ?")
         params = [WEIGHTS_METHOD, SEED, self.resamples]
         own = self.catalog.query(
             "SELECT e.id, e.testset FROM evaluations e LEFT JOIN aggregates a ON a.evaluation_id = e.id AND "
-            f"a.variant = '' WHERE e.status = 'succeeded' AND NOT ({fresh}) ORDER BY e.testset, e.id", params)
+            f"a.variant = '' WHERE e.status = 'succeeded' AND NOT ({fresh}) AND e.testset NOT IN (SELECT name FROM "
+            "testsets WHERE coalesce(unlabelled, false)) ORDER BY e.testset, e.id", params)
         variants = self.catalog.query(
             "SELECT e.id, e.testset, t.name, t.class_subset, t.class_map, a.list_stamp, "
             f"coalesce({fresh}, false) FROM evaluations e "

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from shiftboard.domain.groups import GroupRow
+from shiftboard.domain.plane_board import PlaneBoard
 from shiftboard.domain.robustness import ShiftLeaderboard
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
@@ -34,8 +35,8 @@ def declared_message(d: DeclaredTestSet) -> pb.TestSet:
 
 
 def board_message(shift: pb.TestSet, board: ShiftLeaderboard, models: Mapping[str, pb.Model],
-                  imported: Imported) -> pb.Leaderboard:
-    """One shift's board as its message."""
+                  imported: Imported, plane: PlaneBoard | None = None) -> pb.Leaderboard:
+    """One shift's board as its message (with its plane fit against several references, when given)."""
     fit, band = board.fit, board.band
     out = pb.Leaderboard(shift=shift.spec.name, reference=shift.spec.reference, notes=list(board.notes),
                          er_mode=board.er_mode or "", class_subset=list(shift.spec.class_subset))
@@ -63,7 +64,22 @@ def board_message(shift: pb.TestSet, board: ShiftLeaderboard, models: Mapping[st
             row.source, row.version, row.url, row.testbed_type = (point.source, point.version, point.url,
                                                                   point.testbed_type)
         out.rows.append(row)
+    if plane is not None:
+        _add_plane(out, plane)
     return out
+
+
+def _add_plane(out: pb.Leaderboard, plane: PlaneBoard) -> None:
+    """The plane fit into ``out.plane``, each row's plane prediction and ER, and the plane's notes."""
+    fit = plane.fit
+    out.plane.CopyFrom(pb.PlaneFit(ok=fit.ok, reason=fit.reason or "", transform=fit.transform, n=fit.n,
+                                   references=list(plane.references), intercept=finite(fit.intercept),
+                                   coefficients=[finite(c) for c in fit.coefficients], r2=finite(fit.r2)))
+    for row in out.rows:
+        er, predicted = plane.er.get(row.model), plane.predicted.get(row.model)
+        if er is not None and predicted is not None and math.isfinite(er) and math.isfinite(predicted):
+            row.has_plane_er, row.plane_er, row.plane_predicted_shift_acc = True, er, predicted
+    out.notes.extend(plane.notes)
 
 
 def group_row(g: GroupRow, models: Mapping[str, pb.Model], imported: Imported) -> pb.GroupRow:

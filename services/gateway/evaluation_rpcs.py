@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The label of every sample of a test set registered without labels (no class index equals it).
+UNKNOWN_LABEL = -1
+
 WATCH_POLL_S = 1.0
 
 
@@ -200,7 +203,11 @@ class EvaluationRpcs:
         return spec, shards["first_sample"].tolist(), shards["num_samples"].tolist()
 
     def _labels_of(self, testset: str, shards: list[pb.Shard]) -> dict[int, np.ndarray]:
-        """The stored labels of ``shards`` (one query; see :meth:`_labels` for sets stored without them)."""
+        """The stored labels of ``shards`` (one query; see :meth:`_labels` for sets stored without them). A set
+        registered without labels gets :data:`UNKNOWN_LABEL` for every sample: no top-1 equals it, and its
+        correctness bits (all 0) are never read as accuracy (every reader leaves unlabelled sets out)."""
+        if self.catalog.is_unlabelled(testset):
+            return {s.index: np.full(int(s.num_samples), UNKNOWN_LABEL, dtype=np.int32) for s in shards}
         rows = self.catalog.query("SELECT idx, labels FROM shard_labels WHERE testset = ? AND list_contains(?, idx)",
                                   [testset, [s.index for s in shards]])
         out = {int(i): labels_of(bytes(data)) for i, data in rows}
@@ -213,7 +220,9 @@ class EvaluationRpcs:
 
     def _labels(self, testset: str, shard: pb.Shard) -> np.ndarray:
         """A shard's stored labels; for a set registered before labels were stored, read (and checked
-        against the manifest's sha256) from the shard once, then stored."""
+        against the manifest's sha256) from the shard once, then stored; :data:`UNKNOWN_LABEL` for an unlabelled set."""
+        if self.catalog.is_unlabelled(testset):
+            return np.full(int(shard.num_samples), UNKNOWN_LABEL, dtype=np.int32)
         data = self.catalog.shard_labels(testset, shard.index)
         if data is None:
             raw = self.store.get_bytes(shard.key)
@@ -244,6 +253,11 @@ class EvaluationRpcs:
         yield from self.evaluations.predictions(_validated_key(key))
 
     def GetAccuracy(self, request: pb.GetAccuracyRequest, context: grpc.ServicerContext) -> pb.GetAccuracyResponse:
-        """Top-1 accuracy with Clopper-Pearson intervals for each succeeded evaluation."""
+        """Top-1 accuracy with Clopper-Pearson intervals for each succeeded evaluation (none on a set registered
+        without labels; asked for one by name, FAILED_PRECONDITION saying where its estimate is)."""
+        if request.testset and self.catalog.is_unlabelled(request.testset):
+            raise FailedPrecondition(f"test set {request.testset} was registered without labels: its accuracy is "
+                                     f"not measured; `shiftboard leaderboard --shift {request.testset}` shows the "
+                                     "estimate (agreement on the line)")
         return pb.GetAccuracyResponse(accuracies=self.evaluations.accuracies(model=request.model,
                                                                             testset=request.testset))

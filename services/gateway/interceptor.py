@@ -85,6 +85,10 @@ POLICIES: dict[str, Policy] = {
     "GetLeaderboard": READ,
     "CompareModels": READ,
     "GetOverview": READ_STREAM,
+    # per-sample analyses: calibration, error consistency
+    "GetCalibration": READ,
+    "GetConsistency": READ,
+    "GetConsistencyMatrix": READ,
     # imported results
     "ImportResults": Policy(mutating=True, roles=SUBMITTERS),
     "ListImportedSources": READ,

@@ -20,6 +20,10 @@ its line is the imported grid's, and measured models are placed on it. A purely 
 the gateway's settings (baseline categories, minimum reference accuracy, clipping). A shift may be a
 registered test set or a setting declared by imported results only.
 
+A shift naming extra references (``TestSetSpec.extra_references``) also gets its plane fit
+(:func:`shiftboard.domain.plane_board.plane_board`: the board's baseline, each model's accuracy on every
+reference from the same count aggregates) in ``Leaderboard.plane`` and each row's ``plane_er``.
+
 A group's boards are computed one at a time and only the running sum of each model's bootstrap draws
 is kept, so memory stays bounded however many shifts the group has (ImageNet-C: 185); above
 :data:`GROUP_RESAMPLE_BUDGET` shift-resamples the resamples per shift are reduced (and a note says so).
@@ -39,6 +43,7 @@ import numpy as np
 from shiftboard.domain.bootstrap import sample_list_key
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
 from shiftboard.domain.paired import mcnemar
+from shiftboard.domain.plane_board import PlaneBoard
 from shiftboard.domain.robustness import (
     EXTREMES,
     LeaderboardSettings,
@@ -51,7 +56,9 @@ from shiftboard.services.gateway import aggregates
 from shiftboard.services.gateway.aggregates import Aggregate, Aggregator, Need
 from shiftboard.services.gateway.board_cache import BoardCache, dependency_stamp
 from shiftboard.services.gateway.board_messages import Imported, board_message, declared_message, finite, group_row
+from shiftboard.services.gateway.estimated_board import estimated_board
 from shiftboard.services.gateway.limits import MAX_RESAMPLES
+from shiftboard.services.gateway.plane_inputs import plane_of
 from shiftboard.testbed import leaderboard_settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
@@ -115,8 +122,9 @@ class LeaderboardRpcs:
     def _group_shifts(self, group: str, kind: int = pb.TEST_SET_KIND_UNSPECIFIED) -> list[pb.TestSet]:
         registered = self.catalog.list_testsets(group=group or None)
         declared = [declared_message(d) for d in self.catalog.declared_testsets(group=group or None)]
+        # a set without labels has no measured accuracy: its estimated board is asked for by name only
         return sorted((t for t in [*registered, *declared] if t.spec.kind != pb.TEST_SET_KIND_REFERENCE
-                       and (kind == pb.TEST_SET_KIND_UNSPECIFIED or t.spec.kind == kind)),
+                       and not t.spec.unlabelled and (kind == pb.TEST_SET_KIND_UNSPECIFIED or t.spec.kind == kind)),
                       key=lambda t: t.spec.name)
 
     @staticmethod
@@ -207,6 +215,10 @@ class LeaderboardRpcs:
                                   shift_key=sample_list_key(spec.name))
         return replace(board, notes=(*board.notes, *notes)), models, info
 
+    def _plane(self, spec: pb.TestSetSpec, board: ShiftLeaderboard, imported: Imported,
+               known: Known | None = None) -> PlaneBoard | None:
+        return plane_of(self.catalog, self.aggregator, spec, board, imported, {} if known is None else known)
+
     @staticmethod
     def _category(model: pb.Model) -> str:
         return vocab.category_word(model.metadata.category)
@@ -237,7 +249,7 @@ class LeaderboardRpcs:
         for t in shifts:
             mine = [*by_testset.get(t.spec.name, []), *by_testset.get(t.spec.reference, [])]
             board, _, info = self._board(t, transform, per_shift, extremes, models, mine, known)
-            message = board_message(t, board, models, info)
+            message = board_message(t, board, models, info, self._plane(t.spec, board, info, known))
             if len(shifts) > GROUP_ROWS_MAX_SHIFTS:
                 del message.rows[:]
             out.shifts.append(message)
@@ -284,6 +296,11 @@ class LeaderboardRpcs:
         self.board_cache.boards.put(key, stamp, tuple(b.SerializeToString(deterministic=True) for b in boards))
         return boards
 
+    def _shift_message(self, shift: pb.TestSet, transform: str, resamples: int, extremes: str) -> pb.Leaderboard:
+        known: Known = {}
+        board, models, info = self._board(shift, transform, resamples, extremes, known=known)
+        return board_message(shift, board, models, info, self._plane(shift.spec, board, info, known))
+
     @staticmethod
     def _specs(shifts: Sequence[pb.TestSet]) -> tuple[bytes, ...]:
         return tuple(t.SerializeToString(deterministic=True) for t in shifts)
@@ -302,17 +319,28 @@ class LeaderboardRpcs:
         resamples = request.resamples or self.settings.bootstrap_resamples
         if request.shift:
             shift = self._shift_testset(request.shift)
+            if shift.spec.unlabelled:
+                key = BoardCache.key("estimated", *self._specs([shift]), transform, extremes)
+                return self._cached(key, [shift.spec.name, shift.spec.reference], lambda: [
+                    self._estimated(shift, transform, extremes)])[0]
             key = BoardCache.key("shift", *self._specs([shift]), transform, resamples, extremes)
-            return self._cached(key, [shift.spec.name, shift.spec.reference], lambda: [
-                board_message(shift, *self._board(shift, transform, resamples, extremes))])[0]
+            return self._cached(key, [shift.spec.name, shift.spec.reference, *shift.spec.extra_references],
+                                lambda: [self._shift_message(shift, transform, resamples, extremes)])[0]
         shifts = self._group_shifts(request.group)
         if not shifts:
             raise NotFound(f"no shifted test set has group {request.group!r}: `shiftboard testset list` "
                            "shows the groups")
         key = BoardCache.key("group", request.group, *self._specs(shifts), transform, resamples, extremes)
-        testsets = [name for t in shifts for name in (t.spec.name, t.spec.reference)]
+        testsets = [name for t in shifts for name in (t.spec.name, t.spec.reference, *t.spec.extra_references)]
         return self._cached(key, testsets, lambda: [
             self._group(request.group, shifts, transform, resamples, extremes)])[0]
+
+    def _estimated(self, shift: pb.TestSet, transform: str, extremes: str) -> pb.Leaderboard:
+        """The board of a shift registered without labels (:mod:`.estimated_board`)."""
+        models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
+        succeeded = {name: self._succeeded(name) for name in (shift.spec.name, shift.spec.reference)}
+        return estimated_board(self.catalog, self.aggregator, self.settings, shift, transform, extremes, models,
+                               succeeded)
 
     def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext) -> Iterator[pb.Leaderboard]:
         """Every shift's fit and every model's ER, without bootstrap (one request for the overview page)."""
@@ -354,7 +382,9 @@ class LeaderboardRpcs:
                                              "compare measured models") from None
                 raise
             names.append(f"{model.metadata.name}:{model.metadata.version}")
-        self.catalog.get_testset(request.testset)
+        if self.catalog.get_testset(request.testset).spec.unlabelled:
+            raise FailedPrecondition(f"test set {request.testset} was registered without labels: McNemar's test "
+                                     "needs per-sample correctness; compare the models on a labelled set")
         done = self._succeeded(request.testset)
         for full in names:
             if full not in done:

@@ -9,6 +9,7 @@ limits, evaluations, aggregates, the scheduler, the board cache) and the concern
 * :class:`~.evaluation_rpcs.EvaluationRpcs`: progress, triggers, the worker's commits, results;
 * :class:`~.leaderboard_rpcs.LeaderboardRpcs`: leaderboards, the overview, paired comparisons;
 * :class:`~.results_rpcs.ResultsRpcs`: imported results;
+* :class:`~.analysis_rpcs.AnalysisRpcs`: calibration and error consistency from per-sample predictions;
 * :class:`~.admin_rpcs.TokenRpcs` and :class:`~.admin_rpcs.ServerInfoRpcs`: tokens, server info.
 
 :meth:`ShiftboardServicer.handler` serves them as the one service, from its descriptor: each method of
@@ -32,6 +33,7 @@ from shiftboard.adapters.s3 import ObjectStore
 from shiftboard.domain.manifests import MAX_CLASSES, MAX_SHARDS, MAX_SIDE
 from shiftboard.services.gateway.admin_rpcs import OWN_TOKENS, ServerInfoRpcs, TokenRpcs
 from shiftboard.services.gateway.aggregates import Aggregator
+from shiftboard.services.gateway.analysis_rpcs import AnalysisRpcs
 from shiftboard.services.gateway.auth import Authenticator
 from shiftboard.services.gateway.board_cache import BoardCache
 from shiftboard.services.gateway.cleanup import UploadJanitor
@@ -72,6 +74,7 @@ class ShiftboardServicer:
         self.leaderboard = LeaderboardRpcs(catalog, self.evaluations, settings, self.aggregator,
                                            lambda: self.board_cache)
         self.results = ResultsRpcs(catalog, settings)
+        self.analyses = AnalysisRpcs(catalog, settings)
         self.tokens = TokenRpcs(self.auth, catalog)
         self.info = ServerInfoRpcs(settings, catalog)
 
@@ -81,8 +84,8 @@ class ShiftboardServicer:
         return self._board_cache
 
     def concerns(self) -> list[object]:
-        return [self.models, self.testsets, self.evaluation_rpcs, self.leaderboard, self.results, self.tokens,
-                self.info]
+        return [self.models, self.testsets, self.evaluation_rpcs, self.leaderboard, self.results, self.analyses,
+                self.tokens, self.info]
 
     def handler(self) -> grpc.GenericRpcHandler:
         """The service's handler over every concern."""

@@ -212,6 +212,8 @@ class TestSetRpcs:
         try:
             spec = self._validated_spec(request.spec, upload)
             labels = self._verify_shards(spec, upload)
+            if spec.unlabelled:
+                labels = {}  # the shards' placeholder labels are never stored: nothing is scored against them
 
             def move(shard: pb.Shard) -> str:
                 key = f"testsets/{spec.name}/{upload.upload_id}/shard-{shard.index:05d}.npz"
@@ -366,7 +368,8 @@ class TestSetRpcs:
             images, labels = testsets.read_shard(self.store.get_bytes(shard.key))
             for i in inside:
                 j = i - shard.first_sample
-                found[i] = pb.Sample(sample=i, label=int(labels[j]), image=images[j].tobytes())
+                label = -1 if spec.unlabelled else int(labels[j])  # -1: registered without labels
+                found[i] = pb.Sample(sample=i, label=label, image=images[j].tobytes())
         out.samples.extend(found[i] for i in request.samples)
         return out
 

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from shiftboard import __version__, credentials
-from shiftboard.cli import board, demo, evals, models, results, testsets
+from shiftboard.cli import analysis, board, demo, evals, models, results, testsets
 from shiftboard.cli._common import (
     cli_errors,
     client_for,
@@ -285,6 +285,8 @@ app.command("predictions")(evals.predictions)
 app.command("accuracy")(evals.accuracy)
 app.command("leaderboard")(board.leaderboard)
 app.command("compare")(board.compare)
+app.command("calibration")(analysis.calibration)
+app.command("consistency")(analysis.consistency)
 
 
 def main() -> None:

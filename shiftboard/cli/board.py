@@ -8,7 +8,7 @@ from rich.table import Table
 
 from shiftboard.cli._common import cli_errors, client_for, console, print_json
 from shiftboard.domain.errors import InvalidArgument
-from shiftboard.wire.views import leaderboard_view
+from shiftboard.wire.views import leaderboard_view, plane_equation
 
 #: The largest value of a uint32 field of the wire messages.
 MAX_UINT32 = 2**32 - 1
@@ -16,6 +16,17 @@ MAX_UINT32 = 2**32 - 1
 
 def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
+
+
+def _print_agreement(agreement: dict, method: str) -> None:
+    """An unlabelled shift's agreement line and, when it fits poorly, the warning (≈ marks estimates)."""
+    if agreement["ok"]:
+        console.print(f"no labels: ≈ shift accuracy estimated by agreement on the line ({method or 'none'}); "
+                      f"agreement line over {agreement['n_pairs']} model pairs (probit): slope "
+                      f"{agreement['slope']:.3f}, intercept {agreement['intercept']:.3f}, R² {agreement['r2']:.3f}",
+                      highlight=False)
+    if agreement["warning"]:
+        console.print(f"[bold red]warning:[/] {escape(agreement['warning'])}", highlight=False)
 
 
 @cli_errors
@@ -47,14 +58,29 @@ def leaderboard(
         if fit["ok"]:
             console.print(f"baseline fit over {fit['n_baseline']} models: slope {fit['slope']:.3f}, "
                           f"intercept {fit['intercept']:.3f}, R² {fit['r2']:.3f}")
+        plane = board.get("plane")
+        if plane is not None and plane["ok"]:
+            console.print(f"plane fit over {plane['n_baseline']} models ({', '.join(plane['references'])}): "
+                          f"{escape(plane_equation(plane))}, R² {plane['r2']:.3f}", highlight=False)
+        agreement = board.get("agreement")
+        if agreement is not None:
+            _print_agreement(agreement, board.get("estimate_method") or "")
         for note in board["notes"]:
-            console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-        table = Table("#", "model", "category", "src", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", "")
+            if agreement is None or note != agreement["warning"]:
+                console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        columns = ["#", "model", "category", "src", "ref acc %", "shift acc %", "ER pp", "ER 95% CI", ""]
+        if plane is not None:
+            columns.insert(8, "plane ER pp")
+        table = Table(*columns)
         for r in board["rows"]:
             ci = r["er_ci"]
-            table.add_row(str(r["rank"] or ""), r["model"], r["category"], "imported" if r["imported"] else "measured",
-                          _pct(r["ref_acc"]), _pct(r["shift_acc"]), "" if r["er"] is None else f"{r['er']:+.2f}",
-                          "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", "tied" if r["tied"] else "")
+            cells = [str(r["rank"] or ""), r["model"], r["category"], "imported" if r["imported"] else "measured",
+                     _pct(r["ref_acc"]), ("≈" if r.get("estimated") else "") + _pct(r["shift_acc"]),
+                     "" if r["er"] is None else ("≈" if r.get("estimated") else "") + f"{r['er']:+.2f}",
+                     "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", "tied" if r["tied"] else ""]
+            if plane is not None:
+                cells.insert(8, "" if r["plane_er"] is None else f"{r['plane_er']:+.2f}")
+            table.add_row(*cells)
         console.print(table)
         sources = sorted({(r["source"], r["version"]) for r in board["rows"] if r["imported"]})
         for source, version in sources:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # shiftboard.demo imports torch: the command loads it only wh
     from shiftboard.demo.zoo import ZooModel
 
 DONE = (pb.EVALUATION_STATUS_SUCCEEDED, pb.EVALUATION_STATUS_FAILED)
+#: The demo's unlabelled shift: the natural shift's images registered again without labels, so that the
+#: estimates of its board (agreement on the line) can be read beside the natural shift's measured accuracies.
+UNLABELLED_NAME = "digits-printed-unlabelled"
 
 
 def _progress() -> Progress:
@@ -76,7 +79,7 @@ def demo(
         _register(client, testbed, settings.shard_bytes)
         _submit(client, zoo)
         client.request_evaluations()  # a re-run: anything missing or failed is queued again
-        _wait(client, {m.name for m in zoo}, {t.name for t in testbed.testsets}, timeout_s)
+        _wait(client, {m.name for m in zoo}, {t.name for t in testbed.testsets} | {UNLABELLED_NAME}, timeout_s)
         _summary(client, testbed)
     console.print(f"\ndone in {time.monotonic() - started:.0f} s. Leaderboard: [bold]{settings.leaderboard_url}[/]"
                   f"   Prefect UI: {settings.prefect_api.removesuffix('/api')}")
@@ -96,8 +99,16 @@ def _register(client: Client, testbed: Testbed, shard_bytes: int) -> None:
         for t in todo:  # the reference comes first in the testbed's order
             progress.update(task, note=t.name)
             upload_testset(client, t.path, name=t.name, kind=vocab.kind_value(t.kind), reference=t.reference,
-                           group=t.group, description=t.description, num_classes=10, shard_bytes=shard_bytes)
+                           group=t.group, description=t.description, num_classes=10, shard_bytes=shard_bytes,
+                           extra_references=t.extra_references)
             progress.advance(task)
+    if UNLABELLED_NAME not in existing:
+        from shiftboard.demo import NATURAL_NAME
+
+        natural = next(t for t in testbed.testsets if t.name == NATURAL_NAME)
+        upload_testset(client, natural.path, name=UNLABELLED_NAME, kind=vocab.kind_value(natural.kind),
+                       reference=natural.reference, num_classes=10, shard_bytes=shard_bytes, unlabelled=True,
+                       description=f"the images of {NATURAL_NAME} without labels: its accuracy is estimated")
 
 
 def _submit(client: Client, zoo: list[ZooModel]) -> None:
@@ -145,6 +156,42 @@ def _mean(values: list[float]) -> str:
     return f"{statistics.fmean(values):+.1f}" if values else "n/a"
 
 
+def _estimates(client: Client, natural: pb.Leaderboard) -> None:
+    """The unlabelled twin's estimates against the natural shift's measured accuracies (same images)."""
+    try:
+        board = client.leaderboard(shift=UNLABELLED_NAME)
+    except NotFound:
+        return
+    measured = {r.model: r.shift_acc for r in natural.rows}
+    errors = [abs(r.shift_acc - measured[r.model]) for r in board.rows if r.model in measured]
+    if not board.agreement.ok or not errors:
+        console.print(f"unlabelled shift {UNLABELLED_NAME}: no estimate ({board.agreement.reason or 'no models'})")
+        return
+    console.print(f"unlabelled shift [bold]{UNLABELLED_NAME}[/] (the same images, no labels): agreement line "
+                  f"R² = {board.agreement.r2:.3f} over {board.agreement.n_pairs} model pairs; "
+                  f"{board.estimate_method} estimates within {100 * statistics.fmean(errors):.1f} pp of the measured "
+                  f"accuracy on average (max {100 * max(errors):.1f} pp, {len(errors)} models)")
+    if board.agreement.warning:
+        console.print(f"[yellow]warning:[/] {board.agreement.warning}")
+
+
+def _plane(natural: pb.Leaderboard) -> None:
+    """The natural shift's fit over both its references, beside the single-reference one."""
+    plane = natural.plane
+    if not plane.ok:
+        if plane.reason:
+            console.print(f"no plane over {natural.shift}'s references: {plane.reason}", markup=False)
+        return
+    rows = [r for r in natural.rows if r.has_plane_er and r.has_er]
+    by_category: dict[str, list[tuple[float, float]]] = {}
+    for r in rows:
+        by_category.setdefault(r.category, []).append((r.er, r.plane_er))
+    means = "; ".join(f"{category} {_mean([a for a, _ in pairs])} -> {_mean([b for _, b in pairs])}"
+                      for category, pairs in sorted(by_category.items()))
+    console.print(f"plane over {', '.join(plane.references)} (R² = {plane.r2:.3f}, {plane.n} baseline models): "
+                  f"mean ER pp, one reference -> both: {means}", markup=False)
+
+
 def _summary(client: Client, testbed: Testbed) -> None:
     from shiftboard.demo import CORRUPTIONS_GROUP, NATURAL_NAME
 
@@ -174,6 +221,8 @@ def _summary(client: Client, testbed: Testbed) -> None:
         table.add_row(category, str(sum(r.category == category for r in natural.rows)), _mean(natural_er),
                       _mean(noise_er), _mean(all_er))
     console.print(table)
+    _estimates(client, natural)
+    _plane(natural)
     top = [r for r in natural.rows if r.has_er][:3]
     console.print("most robust on the natural shift: " + ", ".join(
         f"{r.model} ({r.category}, {r.er:+.1f} pp)" for r in top))

@@ -88,7 +88,8 @@ def _class_map(path: Path | None, preset: str) -> tuple[list[list[int]], tuple[s
     return ts.parse_class_map(data, f"--class-map {path.name}")
 
 
-def _check_against_catalog(client: Client, name: str, reference: str, class_map: list[list[int]] | None) -> None:
+def _check_against_catalog(client: Client, name: str, reference: str, class_map: list[list[int]] | None,
+                           extra: list[str] | None = None, *, kind: str = "", restricted: bool = False) -> None:
     """Fail fast, before reading and uploading anything, on what the gateway would refuse anyway."""
     try:
         client.get_testset(name)
@@ -103,6 +104,8 @@ def _check_against_catalog(client: Client, name: str, reference: str, class_map:
         return manifests.ReferenceInfo(vocab.word_or_empty(vocab.KINDS, spec.kind), spec.num_classes)
 
     info = manifests.find_reference(reference, lookup)
+    manifests.check_extra_references(extra or [], name=name, kind=kind, reference=reference,
+                                     num_classes=info.num_classes, restricted=restricted, lookup=lookup)
     if class_map is not None:
         manifests.check_class_map(class_map, num_classes=len(class_map), class_subset=(),
                                   num_outputs=info.num_classes, name=name, reference=reference)
@@ -141,8 +144,11 @@ def add(
                                           "directory (one sub-folder per class, JPEG/PNG)."),
     name: str = typer.Option(..., "--name", "-n", help="Test-set name: letters, digits, . _ -"),
     kind: str = typer.Option(..., "--kind", help="reference, natural, synthetic or adversarial."),
-    reference: str = typer.Option("", "--reference", "-r",
-                                  help="The reference test set this one shifts from (not for a reference)."),
+    references: list[str] = typer.Option(  # noqa: B008 (typer reads the default)
+        [], "--reference", "-r",
+        help="The reference test set this one shifts from (not for a reference). Repeat it to name several "
+             "references (Shi et al.): the first is the primary (its label space, its single-reference fit); "
+             "the ER is then also measured against a plane over all of them."),
     group: str = typer.Option("", "--group", "-g", help="Optional group, e.g. corruptions."),
     num_classes: int | None = typer.Option(None, "--num-classes", "-k",
                                            help="Size of the label space (default: from the data)."),
@@ -167,6 +173,10 @@ def add(
     shard_samples: int | None = typer.Option(None, "--shard-samples",
                                              help="Samples per shard (default: ~SHIFTBOARD_SHARD_BYTES)."),
     description: str = typer.Option("", "--description", "-d", help="Free text."),
+    no_labels: bool = typer.Option(False, "--no-labels",
+                                   help="Register without labels (an npz may have none; any labels are ignored "
+                                        "and not stored): a shift whose accuracy is only estimated, by "
+                                        "agreement on the line. --num-classes defaults to the reference's."),
     as_json: bool = typer.Option(False, "--json", help="Print the registered test set as JSON."),
 ) -> None:
     """Cut a test set into shards, upload them, and register it (all or nothing)."""
@@ -181,8 +191,14 @@ def add(
                                  size=_size(size, "--size") if size else None, interpolation=interpolation)
     mapped = _class_map(class_map_file, class_map_preset)
     # The gateway's rules, before reading and uploading anything.
-    reference = manifests.check_kind_rules(vocab.kind_word(kind_value), name, reference,
+    reference = manifests.check_kind_rules(vocab.kind_word(kind_value), name, references[0] if references else "",
                                            has_class_map=mapped is not None)
+    extra = list(references[1:])
+    if extra and kind_value == pb.TEST_SET_KIND_REFERENCE:
+        raise InvalidArgument("a reference test set has no references: give further --reference options only to a "
+                              "shifted test set")
+    if no_labels:
+        manifests.check_unlabelled(vocab.kind_word(kind_value), has_classes=bool(classes) or mapped is not None)
     if mapped is not None:
         if classes:
             raise InvalidArgument("give --classes or a class map, not both: a class map already says which "
@@ -191,7 +207,10 @@ def add(
             raise InvalidArgument(f"the class map has {len(mapped[0])} classes but --num-classes is {num_classes}")
         num_classes = len(mapped[0])
     with client_for(ctx) as client:
-        _check_against_catalog(client, name, reference, mapped[0] if mapped is not None else None)
+        _check_against_catalog(client, name, reference, mapped[0] if mapped is not None else None, extra,
+                               kind=vocab.kind_word(kind_value), restricted=bool(classes) or mapped is not None)
+        if no_labels and num_classes is None:  # no labels to count the classes from: the reference's label space
+            num_classes = client.get_testset(reference).spec.num_classes
         prepared, testset = _upload(
             client, path, mapped, quiet=as_json, name=name, kind=kind_value, reference=reference, group=group,
             description=description, num_classes=num_classes,
@@ -199,12 +218,13 @@ def add(
             size=_size(size, "--size") if size and transform is None else None, channels=channels,
             shard_samples=shard_samples, shard_bytes=settings.shard_bytes, transform=transform,
             class_map=mapped[0] if mapped is not None else None,
-            class_names=mapped[1] if mapped is not None else ())
+            class_names=mapped[1] if mapped is not None else (), extra_references=extra, unlabelled=no_labels)
     if as_json:
         print_json(testset_view(testset, shards=True))
     else:
         console.print(f"[green]registered[/] test set {name}: {prepared.num_samples:,} samples, "
-                      f"{prepared.num_classes} classes, {len(prepared.shards)} shards")
+                      f"{prepared.num_classes} classes, {len(prepared.shards)} shards"
+                      + (", no labels (accuracy estimated on the leaderboard)" if no_labels else ""))
 
 
 @app.command("list")
@@ -224,7 +244,9 @@ def list_testsets(
         return
     table = Table("name", "kind", "reference", "group", "classes", "samples", "shards", "input")
     for v in views:
-        table.add_row(v["name"], v["kind"], v["reference"], v["group"], str(v["num_classes"]),
+        refs = " + ".join([v["reference"], *v["extra_references"]]) if v["reference"] else ""
+        kind_text = v["kind"] + (" (no labels)" if v["unlabelled"] else "")
+        table.add_row(v["name"], kind_text, refs, v["group"], str(v["num_classes"]),
                       f"{v['num_samples']:,}", str(v["num_shards"]), "x".join(map(str, v["input_shape"])))
     console.print(table if views else "no test sets yet: `shiftboard testset add PATH ...` adds one")
 
@@ -245,6 +267,8 @@ def show(
     for key, value in view.items():
         if key == "transform":
             value = transform_text(value)
+        elif key == "extra_references":
+            value = ", ".join(value) or "none"
         elif key == "class_map":
             value = f"{len(value)} classes <- {sum(map(len, value))} model outputs" if value else "none"
         if key != "shards":

@@ -13,6 +13,10 @@ Parts, each written as an ``.npz`` (``images`` uint8 ``N×8×8``, ``labels`` int
   aspect ratios and slants, made like the digits set (see :mod:`shiftboard.demo.fonts`). The font
   families are split in two by the seed; the other half prints :attr:`Testbed.extra_train_images`,
   the extra data of the "more data" models, so no test font is ever trained on.
+* ``digits-printed-train-fonts`` (a second reference): printed digits in the fonts of the extra
+  training data, in styles it never drew. ``digits-printed`` names it as an extra reference, so its
+  board also fits the plane of Shi et al. (NeurIPS 2023) over both references' accuracies: the
+  "more data" models were trained on these fonts, and the plane credits what that explains.
 * ``digits-c-<corruption>-<severity>`` (synthetic, group ``corruptions``): the reference images under
   each corruption of :mod:`shiftboard.demo.corruptions` at severities 1..5.
 
@@ -37,7 +41,8 @@ from shiftboard.demo.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from shiftboard.demo.fonts import FontFace, PrintStyle, discover_fonts, render_digit, to_counts
 
 __all__ = [
-    "CLASS_NAMES", "CORRUPTIONS_GROUP", "NATURAL_NAME", "PRINT_STYLES", "REFERENCE_NAME", "TestSetFile",
+    "CLASS_NAMES", "CORRUPTIONS_GROUP", "NATURAL_NAME", "PRINT_STYLES", "REFERENCE_NAME", "TRAIN_FONTS_NAME",
+    "TestSetFile",
     "Testbed", "build_testbed", "corruption_name", "counts_to_uint8", "load_testbed", "split_fonts",
 ]
 
@@ -47,6 +52,7 @@ Kind = Literal["reference", "natural", "synthetic"]
 
 REFERENCE_NAME = "digits"
 NATURAL_NAME = "digits-printed"
+TRAIN_FONTS_NAME = "digits-printed-train-fonts"
 CORRUPTIONS_GROUP = "corruptions"
 CLASS_NAMES = tuple(str(d) for d in range(10))
 MANIFEST = "testbed.json"
@@ -86,6 +92,7 @@ class TestSetFile:
     path: Path
     description: str
     num_samples: int
+    extra_references: tuple[str, ...] = ()   # references after ``reference`` (a multi-reference fit)
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,22 @@ def _print(faces: Sequence[FontFace], styles_per_digit: int,
     return counts_to_uint8(np.stack(images)), np.asarray(labels, dtype=np.int64)
 
 
+def _print_held_out(faces: Sequence[FontFace], train_styles: int, styles_per_digit: int, train_seed: list[int],
+                    rng: np.random.Generator) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """Printed digits of ``faces`` in styles that :func:`_print` with ``train_styles`` and the generator
+    seeded ``train_seed`` did not draw (its draws are replayed), ``styles_per_digit`` per (face, digit)."""
+    train_rng = np.random.default_rng(train_seed)
+    images, labels = [], []
+    for face in faces:
+        for digit in range(10):
+            used = set(train_rng.choice(len(PRINT_STYLES), size=train_styles, replace=False).tolist())
+            free = [s for s in range(len(PRINT_STYLES)) if s not in used]
+            for s in rng.choice(free, size=min(styles_per_digit, len(free)), replace=False):
+                images.append(to_counts(render_digit(face, digit, PRINT_STYLES[int(s)])))
+                labels.append(digit)
+    return counts_to_uint8(np.stack(images)), np.asarray(labels, dtype=np.int64)
+
+
 def _write(path: Path, images: NDArray[np.uint8], labels: NDArray[np.int64]) -> None:
     """An ``.npz`` as ``np.savez`` writes it, but with fixed zip timestamps (``np.savez`` stamps the
     current time), so that equal arrays give equal bytes."""
@@ -228,8 +251,8 @@ def build_testbed(out_dir: Path, *, small: bool = False, seed: int = 0,
     # small keeps a class-balanced prefix of the same hold-out
     keep = np.concatenate([held_out[labels[held_out] == c][:size.test_per_class] for c in range(10)])
     ref_idx = np.sort(keep)
-    sets = _write_testsets(out_dir, size, seed, test_faces, images[ref_idx], labels[ref_idx])
-    extra, extra_labels = _print(extra_faces, size.extra_styles, np.random.default_rng([seed, 3]))
+    sets = _write_testsets(out_dir, size, seed, test_faces, extra_faces, images[ref_idx], labels[ref_idx])
+    extra, extra_labels = _print(extra_faces, size.extra_styles, np.random.default_rng(_extra_seed(seed)))
     testbed = Testbed(
         testsets=tuple(sets),
         train_images=images[train], train_labels=labels[train],
@@ -245,27 +268,39 @@ def build_testbed(out_dir: Path, *, small: bool = False, seed: int = 0,
     return testbed
 
 
+def _extra_seed(seed: int) -> list[int]:
+    """The seed of the generator drawing the extra training data's print styles."""
+    return [seed, 3]
+
+
 def _write_testsets(out_dir: Path, size: _Size, seed: int, test_faces: Sequence[FontFace],
-                    ref_images: NDArray[np.uint8], ref_labels: NDArray[np.int64]) -> list[TestSetFile]:
-    """Write the reference, the printed digits and every corruption of the reference; return their files."""
+                    extra_faces: Sequence[FontFace], ref_images: NDArray[np.uint8],
+                    ref_labels: NDArray[np.int64]) -> list[TestSetFile]:
+    """Write the references, the printed digits and every corruption of the reference; return their files
+    (references first, the order they are registered in)."""
     sets: list[TestSetFile] = []
 
     def add(name: str, kind: Kind, group: str, description: str,
-            x: NDArray[np.uint8], y: NDArray[np.int64]) -> None:
+            x: NDArray[np.uint8], y: NDArray[np.int64], extra_references: tuple[str, ...] = ()) -> None:
         path = out_dir / f"{name}.npz"
         _write(path, x, y)
         sets.append(TestSetFile(name, kind, "" if kind == "reference" else REFERENCE_NAME, group, path,
-                                description, len(y)))
+                                description, len(y), extra_references))
 
     add(REFERENCE_NAME, "reference", "",
         f"scikit-learn 8x8 digits, held out ({len(ref_labels)} images, seed {seed})", ref_images, ref_labels)
+    held, held_labels = _print_held_out(extra_faces, size.extra_styles, size.test_styles, _extra_seed(seed),
+                                        np.random.default_rng([seed, 5]))
+    add(TRAIN_FONTS_NAME, "reference", "",
+        f"printed digits from the {len(extra_faces)} font faces of the extra training data, in styles it "
+        "does not hold: a second reference of digits-printed", held, held_labels)
 
     printed, printed_labels = _print(test_faces, size.test_styles, np.random.default_rng([seed, 1]))
     families = sorted({f.family for f in test_faces})
     add(NATURAL_NAME, "natural", "",
         f"printed digits from {len(test_faces)} font faces ({', '.join(families)}) in varied stroke, "
         f"width and slant, made like the digits set (bounding box, 32x32 binary, 4x4 counts)",
-        printed, printed_labels)
+        printed, printed_labels, (TRAIN_FONTS_NAME,))
 
     ref_float = ref_images.astype(np.float64) / 255.0
     for cname in size.corruptions:
@@ -306,7 +341,7 @@ def load_testbed(out_dir: Path) -> Testbed:
         path = out_dir / t["path"]
         if not path.is_file():
             raise FileNotFoundError(path)
-        sets.append(TestSetFile(**{**t, "path": path}))
+        sets.append(TestSetFile(**{**t, "path": path, "extra_references": tuple(t.get("extra_references", ()))}))
     train_x, train_y = read("train.npz")
     extra_x, extra_y = read("extra-train.npz")
     return Testbed(tuple(sets), train_x, train_y, extra_x, extra_y, tuple(doc["test_fonts"]),

@@ -3,10 +3,10 @@
 Plain dataclasses and the rules over them, one definition each: the gateway converts the wire
 messages into these and back (``services/gateway/manifest_messages.py``); the CLI calls the same
 checks to fail fast, before anything is read or uploaded. Every refusal is an
-:class:`~shiftboard.domain.errors.InvalidArgument` (or ``NotFound`` / ``Unimplemented``) that names the
+:class:`~shiftboard.domain.errors.InvalidArgument` (or ``NotFound``) that names the
 problem and the fix.
 
-Enumerations are their words (``torchscript``, ``standard``, ``reference``, ...; see
+Enumerations are their words (``onnx``, ``torchscript``, ``standard``, ``reference``, ...; see
 :mod:`shiftboard.wire.vocab`), and an empty word means the field is not set (or not a value this version
 knows).
 """
@@ -17,7 +17,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from shiftboard.domain.errors import InvalidArgument, NotFound, Unimplemented
+from shiftboard.domain.errors import InvalidArgument, NotFound
 from shiftboard.domain.names import validate_name
 from shiftboard.domain.scoring import ClassMap
 
@@ -28,6 +28,8 @@ MAX_DESCRIPTION = 10_000
 #: The resampling filters ingestion knows (``shiftboard.testsets.INTERPOLATIONS`` implements them).
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos")
 REFERENCE = "reference"
+#: The model formats (``shiftboard.formats`` recognises, checks and loads each).
+MODEL_FORMATS = ("onnx", "torch-export", "torchscript")
 
 
 # ------------------------------------------------------------------------------------------ models
@@ -62,11 +64,9 @@ def validate_model(m: ModelManifest) -> ModelManifest:
     """The manifest with its defaults filled (value range 0..1, mean 0, std 1, one value per channel)."""
     validate_name(m.name, "model name")
     validate_name(m.version, "model version")
-    if m.format == "onnx":
-        raise Unimplemented("ONNX models are not served by this gateway yet: submit TorchScript "
-                            "(torch.jit.script / torch.jit.trace, then torch.jit.save)")
-    if m.format != "torchscript":
-        raise InvalidArgument("the model format is not set: use torchscript")
+    if m.format not in MODEL_FORMATS:
+        raise InvalidArgument(f"the model format is not set: use {', '.join(MODEL_FORMATS[:-1])} or "
+                              f"{MODEL_FORMATS[-1]}")
     if not m.category:
         raise InvalidArgument("the model category is not set: use standard, robustness-intervention, "
                               "more-data, zero-shot or other")
@@ -144,7 +144,10 @@ class TestSetManifest:
     class_names: tuple[str, ...] = ()
     class_map: tuple[tuple[int, ...], ...] = ()
     transform: TransformSpec | None = None
+    #: references after ``reference`` (a shift's plane fit, :func:`check_extra_references`)
+    extra_references: tuple[str, ...] = ()
     shards: tuple[ShardEntry, ...] = field(default=())
+    unlabelled: bool = False  # registered without labels: its accuracy is only estimated
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,18 @@ def check_kind_rules(kind: str, name: str, reference: str, *, has_class_map: boo
     return reference
 
 
+def check_unlabelled(kind: str, *, has_classes: bool) -> None:
+    """A set registered without labels must be a shift scoring every class: a reference's accuracy is the x
+    axis of every fit, and a class sub-list or map changes what the reference's top-1 would be compared to."""
+    if kind == REFERENCE:
+        raise InvalidArgument("a reference test set needs labels (its accuracy is what every shift is measured "
+                              "against): register it without --no-labels, or register this set as a shift "
+                              "(--kind natural --reference REF)")
+    if has_classes:
+        raise InvalidArgument("an unlabelled test set cannot have a class sub-list or class map (the agreement "
+                              "estimate compares top-1 over every class): leave --classes / --class-map out")
+
+
 def find_reference(reference: str, lookup: ReferenceLookup) -> ReferenceInfo:
     """The shift's reference, which must exist and be of kind reference."""
     try:
@@ -186,6 +201,39 @@ def find_reference(reference: str, lookup: ReferenceLookup) -> ReferenceInfo:
     if info.kind != REFERENCE:
         raise InvalidArgument(f"test set {reference!r} is not of kind reference: name a reference test set")
     return info
+
+
+def check_extra_references(extra: Sequence[str], *, name: str, kind: str, reference: str, num_classes: int,
+                           restricted: bool, lookup: ReferenceLookup) -> tuple[str, ...]:
+    """A shift's further references (its effective robustness is then also a plane over all of them).
+
+    Each must be a registered test set of kind reference, distinct from the primary ``reference`` and from
+    the others, with the primary's ``num_classes``: a model's accuracy on each must be a score in the same
+    label space. Not with a class sub-list or class map: only the primary reference's accuracy is kept
+    restricted to a shift's classes, so the plane would mix restricted and unrestricted accuracies.
+    """
+    if not extra:
+        return ()
+    if kind == REFERENCE:
+        raise InvalidArgument("a reference test set has no references: give further --reference options only "
+                              "to a shifted test set")
+    if restricted:
+        raise InvalidArgument("a shift with a class sub-list or class map takes one --reference: only the "
+                              "primary reference's accuracy is restricted to the shift's classes")
+    seen = {reference}
+    for other in extra:
+        validate_name(other, "reference test set name")
+        if other == name:
+            raise InvalidArgument(f"{name} cannot be its own reference: name reference test sets in --reference")
+        if other in seen:
+            raise InvalidArgument(f"reference {other!r} is given twice: name each reference once")
+        seen.add(other)
+        info = find_reference(other, lookup)
+        if info.num_classes != num_classes:
+            raise InvalidArgument(f"the reference {other!r} has {info.num_classes} classes, the primary reference "
+                                  f"{reference!r} {num_classes}: every reference of a shift must share its label "
+                                  "space (same class count)")
+    return tuple(extra)
 
 
 def check_class_map(groups: Sequence[Sequence[int]], *, num_classes: int, class_subset: Sequence[int],
@@ -248,6 +296,8 @@ def validate_testset(m: TestSetManifest, lookup: ReferenceLookup, *, reserved_sh
     if not 2 <= m.num_classes <= MAX_CLASSES:
         raise InvalidArgument(f"num_classes is {m.num_classes}: use 2 to {MAX_CLASSES}")
     reference = check_kind_rules(m.kind, m.name, m.reference, has_class_map=bool(m.class_map))
+    if m.unlabelled:
+        check_unlabelled(m.kind, has_classes=bool(m.class_subset or m.class_map))
     if reference:
         info = find_reference(reference, lookup)
         if m.class_map:
@@ -256,6 +306,9 @@ def validate_testset(m: TestSetManifest, lookup: ReferenceLookup, *, reserved_sh
         elif info.num_classes != m.num_classes:
             raise InvalidArgument(f"the reference {reference!r} has {info.num_classes} "
                                   f"classes, this set {m.num_classes}: they must share one label space")
+    extra = check_extra_references(m.extra_references, name=m.name, kind=m.kind, reference=reference,
+                                   num_classes=m.num_classes,  # the primary's, once checked above
+                                   restricted=bool(m.class_subset or m.class_map), lookup=lookup)
     subset = list(m.class_subset)
     if len(set(subset)) != len(subset) or any(c >= m.num_classes for c in subset):
         raise InvalidArgument(f"the class sub-list must hold distinct classes in [0, {m.num_classes})")
@@ -267,4 +320,4 @@ def validate_testset(m: TestSetManifest, lookup: ReferenceLookup, *, reserved_sh
         if not 1 <= value <= MAX_SIDE:
             raise InvalidArgument(f"{side} is {value}: out of range")
     check_shards(m.shards, m.num_samples, reserved_shards)
-    return replace(m, reference=reference)
+    return replace(m, reference=reference, extra_references=extra)

@@ -57,7 +57,8 @@ def testset_manifest(spec: pb.TestSetSpec) -> TestSetManifest:
         group=spec.group, num_classes=spec.num_classes, channels=spec.channels, height=spec.height,
         width=spec.width, num_samples=spec.num_samples, class_subset=tuple(spec.class_subset),
         class_names=tuple(spec.class_names), class_map=tuple(tuple(g.outputs) for g in spec.class_map),
-        transform=transform,
+        transform=transform, unlabelled=spec.unlabelled,
+        extra_references=tuple(spec.extra_references),
         shards=tuple(ShardEntry(index=s.index, first_sample=s.first_sample, num_samples=s.num_samples)
                      for s in spec.shards))
 

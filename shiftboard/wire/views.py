@@ -48,6 +48,7 @@ def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]
         "name": s.name,
         "kind": vocab.kind_word(s.kind),
         "reference": s.reference,
+        "extra_references": list(s.extra_references),
         "group": s.group,
         "num_classes": s.num_classes,
         "class_subset": list(s.class_subset),
@@ -59,6 +60,7 @@ def testset_view(testset: pb.TestSet, *, shards: bool = False) -> dict[str, Any]
         "created_at": _time(testset.created_at),
         "created_by": testset.created_by,
         "transform": _transform(s.transform) if s.HasField("transform") else None,
+        "unlabelled": s.unlabelled,
     }
     if shards:
         out["class_names"] = list(s.class_names)
@@ -97,6 +99,35 @@ def _ci(interval: Any) -> list[float]:
     return [round(interval.low, 6), round(interval.high, 6)]
 
 
+def plane_view(plane: pb.PlaneFit) -> dict[str, Any]:
+    """A plane fit against several references (coefficients in the order of ``references``)."""
+    return {"ok": plane.ok, "reason": plane.reason, "transform": plane.transform, "n_baseline": plane.n,
+            "references": list(plane.references),
+            "coefficients": [round(c, 6) for c in plane.coefficients] if plane.ok else None,
+            "intercept": round(plane.intercept, 6) if plane.ok else None,
+            "r2": round(plane.r2, 6) if plane.ok else None}
+
+
+def plane_equation(plane: dict[str, Any]) -> str:
+    """``T(shift) = a1·T(ref1) + a2·T(ref2) + b`` of a :func:`plane_view` with a fit."""
+    t = plane["transform"]
+    terms = " ".join(f"{'+' if i and c >= 0 else '-' if c < 0 else ''}{' ' if i else ''}{abs(c):.3f}·{t}({ref})"
+                     for i, (c, ref) in enumerate(zip(plane["coefficients"], plane["references"], strict=True)))
+    return f"{t}(shift acc) = {terms} {'+' if plane['intercept'] >= 0 else '-'} {abs(plane['intercept']):.3f}"
+
+
+def agreement_view(a: pb.AgreementFit) -> dict[str, Any]:
+    """The agreement line of an unlabelled shift's board (probit axes, over model pairs)."""
+    return {
+        "ok": a.ok, "reason": a.reason, "transform": a.transform, "n_pairs": a.n_pairs,
+        "slope": round(a.slope, 6) if a.ok else None, "intercept": round(a.intercept, 6) if a.ok else None,
+        "r2": round(a.r2, 6) if a.ok else None, "min_r2": a.min_r2, "trustworthy": a.trustworthy,
+        "warning": a.warning,
+        "pairs": [{"model_a": x, "model_b": y, "ref_agreement": round(r, 6), "shift_agreement": round(t, 6)}
+                  for x, y, r, t in zip(a.pair_a, a.pair_b, a.ref_agreement, a.shift_agreement, strict=True)],
+    }
+
+
 def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
     """One shift's (or a group's) leaderboard; accuracies are fractions, ER in percentage points."""
     fit = board.fit
@@ -115,15 +146,21 @@ def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
         "rows": [{
             "rank": r.rank or None, "model": r.model, "category": r.category, "baseline": r.baseline,
             "ref_acc": round(r.ref_acc, 6), "ref_ci": _ci(r.ref_ci), "n_ref": r.n_ref,
-            "shift_acc": round(r.shift_acc, 6), "shift_ci": _ci(r.shift_ci), "n_shift": r.n_shift,
+            "shift_acc": round(r.shift_acc, 6), "shift_ci": None if r.estimated else _ci(r.shift_ci),
+            "n_shift": r.n_shift, "estimated": r.estimated,
             "predicted_shift_acc": round(r.predicted_shift_acc, 6) if r.has_er else None,
             "er": round(r.er, 4) if r.has_er else None, "er_ci": _ci(r.er_ci) if r.has_er_ci else None,
             "tied": r.tied, "clipped": r.clipped, "tags": list(r.tags),
             "diff_ci": _ci(r.diff_ci) if r.has_diff_ci else None, "imported": r.imported,
             "source": r.source if r.imported else None, "version": r.version if r.imported else None,
             "url": r.url if r.imported else None, "testbed_type": r.testbed_type or None,
+            "plane_predicted_shift_acc": round(r.plane_predicted_shift_acc, 6) if r.has_plane_er else None,
+            "plane_er": round(r.plane_er, 4) if r.has_plane_er else None,
         } for r in board.rows],
     }
+    out["plane"] = plane_view(board.plane) if board.HasField("plane") else None
+    out["agreement"] = agreement_view(board.agreement) if board.HasField("agreement") else None
+    out["estimate_method"] = board.estimate_method or None
     if board.group:
         out["group_rows"] = [{
             "model": g.model, "category": g.category, "shifts": g.shifts, "of": g.of,

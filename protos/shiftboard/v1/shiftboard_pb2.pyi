@@ -710,7 +710,7 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class LeaderboardRow(_message.Message):
-    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags", "imported", "source", "version", "url", "testbed_type", "diff_ci", "has_diff_ci")
+    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags", "imported", "source", "version", "url", "testbed_type", "diff_ci", "has_diff_ci", "plane_predicted_shift_acc", "plane_er", "has_plane_er", "estimated")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -736,6 +736,10 @@ class LeaderboardRow(_message.Message):
     TESTBED_TYPE_FIELD_NUMBER: _ClassVar[int]
     DIFF_CI_FIELD_NUMBER: _ClassVar[int]
     HAS_DIFF_CI_FIELD_NUMBER: _ClassVar[int]
+    PLANE_PREDICTED_SHIFT_ACC_FIELD_NUMBER: _ClassVar[int]
+    PLANE_ER_FIELD_NUMBER: _ClassVar[int]
+    HAS_PLANE_ER_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATED_FIELD_NUMBER: _ClassVar[int]
     model: str
     category: str
     baseline: bool
@@ -761,7 +765,11 @@ class LeaderboardRow(_message.Message):
     testbed_type: str
     diff_ci: Interval
     has_diff_ci: bool
-    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., testbed_type: _Optional[str] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ...) -> None: ...
+    plane_predicted_shift_acc: float
+    plane_er: float
+    has_plane_er: bool
+    estimated: bool
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., testbed_type: _Optional[str] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ..., plane_predicted_shift_acc: _Optional[float] = ..., plane_er: _Optional[float] = ..., has_plane_er: _Optional[bool] = ..., estimated: _Optional[bool] = ...) -> None: ...
 
 class BaselineFit(_message.Message):
     __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped", "excluded")
@@ -796,6 +804,26 @@ class BaselineFit(_message.Message):
     clipped: _containers.RepeatedScalarFieldContainer[str]
     excluded: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., grid: _Optional[_Iterable[float]] = ..., predicted: _Optional[_Iterable[float]] = ..., band_low: _Optional[_Iterable[float]] = ..., band_high: _Optional[_Iterable[float]] = ..., clipped: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PlaneFit(_message.Message):
+    __slots__ = ("ok", "reason", "transform", "n", "references", "coefficients", "intercept", "r2")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    COEFFICIENTS_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    R2_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reason: str
+    transform: str
+    n: int
+    references: _containers.RepeatedScalarFieldContainer[str]
+    coefficients: _containers.RepeatedScalarFieldContainer[float]
+    intercept: float
+    r2: float
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n: _Optional[int] = ..., references: _Optional[_Iterable[str]] = ..., coefficients: _Optional[_Iterable[float]] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ...) -> None: ...
 
 class GroupRow(_message.Message):
     __slots__ = ("model", "category", "shifts", "of", "mean_ref_acc", "mean_shift_acc", "er_shifts", "has_er", "mean_er", "complete", "rank", "mean_er_ci", "has_mean_er_ci", "diff_ci", "has_diff_ci", "tied", "imported", "source")
@@ -838,7 +866,7 @@ class GroupRow(_message.Message):
     def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., shifts: _Optional[int] = ..., of: _Optional[int] = ..., mean_ref_acc: _Optional[float] = ..., mean_shift_acc: _Optional[float] = ..., er_shifts: _Optional[int] = ..., has_er: _Optional[bool] = ..., mean_er: _Optional[float] = ..., complete: _Optional[bool] = ..., rank: _Optional[int] = ..., mean_er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_mean_er_ci: _Optional[bool] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ...) -> None: ...
 
 class Leaderboard(_message.Message):
-    __slots__ = ("shift", "reference", "group", "rows", "fit", "notes", "er_mode", "group_rows", "shifts", "class_subset")
+    __slots__ = ("shift", "reference", "group", "rows", "fit", "notes", "er_mode", "group_rows", "shifts", "class_subset", "plane", "agreement", "estimate_method")
     SHIFT_FIELD_NUMBER: _ClassVar[int]
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     GROUP_FIELD_NUMBER: _ClassVar[int]
@@ -849,6 +877,9 @@ class Leaderboard(_message.Message):
     GROUP_ROWS_FIELD_NUMBER: _ClassVar[int]
     SHIFTS_FIELD_NUMBER: _ClassVar[int]
     CLASS_SUBSET_FIELD_NUMBER: _ClassVar[int]
+    PLANE_FIELD_NUMBER: _ClassVar[int]
+    AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    ESTIMATE_METHOD_FIELD_NUMBER: _ClassVar[int]
     shift: str
     reference: str
     group: str
@@ -859,7 +890,42 @@ class Leaderboard(_message.Message):
     group_rows: _containers.RepeatedCompositeFieldContainer[GroupRow]
     shifts: _containers.RepeatedCompositeFieldContainer[Leaderboard]
     class_subset: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, shift: _Optional[str] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ..., fit: _Optional[_Union[BaselineFit, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., er_mode: _Optional[str] = ..., group_rows: _Optional[_Iterable[_Union[GroupRow, _Mapping]]] = ..., shifts: _Optional[_Iterable[_Union[Leaderboard, _Mapping]]] = ..., class_subset: _Optional[_Iterable[int]] = ...) -> None: ...
+    plane: PlaneFit
+    agreement: AgreementFit
+    estimate_method: str
+    def __init__(self, shift: _Optional[str] = ..., reference: _Optional[str] = ..., group: _Optional[str] = ..., rows: _Optional[_Iterable[_Union[LeaderboardRow, _Mapping]]] = ..., fit: _Optional[_Union[BaselineFit, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ..., er_mode: _Optional[str] = ..., group_rows: _Optional[_Iterable[_Union[GroupRow, _Mapping]]] = ..., shifts: _Optional[_Iterable[_Union[Leaderboard, _Mapping]]] = ..., class_subset: _Optional[_Iterable[int]] = ..., plane: _Optional[_Union[PlaneFit, _Mapping]] = ..., agreement: _Optional[_Union[AgreementFit, _Mapping]] = ..., estimate_method: _Optional[str] = ...) -> None: ...
+
+class AgreementFit(_message.Message):
+    __slots__ = ("ok", "reason", "transform", "n_pairs", "slope", "intercept", "r2", "min_r2", "trustworthy", "warning", "ref_agreement", "shift_agreement", "pair_a", "pair_b")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    TRANSFORM_FIELD_NUMBER: _ClassVar[int]
+    N_PAIRS_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    R2_FIELD_NUMBER: _ClassVar[int]
+    MIN_R2_FIELD_NUMBER: _ClassVar[int]
+    TRUSTWORTHY_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    REF_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    SHIFT_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    PAIR_A_FIELD_NUMBER: _ClassVar[int]
+    PAIR_B_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reason: str
+    transform: str
+    n_pairs: int
+    slope: float
+    intercept: float
+    r2: float
+    min_r2: float
+    trustworthy: bool
+    warning: str
+    ref_agreement: _containers.RepeatedScalarFieldContainer[float]
+    shift_agreement: _containers.RepeatedScalarFieldContainer[float]
+    pair_a: _containers.RepeatedScalarFieldContainer[str]
+    pair_b: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., transform: _Optional[str] = ..., n_pairs: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., min_r2: _Optional[float] = ..., trustworthy: _Optional[bool] = ..., warning: _Optional[str] = ..., ref_agreement: _Optional[_Iterable[float]] = ..., shift_agreement: _Optional[_Iterable[float]] = ..., pair_a: _Optional[_Iterable[str]] = ..., pair_b: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CompareModelsRequest(_message.Message):
     __slots__ = ("model_a", "model_b", "testset")
@@ -990,3 +1056,163 @@ class ListImportedSourcesResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[ImportedSource]
     def __init__(self, sources: _Optional[_Iterable[_Union[ImportedSource, _Mapping]]] = ...) -> None: ...
+
+class GetCalibrationRequest(_message.Message):
+    __slots__ = ("testset", "resamples")
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    testset: str
+    resamples: int
+    def __init__(self, testset: _Optional[str] = ..., resamples: _Optional[int] = ...) -> None: ...
+
+class ReliabilityBin(_message.Message):
+    __slots__ = ("confidence", "accuracy", "count")
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    confidence: float
+    accuracy: float
+    count: int
+    def __init__(self, confidence: _Optional[float] = ..., accuracy: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
+
+class CalibrationRow(_message.Message):
+    __slots__ = ("model", "category", "baseline", "samples", "accuracy", "mean_confidence", "ece", "ece_ci", "bins", "has_ref", "ref_samples", "ref_accuracy", "ref_ece", "ref_ece_ci", "ref_bins", "has_trend", "predicted_ece", "ece_beyond_trend")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    MEAN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    ECE_FIELD_NUMBER: _ClassVar[int]
+    ECE_CI_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    HAS_REF_FIELD_NUMBER: _ClassVar[int]
+    REF_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    REF_ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    REF_ECE_FIELD_NUMBER: _ClassVar[int]
+    REF_ECE_CI_FIELD_NUMBER: _ClassVar[int]
+    REF_BINS_FIELD_NUMBER: _ClassVar[int]
+    HAS_TREND_FIELD_NUMBER: _ClassVar[int]
+    PREDICTED_ECE_FIELD_NUMBER: _ClassVar[int]
+    ECE_BEYOND_TREND_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    category: str
+    baseline: bool
+    samples: int
+    accuracy: float
+    mean_confidence: float
+    ece: float
+    ece_ci: Interval
+    bins: _containers.RepeatedCompositeFieldContainer[ReliabilityBin]
+    has_ref: bool
+    ref_samples: int
+    ref_accuracy: float
+    ref_ece: float
+    ref_ece_ci: Interval
+    ref_bins: _containers.RepeatedCompositeFieldContainer[ReliabilityBin]
+    has_trend: bool
+    predicted_ece: float
+    ece_beyond_trend: float
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., samples: _Optional[int] = ..., accuracy: _Optional[float] = ..., mean_confidence: _Optional[float] = ..., ece: _Optional[float] = ..., ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_ref: _Optional[bool] = ..., ref_samples: _Optional[int] = ..., ref_accuracy: _Optional[float] = ..., ref_ece: _Optional[float] = ..., ref_ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., ref_bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_trend: _Optional[bool] = ..., predicted_ece: _Optional[float] = ..., ece_beyond_trend: _Optional[float] = ...) -> None: ...
+
+class CalibrationTrend(_message.Message):
+    __slots__ = ("ok", "reason", "n", "slope", "intercept", "r2")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    N_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_FIELD_NUMBER: _ClassVar[int]
+    R2_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    reason: str
+    n: int
+    slope: float
+    intercept: float
+    r2: float
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ...) -> None: ...
+
+class Calibration(_message.Message):
+    __slots__ = ("testset", "reference", "bins", "resamples", "rows", "trend", "notes")
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    BINS_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    TREND_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    testset: str
+    reference: str
+    bins: int
+    resamples: int
+    rows: _containers.RepeatedCompositeFieldContainer[CalibrationRow]
+    trend: CalibrationTrend
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, testset: _Optional[str] = ..., reference: _Optional[str] = ..., bins: _Optional[int] = ..., resamples: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[CalibrationRow, _Mapping]]] = ..., trend: _Optional[_Union[CalibrationTrend, _Mapping]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetConsistencyRequest(_message.Message):
+    __slots__ = ("model_a", "model_b", "testset", "resamples")
+    MODEL_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_B_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    model_a: str
+    model_b: str
+    testset: str
+    resamples: int
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., resamples: _Optional[int] = ...) -> None: ...
+
+class Consistency(_message.Message):
+    __slots__ = ("model_a", "model_b", "testset", "samples", "acc_a", "acc_b", "observed", "expected", "kappa", "kappa_ci", "note")
+    MODEL_A_FIELD_NUMBER: _ClassVar[int]
+    MODEL_B_FIELD_NUMBER: _ClassVar[int]
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    ACC_A_FIELD_NUMBER: _ClassVar[int]
+    ACC_B_FIELD_NUMBER: _ClassVar[int]
+    OBSERVED_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_CI_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    model_a: str
+    model_b: str
+    testset: str
+    samples: int
+    acc_a: float
+    acc_b: float
+    observed: float
+    expected: float
+    kappa: float
+    kappa_ci: Interval
+    note: str
+    def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., samples: _Optional[int] = ..., acc_a: _Optional[float] = ..., acc_b: _Optional[float] = ..., observed: _Optional[float] = ..., expected: _Optional[float] = ..., kappa: _Optional[float] = ..., kappa_ci: _Optional[_Union[Interval, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
+
+class GetConsistencyMatrixRequest(_message.Message):
+    __slots__ = ("testset", "models")
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    testset: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, testset: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ConsistencyMatrix(_message.Message):
+    __slots__ = ("testset", "samples", "models", "categories", "baseline", "accuracy", "kappa", "unique_solves", "notes")
+    TESTSET_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
+    BASELINE_FIELD_NUMBER: _ClassVar[int]
+    ACCURACY_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_SOLVES_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
+    testset: str
+    samples: int
+    models: _containers.RepeatedScalarFieldContainer[str]
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    baseline: _containers.RepeatedScalarFieldContainer[bool]
+    accuracy: _containers.RepeatedScalarFieldContainer[float]
+    kappa: _containers.RepeatedScalarFieldContainer[float]
+    unique_solves: _containers.RepeatedScalarFieldContainer[int]
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, testset: _Optional[str] = ..., samples: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., baseline: _Optional[_Iterable[bool]] = ..., accuracy: _Optional[_Iterable[float]] = ..., kappa: _Optional[_Iterable[float]] = ..., unique_solves: _Optional[_Iterable[int]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...

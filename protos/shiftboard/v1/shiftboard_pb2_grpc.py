@@ -179,6 +179,21 @@ class ShiftboardStub:
                 request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetServerInfoRequest.SerializeToString,
                 response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ServerInfo.FromString,
                 _registered_method=True)
+        self.GetCalibration = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetCalibration',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetCalibrationRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Calibration.FromString,
+                _registered_method=True)
+        self.GetConsistency = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetConsistency',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.Consistency.FromString,
+                _registered_method=True)
+        self.GetConsistencyMatrix = channel.unary_unary(
+                '/shiftboard.v1.Shiftboard/GetConsistencyMatrix',
+                request_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyMatrixRequest.SerializeToString,
+                response_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.ConsistencyMatrix.FromString,
+                _registered_method=True)
 
 
 class ShiftboardServicer:
@@ -417,6 +432,32 @@ class ShiftboardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCalibration(self, request, context):
+        """Calibration under shift: the expected calibration error (15 equal-mass confidence bins, bootstrap
+        interval over samples) and reliability bins of every model evaluated on a labelled test set; for a
+        shift, also on its reference, with the baseline models' trend of shift ECE on reference ECE (a
+        least-squares line) and each model's ECE beyond it. FAILED_PRECONDITION for an unlabelled set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistency(self, request, context):
+        """Error consistency of two models on one labelled test set (Geirhos et al. 2020): Cohen's kappa of
+        their per-sample correctness beyond what their accuracies predict, with a bootstrap interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyMatrix(self, request, context):
+        """Kappa of every pair of models evaluated on a labelled test set (optionally only the models named),
+        and per model its unique solves: samples it gets right that no baseline model does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShiftboardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -564,6 +605,21 @@ def add_ShiftboardServicer_to_server(servicer, server):
                     servicer.GetServerInfo,
                     request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetServerInfoRequest.FromString,
                     response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ServerInfo.SerializeToString,
+            ),
+            'GetCalibration': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCalibration,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetCalibrationRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Calibration.SerializeToString,
+            ),
+            'GetConsistency': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistency,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.Consistency.SerializeToString,
+            ),
+            'GetConsistencyMatrix': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyMatrix,
+                    request_deserializer=shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyMatrixRequest.FromString,
+                    response_serializer=shiftboard_dot_v1_dot_shiftboard__pb2.ConsistencyMatrix.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1349,6 +1405,87 @@ class Shiftboard:
             '/shiftboard.v1.Shiftboard/GetServerInfo',
             shiftboard_dot_v1_dot_shiftboard__pb2.GetServerInfoRequest.SerializeToString,
             shiftboard_dot_v1_dot_shiftboard__pb2.ServerInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCalibration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetCalibration',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetCalibrationRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Calibration.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistency(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetConsistency',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.Consistency.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyMatrix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shiftboard.v1.Shiftboard/GetConsistencyMatrix',
+            shiftboard_dot_v1_dot_shiftboard__pb2.GetConsistencyMatrixRequest.SerializeToString,
+            shiftboard_dot_v1_dot_shiftboard__pb2.ConsistencyMatrix.FromString,
             options,
             channel_credentials,
             insecure,

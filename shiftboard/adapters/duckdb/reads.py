@@ -45,9 +45,20 @@ def stored_shards(catalog: Database, evaluation_id: int) -> tuple[str, list[Stor
     return testset, [StoredShard(int(r[1]), int(r[2]), int(r[3]), bytes(r[4]), int(r[5])) for r in rows]
 
 
+#: The label read back for every sample of a test set registered without labels.
+UNKNOWN_LABEL = -1
+
+
+def _unlabelled(catalog: Database, testset: str) -> bool:
+    rows = catalog.query("SELECT coalesce(unlabelled, false) FROM testsets WHERE name = ?", [testset])
+    return bool(rows and rows[0][0])
+
+
 def _labels(catalog: Database, testset: str, shards: Sequence[StoredShard]) -> dict[int, np.ndarray]:
     if not shards:
         return {}
+    if _unlabelled(catalog, testset):
+        return {s.index: np.full(s.samples, UNKNOWN_LABEL, dtype=np.int32) for s in shards}
     rows = catalog.query("SELECT idx, labels FROM shard_labels WHERE testset = ? AND list_contains(?, idx)",
                          [testset, [s.index for s in shards]])
     out = {int(i): labels_of(bytes(data)) for i, data in rows}
@@ -129,13 +140,15 @@ def _message(catalog: Database, key: pb.EvaluationKey, evaluation_id: int, tests
     if own:
         where = np.searchsorted(sample, [r[0] for r in own])
         top1[where] = [r[1] for r in own]
+    unknown = _unlabelled(catalog, testset)  # no labels: label -1 and no correctness (never stored)
     return pb.Predictions(
         sample=sample.tolist(),
         label=np.concatenate([labels[s.index][a:b] for s, a, b in pieces]).tolist(),
         top1=top1.tolist(),
         top5=top5.ravel().tolist(),
         confidence=layout.confidence_of(table.column("confidence").to_numpy()).tolist(),
-        correct=np.concatenate([layout.unpack_bits(s.correct, s.samples)[a:b] for s, a, b in pieces]).tolist(),
+        correct=[] if unknown else
+        np.concatenate([layout.unpack_bits(s.correct, s.samples)[a:b] for s, a, b in pieces]).tolist(),
     )
 
 
@@ -167,8 +180,10 @@ def restricted_correct(catalog: Database, evaluation_id: int, shift: str) -> np.
 
 
 def accuracies(catalog: Database, *, model: str = "", testset: str = "") -> list[pb.Accuracy]:
-    """The accuracy (with its Clopper-Pearson interval) of every succeeded evaluation, by test set."""
-    clauses, params = ["e.status = 'succeeded'"], []
+    """The accuracy (with its Clopper-Pearson interval) of every succeeded evaluation, by test set; none on a
+    set registered without labels (its accuracy is only estimated, on the leaderboard)."""
+    clauses, params = ["e.status = 'succeeded'", "e.testset NOT IN (SELECT name FROM testsets WHERE "
+                       "coalesce(unlabelled, false))"], []
     if model:
         clauses.append("e.model = ?")
         params.append(model)

@@ -164,6 +164,11 @@ class TestSetRows(Database):
                  s.description, testset.created_at.ToDatetime(tzinfo=dt.UTC), testset.created_by,
                  [list(g.outputs) for g in s.class_map] or None, _transform_row(s)],
             )
+            if s.extra_references:  # a shift's further references (migration 11)
+                cur.execute("UPDATE testsets SET extra_references = ? WHERE name = ?",
+                            [list(s.extra_references), s.name])
+            if s.unlabelled:  # registered without labels (migration 10): no shard_labels rows either
+                cur.execute("UPDATE testsets SET unlabelled = true WHERE name = ?", [s.name])
             cur.executemany(
                 "INSERT INTO shards VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [[s.name, sh.index, sh.first_sample, sh.num_samples, sh.size_bytes, sh.sha256, sh.key]
@@ -178,12 +183,14 @@ class TestSetRows(Database):
     def delete_testset(self, name: str) -> Deleted:
         """Delete a test set with its shards, labels, evaluations, predictions (a rerun's staged rows too),
         aggregates and its scores on reference evaluations, in one transaction; returns its shard keys and
-        the flow runs left with nothing else to do. Refused while other test sets use it as their reference."""
+        the flow runs left with nothing else to do. Refused while other test sets use it as their reference
+        (primary or extra)."""
         with self.transaction() as cur:
             if not cur.execute("SELECT 1 FROM testsets WHERE name = ?", [name]).fetchone():
                 raise NotFound(f"test set {name} does not exist: `shiftboard testset list` shows the test sets")
             dependants = [r[0] for r in cur.execute(
-                "SELECT name FROM testsets WHERE reference = ? AND name <> ? ORDER BY name", [name, name]).fetchall()]
+                "SELECT name FROM testsets WHERE (reference = ? OR list_contains(extra_references, ?)) AND name <> ? "
+                "ORDER BY name", [name, name, name]).fetchall()]
             if dependants:
                 shown = ", ".join(dependants[:10]) + (f" and {len(dependants) - 10} more" if len(dependants) > 10
                                                       else "")
@@ -199,6 +206,15 @@ class TestSetRows(Database):
             for table_name, column in (("shard_labels", "testset"), ("shards", "testset"), ("testsets", "name")):
                 cur.execute(f"DELETE FROM {table_name} WHERE {column} = ?", [name])
             return Deleted(keys, runs, len(pairs), pairs)
+
+    def is_unlabelled(self, testset: str) -> bool:
+        """Whether ``testset`` was registered without labels (its accuracy is never measured)."""
+        rows = self.query("SELECT coalesce(unlabelled, false) FROM testsets WHERE name = ?", [testset])
+        return bool(rows and rows[0][0])
+
+    def unlabelled_testsets(self) -> set[str]:
+        """The names of the test sets registered without labels."""
+        return {str(r[0]) for r in self.query("SELECT name FROM testsets WHERE coalesce(unlabelled, false)")}
 
     def shard_labels(self, testset: str, index: int) -> bytes | None:
         """The stored labels of one shard (int32 little-endian), or None for a set registered without them."""
@@ -244,6 +260,9 @@ class TestSetRows(Database):
                     for a, b, c, d, e, f in shards],
             class_map=[pb.ClassGroup(outputs=g) for g in r[15] or []],
         )
+        extra = self.query("SELECT extra_references FROM testsets WHERE name = ?", [r[0]])
+        spec.extra_references.extend((extra[0][0] or []) if extra else [])
+        spec.unlabelled = self.is_unlabelled(r[0])
         if r[16] is not None:
             spec.transform.CopyFrom(pb.ImageTransform(**{k: v for k, v in r[16].items() if v is not None}))
         out = pb.TestSet(spec=spec, size_bytes=r[11], created_by=r[14])
