@@ -29,6 +29,7 @@ translated once, by :func:`shiftboard.adapters.triton.client.translate`.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -57,6 +58,9 @@ from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
 from shiftboard.settings import Settings
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import manifests, vocab
+
+#: Held while a repository entry is checked and written (a file: Triton's index lists directories only).
+ENTRY_LOCK_FILE = ".shiftboard-entries.lock"
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +137,17 @@ class ModelDeployer:
         md = model.metadata
         name = triton_model_name(md.name, md.version, model.sha256)
         self.repo.mkdir(parents=True, exist_ok=True)
-        rewritten = not self._entry_current(name, model)
-        if rewritten:
-            self._write_entry(name, model)
+        # One writer at a time (across processes): Triton lists an entry as soon as its directory exists,
+        # so a second deployer (a preload and an evaluation's acquire) would find it half-written and
+        # write it again, and the model would be loaded twice. Not the registry lock: loads hold that.
+        with open(self.repo / ENTRY_LOCK_FILE, "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                rewritten = not self._entry_current(name, model)
+                if rewritten:
+                    self._write_entry(name, model)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
         return name, rewritten
 
     def acquire(self, model: pb.Model) -> Lease:
