@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .baseline import Transform, _least_squares, clip_accuracy, forward, inverse
+from .baseline import Transform, clip_accuracy, forward, inverse, least_squares
 from .errors import InvalidArgument
 
 __all__ = ["MIN_MODELS", "MIN_R2", "METHODS", "AgreementLine", "Estimate", "agreement_matrix", "aline_d",
@@ -190,7 +190,7 @@ def fit_agreement_line(ref_agreement: np.ndarray, shift_agreement: np.ndarray, t
     iu = np.triu_indices(m, k=1)
     pairs = tuple((int(i), int(j)) for i, j in zip(iu[0], iu[1], strict=True))
     x_raw, y_raw = ref[iu].copy(), shift[iu].copy()
-    solved = _least_squares(_probit(x_raw, nr), _probit(y_raw, ns))
+    solved = least_squares(_probit(x_raw, nr), _probit(y_raw, ns))
     if solved is None:
         nan = float("nan")
         return AgreementLine(ok=False, reason=f"the {len(pairs)} model pairs have the same reference agreement",

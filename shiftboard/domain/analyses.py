@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .baseline import MIN_BASELINE_MODELS
+from .baseline import MIN_BASELINE_MODELS, least_squares
 from .calibration import N_BINS, ece, ece_interval, reliability
 
 __all__ = ["Calibrated", "Trend", "baseline_models", "calibrated", "calibration_trend", "linear_trend"]
@@ -94,16 +94,10 @@ def linear_trend(x: ArrayLike, y: ArrayLike) -> Trend:
     nan = float("nan")
     if xs.size < MIN_BASELINE_MODELS:
         return Trend(False, f"not enough baseline models ({xs.size})", int(xs.size), nan, nan, nan)
-    dx = xs - xs.mean()
-    sxx = float(dx @ dx)
-    if sxx <= 1e-24:
+    solved = least_squares(xs, ys)
+    if solved is None:
         return Trend(False, f"the {xs.size} baseline models have the same reference ECE", int(xs.size), nan, nan, nan)
-    slope = float(dx @ (ys - ys.mean())) / sxx
-    intercept = float(ys.mean() - slope * xs.mean())
-    residual = ys - (slope * xs + intercept)
-    dy = ys - ys.mean()
-    ss_tot = float(dy @ dy)
-    r2 = 1.0 - float(residual @ residual) / ss_tot if ss_tot > 0 else 1.0
+    slope, intercept, r2 = solved
     return Trend(True, "", int(xs.size), slope, intercept, r2)
 
 

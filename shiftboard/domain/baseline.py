@@ -144,7 +144,7 @@ class Fit:
         return self.slope, self.intercept
 
 
-def _least_squares(x: Floats, y: Floats) -> tuple[float, float, float] | None:
+def least_squares(x: Floats, y: Floats) -> tuple[float, float, float] | None:
     """Slope, intercept and R² of y on x; None when x has no spread."""
     dx = x - x.mean()
     sxx = float(dx @ dx)
@@ -190,7 +190,7 @@ def fit_baseline(ref_acc: ArrayLike, shift_acc: ArrayLike, transform: str = "log
                 slope=None, intercept=None, r2=None, models=names, clipped=clipped)
     if x_acc.size < MIN_BASELINE_MODELS:
         return unfit
-    solved = _least_squares(forward(t, x_clip), forward(t, y_clip))
+    solved = least_squares(forward(t, x_clip), forward(t, y_clip))
     if solved is None:
         return replace(unfit, reason=f"the {x_acc.size} baseline models have the same reference accuracy")
     slope, intercept, r2 = solved
@@ -206,7 +206,7 @@ def _fit_without_extremes(x_acc: Floats, y_acc: Floats, names: tuple[str, ...], 
                 intercept=None, r2=None, models=kept, clipped=(), extremes="exclude", excluded=excluded)
     if n < MIN_BASELINE_MODELS:
         return unfit
-    solved = _least_squares(forward(t, x_acc[inside]), forward(t, y_acc[inside]))
+    solved = least_squares(forward(t, x_acc[inside]), forward(t, y_acc[inside]))
     if solved is None:
         return replace(unfit, reason=f"the {n} baseline models have the same reference accuracy")
     slope, intercept, r2 = solved

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftboard.domain.errors import InvalidArgument
-from shiftboard.sandbox.torchscript import _NAMESPACE_REASON, DENIED_OPERATORS, refusal
+from shiftboard.sandbox.torchscript import DENIED_OPERATORS, NAMESPACE_REASON, refusal
 
 if TYPE_CHECKING:
     import torch
@@ -437,7 +437,7 @@ def _check_target(target: Any) -> None:
         return
     if op:
         name = f"{op.group(1)}::{op.group(2)}"
-        reason = DENIED_OPERATORS.get(name, _NAMESPACE_REASON)
+        reason = DENIED_OPERATORS.get(name, NAMESPACE_REASON)
     elif hop:
         name, reason = f"higher_order::{hop.group(1)}", "is a higher-order operator shiftboard does not run"
     else:
@@ -531,7 +531,7 @@ def forbidden_operators(program: ExportedProgram) -> dict[str, str]:
             if name in DENIED_OPERATORS:
                 found[name] = DENIED_OPERATORS[name]
             elif namespace not in ALLOWED_OP_NAMESPACES:
-                found[name] = _NAMESPACE_REASON
+                found[name] = NAMESPACE_REASON
         elif isinstance(target, torch._ops.HigherOrderOperator):
             if target.name() not in HIGHER_ORDER_OPS:
                 found[f"higher_order::{target.name()}"] = "is a higher-order operator shiftboard does not run"

@@ -23,7 +23,7 @@ DENIED_OPERATORS: dict[str, str] = {
 # loaded with torch.ops.load_library, ...) is refused.
 ALLOWED_NAMESPACES = frozenset({"aten", "prim", "prims", "quantized", "_quantized", "mkldnn",
                                 "mkldnn_prepacked", "mkl", "sparse", "profiler"})
-_NAMESPACE_REASON = "is not a built-in tensor operator (it may reach the network, other processes or files)"
+NAMESPACE_REASON = "is not a built-in tensor operator (it may reach the network, other processes or files)"
 
 
 def _nodes(block: Any) -> Any:
@@ -51,7 +51,7 @@ def forbidden_operators(module: Any) -> dict[str, str]:
                 if kind in DENIED_OPERATORS:
                     found[kind] = DENIED_OPERATORS[kind]
                 elif namespace not in ALLOWED_NAMESPACES:
-                    found[kind] = _NAMESPACE_REASON
+                    found[kind] = NAMESPACE_REASON
     return found
 
 
