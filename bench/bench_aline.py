@@ -8,12 +8,14 @@ the reference accuracies are known). Printed per shift: the agreement line's R²
 ``MIN_R2`` the estimates carry a warning), the accuracy line's R² for comparison (it needs the
 hidden labels), and the mean absolute error in percentage points of predicted against true shift
 accuracy, over every zoo model, for ALine-S, ALine-D and the naive "shift accuracy = reference
-accuracy"; then the means over the shifts and the run time.
+accuracy"; the share of models whose true shift accuracy lies in ALine-D's 95% bootstrap interval
+(:func:`shiftboard.domain.agreement_bootstrap.bootstrap_estimates`, ``--resamples``, both test sets
+resampled) and the interval's mean width; then the means over the shifts and the run time.
 
 ``--models N`` subsamples the zoo (a seeded choice that always keeps 3 or more models; the output
 says so); ``--small`` uses the demo's small testbed and zoo (6 models, 4 shifts).
 
-    python -m bench.bench_aline [--out DIR] [--small] [--models N] [--seed 0]
+    python -m bench.bench_aline [--out DIR] [--small] [--models N] [--resamples 200] [--seed 0]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from numpy.typing import NDArray
 
 from shiftboard.demo.testbed import REFERENCE_NAME, Testbed, build_testbed, load_testbed
 from shiftboard.domain.agreement import MIN_R2, estimate_shift_accuracy
+from shiftboard.domain.agreement_bootstrap import bootstrap_estimates
 from shiftboard.domain.baseline import fit_baseline
 
 if TYPE_CHECKING:  # the zoo imports torch: only when the benchmark runs
@@ -48,6 +51,8 @@ class ShiftResult:
     mae_s: float
     mae_d: float
     mae_naive: float
+    covered: float  # share of models whose true accuracy lies in ALine-D's interval
+    width: float  # mean width of ALine-D's interval, points
 
 
 def _top1(paths: dict[str, Path], model_paths: Sequence[Path]) -> tuple[dict[str, Ints], dict[str, Ints]]:
@@ -89,9 +94,12 @@ def _build(out: Path, small: bool, seed: int) -> tuple[float, Testbed, list[ZooM
     return time.perf_counter() - start, testbed, list(zoo)
 
 
-def evaluate(top1: dict[str, Ints], labels: dict[str, Ints], reference: str) -> list[ShiftResult]:
-    """Every shift's agreement-line R² and the three errors (percentage points)."""
-    ref_acc = (top1[reference] == labels[reference][None, :]).mean(axis=1)
+def evaluate(top1: dict[str, Ints], labels: dict[str, Ints], reference: str,
+             resamples: int = 200) -> list[ShiftResult]:
+    """Every shift's agreement-line R², the three errors (percentage points) and ALine-D's interval."""
+    correct_ref = top1[reference] == labels[reference][None, :]
+    ref_acc = correct_ref.mean(axis=1)
+    no_baseline = np.zeros(ref_acc.size, dtype=bool)  # the shift accuracy's interval only, no ER
     results = []
     for name in top1:
         if name == reference:
@@ -100,29 +108,37 @@ def evaluate(top1: dict[str, Ints], labels: dict[str, Ints], reference: str) -> 
         by_s = estimate_shift_accuracy(top1[reference], top1[name], ref_acc, method="aline-s")
         by_d = estimate_shift_accuracy(top1[reference], top1[name], ref_acc, method="aline-d")
         fit = fit_baseline(ref_acc, true, "probit", n_ref=top1[reference].shape[1], n_shift=top1[name].shape[1])
+        ci = bootstrap_estimates(top1[reference], top1[name], correct_ref, no_baseline, method="aline-d",
+                                 transform="probit", er=np.zeros(ref_acc.size), resamples=resamples,
+                                 ref_key=reference, shift_key=name).shift_acc_ci
         results.append(ShiftResult(
             name=name, samples=top1[name].shape[1], agreement_r2=by_d.line.r2,
             accuracy_r2=float(fit.r2) if fit.r2 is not None else float("nan"),
             mae_s=100 * float(np.mean(np.abs(by_s.shift_acc - true))),
             mae_d=100 * float(np.mean(np.abs(by_d.shift_acc - true))),
-            mae_naive=100 * float(np.mean(np.abs(ref_acc - true)))))
+            mae_naive=100 * float(np.mean(np.abs(ref_acc - true))),
+            covered=float(np.mean((ci[:, 0] <= true) & (true <= ci[:, 1]))),
+            width=100 * float(np.mean(ci[:, 1] - ci[:, 0]))))
     return results
 
 
 def report(results: Sequence[ShiftResult]) -> str:
     lines = [f"{'shift':22s} {'samples':>7s} {'agr R2':>7s} {'acc R2':>7s} {'ALine-S':>8s} {'ALine-D':>8s} "
-             f"{'naive':>7s}   (MAE, pp)"]
+             f"{'naive':>7s} {'covered':>8s} {'width':>6s}   (MAE, pp; ALine-D 95% interval)"]
     for r in results:
         flag = "" if r.agreement_r2 >= MIN_R2 else "  (warned: R2 < MIN_R2)"
         lines.append(f"{r.name:22s} {r.samples:7d} {r.agreement_r2:7.3f} {r.accuracy_r2:7.3f} {r.mae_s:8.2f} "
-                     f"{r.mae_d:8.2f} {r.mae_naive:7.2f}{flag}")
-    mean = [float(np.mean([getattr(r, f) for r in results])) for f in ("mae_s", "mae_d", "mae_naive")]
-    lines.append(f"{'mean over ' + str(len(results)) + ' shifts':38s} {mean[0]:8.2f} {mean[1]:8.2f} {mean[2]:7.2f}")
+                     f"{r.mae_d:8.2f} {r.mae_naive:7.2f} {100 * r.covered:7.0f}% {r.width:6.2f}{flag}")
+
+    def means(rows: Sequence[ShiftResult]) -> str:
+        m = [float(np.mean([getattr(r, f) for r in rows])) for f in ("mae_s", "mae_d", "mae_naive", "covered",
+                                                                        "width")]
+        return f"{m[0]:8.2f} {m[1]:8.2f} {m[2]:7.2f} {100 * m[3]:7.0f}% {m[4]:6.2f}"
+
+    lines.append(f"{'mean over ' + str(len(results)) + ' shifts':38s} {means(results)}")
     trusted = [r for r in results if r.agreement_r2 >= MIN_R2]
     if trusted and len(trusted) < len(results):
-        tmean = [float(np.mean([getattr(r, f) for r in trusted])) for f in ("mae_s", "mae_d", "mae_naive")]
-        lines.append(f"{'mean, R2 >= ' + str(MIN_R2) + f' ({len(trusted)} shifts)':38s} {tmean[0]:8.2f} "
-                     f"{tmean[1]:8.2f} {tmean[2]:7.2f}")
+        lines.append(f"{'mean, R2 >= ' + str(MIN_R2) + f' ({len(trusted)} shifts)':38s} {means(trusted)}")
     return "\n".join(lines)
 
 
@@ -132,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the testbed and zoo here and reuse them (default: a temporary folder)")
     parser.add_argument("--small", action="store_true", help="the demo's small testbed and zoo")
     parser.add_argument("--models", type=int, default=0, help="use this many zoo models (0: all)")
+    parser.add_argument("--resamples", type=int, default=200, help="bootstrap resamples of ALine-D's interval")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -149,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         top1, labels = _top1(sets, [m.path for m in models])
         predict_s = time.perf_counter() - t0
         t1 = time.perf_counter()
-        results = evaluate(top1, labels, REFERENCE_NAME)
+        results = evaluate(top1, labels, REFERENCE_NAME, args.resamples)
         estimate_s = time.perf_counter() - t1
     print("\nAccuracy without labels (agreement on the line) on the demo testbed, shift labels hidden")
     print(f"  {len(models)} zoo models{note}, reference {REFERENCE_NAME} ({top1[REFERENCE_NAME].shape[1]} images), "
@@ -157,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f"MAE over all models of |predicted - true| shift accuracy, percentage points")
     print(report(results))
     print(f"  time: build/load testbed + zoo {build_s:.1f} s, predictions {predict_s:.1f} s, "
-          f"estimates ({2 * len(results)} calls) {estimate_s:.2f} s, total {time.perf_counter() - started:.1f} s")
+          f"estimates ({2 * len(results)} calls) and intervals ({args.resamples} resamples each) {estimate_s:.2f} s, "
+          f"total {time.perf_counter() - started:.1f} s")
     return 0
 
 

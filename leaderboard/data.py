@@ -174,7 +174,7 @@ def ranking_frame(board: pb.Leaderboard) -> pd.DataFrame:
             "er_interval": _interval_text(r.er_ci.low, r.er_ci.high) if r.has_er_ci else "",
             "tied": r.tied, "clipped": r.clipped, "tags": ", ".join(r.tags),
             "origin": "imported" if r.imported else "measured", "source": r.source, "testbed_type": r.testbed_type,
-            "estimated": r.estimated,  # an unlabelled shift: shift_acc is an estimate, without interval
+            "estimated": r.estimated,  # an unlabelled shift: shift_acc is an estimate (bootstrap interval)
         })
     frame = pd.DataFrame(rows, columns=columns)
     return frame.astype({"rank": "Int64", "er": "Float64", "er_low": "Float64", "er_high": "Float64",

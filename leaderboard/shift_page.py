@@ -44,7 +44,8 @@ _ESTIMATED_CONFIG = {
     **_RANKING_CONFIG,
     "estimated": st.column_config.CheckboxColumn("estimate", width="small",
                                                  help="Shift accuracy estimated without labels (agreement on "
-                                                      "the line); no interval."),
+                                                      "the line); its interval covers sampling noise, "
+                                                      "not the method's error where the line fits poorly."),
     "shift_acc": st.column_config.NumberColumn("≈ shift acc", format="%.2f%%",
                                                help="Estimated from top-1 agreement (ALine-D)."),
     "er": st.column_config.NumberColumn("≈ ER (pp)", format="%+.2f",
@@ -212,8 +213,10 @@ def _agreement(board: pb.Leaderboard, testset: pb.TestSet | None, key: str) -> N
         st.caption("This shift has no labels. Each point is a pair of models: how often their top-1 "
                    "predictions agree on the reference (x) and on the shift (y). Where agreement lies on a "
                    "line, accuracy lies on (nearly) the same line (Baek et al. 2022), which gives each model's "
-                   "shift accuracy without labels (ALine-D). Rows marked estimate carry no interval; their "
-                   "ER is the estimate minus the baseline fit through the baseline models' estimates.")
+                   "shift accuracy without labels (ALine-D). The ER of a row marked estimate is the estimate "
+                   "minus the baseline fit through the baseline models' estimates; its interval resamples "
+                   "both test sets and repeats the whole estimate, so it covers sampling noise, not the "
+                   "method's error where agreement is off the line (then trust the R² warning).")
 
 
 def _headline(rows: pd.DataFrame, fit: dict[str, Any]) -> None:

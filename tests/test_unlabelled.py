@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 from shiftboard import testsets as ts
 from shiftboard.cli.app import app
 from shiftboard.domain.agreement import MIN_R2, estimate_shift_accuracy
+from shiftboard.domain.agreement_bootstrap import bootstrap_estimates
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument
+from shiftboard.services.gateway import aggregates
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
 from tests import helpers
@@ -153,7 +155,6 @@ def test_estimates_match_independent_computation(gateway, twins):
     for name, est, acc in zip(names, expected, ref_acc, strict=True):
         assert rows[name].shift_acc == pytest.approx(est, abs=1e-12)
         assert rows[name].ref_acc == pytest.approx(acc, abs=1e-12)
-        assert rows[name].shift_ci.low == rows[name].shift_ci.high == 0.0  # no interval claimed
     # ER: the estimate minus the logit fit through the standard models' estimates
     base = [i for i, n in enumerate(names) if twins["categories"][n] == "standard"]
     b_slope, b_intercept = np.polyfit(logit(ref_acc[base]), logit(expected[base]), 1)
@@ -161,6 +162,22 @@ def test_estimates_match_independent_computation(gateway, twins):
     assert board.fit.slope == pytest.approx(b_slope, rel=1e-6)
     for name, est, acc in zip(names, expected, ref_acc, strict=True):
         assert rows[name].er == pytest.approx(100 * (est - expit(b_slope * logit(acc) + b_intercept)), abs=1e-6)
+    # the intervals: the bootstrap of both test sets (tests/test_agreement_bootstrap.py checks it against
+    # resampling the samples themselves), on the models' own top-1, with the board's baseline and seed
+    correct_ref = ref_top1 == labels
+    er = np.array([rows[n].er for n in names])
+    resamples = gateway.settings.bootstrap_resamples
+    intervals = bootstrap_estimates(ref_top1, shift_top1, correct_ref, np.isin(np.arange(len(names)), base),
+                                    method="aline-d", transform="logit", er=er, resamples=resamples,
+                                    ref_key=REF, shift_key=SHIFT, seed=aggregates.SEED)
+    assert any(f"{resamples} bootstrap resamples" in n for n in board.notes)
+    for i, name in enumerate(names):
+        row = rows[name]
+        assert (row.shift_ci.low, row.shift_ci.high) == pytest.approx(tuple(intervals.shift_acc_ci[i]), abs=1e-12)
+        assert row.has_er_ci and (row.er_ci.low, row.er_ci.high) == pytest.approx(tuple(intervals.er_ci[i]),
+                                                                                   abs=1e-9)
+        assert row.shift_ci.low <= row.shift_acc <= row.shift_ci.high and row.er_ci.low <= row.er <= row.er_ci.high
+        assert row.tied == intervals.tied[i]
 
 
 def test_labelled_twin_gives_the_same_estimate(gateway, twins):
@@ -191,7 +208,8 @@ def test_cli_leaderboard_json_and_table(gateway, twins):
                                       "warning", "pairs"}
     assert view["agreement"]["n_pairs"] == len(view["agreement"]["pairs"]) == 15
     for row in view["rows"]:
-        assert row["estimated"] is True and row["shift_ci"] is None
+        assert row["estimated"] is True and row["shift_ci"][0] <= row["shift_acc"] <= row["shift_ci"][1]
+        assert row["er_ci"][0] <= row["er"] <= row["er_ci"][1]
         assert 0 <= row["shift_acc"] <= 1 and isinstance(row["er"], float)
     labelled = json.loads(cli(gateway, "leaderboard", "--shift", TWIN, "--json").stdout)
     assert labelled["agreement"] is None and not any(r["estimated"] for r in labelled["rows"])

@@ -320,9 +320,9 @@ class LeaderboardRpcs:
         if request.shift:
             shift = self._shift_testset(request.shift)
             if shift.spec.unlabelled:
-                key = BoardCache.key("estimated", *self._specs([shift]), transform, extremes)
+                key = BoardCache.key("estimated", *self._specs([shift]), transform, resamples, extremes)
                 return self._cached(key, [shift.spec.name, shift.spec.reference], lambda: [
-                    self._estimated(shift, transform, extremes)])[0]
+                    self._estimated(shift, transform, extremes, resamples)])[0]
             key = BoardCache.key("shift", *self._specs([shift]), transform, resamples, extremes)
             return self._cached(key, [shift.spec.name, shift.spec.reference, *shift.spec.extra_references],
                                 lambda: [self._shift_message(shift, transform, resamples, extremes)])[0]
@@ -335,12 +335,12 @@ class LeaderboardRpcs:
         return self._cached(key, testsets, lambda: [
             self._group(request.group, shifts, transform, resamples, extremes)])[0]
 
-    def _estimated(self, shift: pb.TestSet, transform: str, extremes: str) -> pb.Leaderboard:
+    def _estimated(self, shift: pb.TestSet, transform: str, extremes: str, resamples: int) -> pb.Leaderboard:
         """The board of a shift registered without labels (:mod:`.estimated_board`)."""
         models = {f"{m.metadata.name}:{m.metadata.version}": m for m in self.catalog.list_models()}
         succeeded = {name: self._succeeded(name) for name in (shift.spec.name, shift.spec.reference)}
         return estimated_board(self.catalog, self.aggregator, self.settings, shift, transform, extremes, models,
-                               succeeded)
+                               succeeded, resamples)
 
     def GetOverview(self, request: pb.GetOverviewRequest, context: grpc.ServicerContext) -> Iterator[pb.Leaderboard]:
         """Every shift's fit and every model's ER, without bootstrap (one request for the overview page)."""

@@ -146,7 +146,8 @@ def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
         "rows": [{
             "rank": r.rank or None, "model": r.model, "category": r.category, "baseline": r.baseline,
             "ref_acc": round(r.ref_acc, 6), "ref_ci": _ci(r.ref_ci), "n_ref": r.n_ref,
-            "shift_acc": round(r.shift_acc, 6), "shift_ci": None if r.estimated else _ci(r.shift_ci),
+            "shift_acc": round(r.shift_acc, 6),
+            "shift_ci": None if r.estimated and not r.HasField("shift_ci") else _ci(r.shift_ci),
             "n_shift": r.n_shift, "estimated": r.estimated,
             "predicted_shift_acc": round(r.predicted_shift_acc, 6) if r.has_er else None,
             "er": round(r.er, 4) if r.has_er else None, "er_ci": _ci(r.er_ci) if r.has_er_ci else None,
