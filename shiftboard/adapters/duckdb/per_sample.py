@@ -66,7 +66,7 @@ def confidence_matrix(catalog: Database, testset: str, evaluation_ids: Sequence[
         return out
     with catalog.transaction() as cur:
         table = cur.execute("SELECT evaluation_id, sample, confidence FROM predictions "
-                            "WHERE list_contains(?, evaluation_id)", [ids]).fetch_arrow_table()
+                            "WHERE list_contains(?, evaluation_id)", [ids]).to_arrow_table()
     evaluation = table.column("evaluation_id").to_numpy().astype(np.int64)
     sample = table.column("sample").to_numpy().astype(np.int64)
     order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")
@@ -105,7 +105,7 @@ def top1_matrix(catalog: Database, testset: str, evaluation_ids: Sequence[int], 
             "AND p.sample < s.first_sample + s.num_samples "
             "JOIN evaluation_shards es ON es.evaluation_id = p.evaluation_id AND es.shard = s.idx "
             "LEFT JOIN prediction_top1 t ON t.evaluation_id = p.evaluation_id AND t.sample = p.sample "
-            "WHERE list_contains(?, p.evaluation_id)", [testset, ids]).fetch_arrow_table()
+            "WHERE list_contains(?, p.evaluation_id)", [testset, ids]).to_arrow_table()
     evaluation = table.column("evaluation_id").to_numpy().astype(np.int64)
     sample = table.column("sample").to_numpy().astype(np.int64)
     order = np.argsort(np.asarray(ids, dtype=np.int64), kind="stable")

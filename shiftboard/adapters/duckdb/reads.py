@@ -95,7 +95,7 @@ def columns(catalog: Database, evaluation_id: int) -> tuple[np.ndarray, np.ndarr
     labels = _labels(catalog, testset, shards)
     with catalog.transaction() as cur:
         table = cur.execute("SELECT top5, top5_hi FROM predictions WHERE evaluation_id = ? ORDER BY sample",
-                            [evaluation_id]).fetch_arrow_table()
+                            [evaluation_id]).to_arrow_table()
     total = sum(s.samples for s in shards)
     if table.num_rows != total:
         raise FailedPrecondition(f"evaluation {evaluation_id} stores {table.num_rows} predictions for {total} "
@@ -128,7 +128,7 @@ def _message(catalog: Database, key: pb.EvaluationKey, evaluation_id: int, tests
     with catalog.transaction() as cur:
         table = cur.execute(
             "SELECT sample, top5, top5_hi, confidence FROM predictions WHERE evaluation_id = ? "
-            "AND sample >= ? AND sample < ? ORDER BY sample", [evaluation_id, low, high]).fetch_arrow_table()
+            "AND sample >= ? AND sample < ? ORDER BY sample", [evaluation_id, low, high]).to_arrow_table()
         own = cur.execute("SELECT sample, top1 FROM prediction_top1 WHERE evaluation_id = ? AND sample >= ? "
                           "AND sample < ?", [evaluation_id, low, high]).fetchall()
     if table.num_rows != expected:
