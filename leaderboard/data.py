@@ -377,9 +377,12 @@ def plane_frame(board: pb.Leaderboard) -> pd.DataFrame:
 
 
 def with_plane(rows: pd.DataFrame, board: pb.Leaderboard) -> pd.DataFrame:
-    """``rows`` (:func:`ranking_frame`) with ``plane_er`` and ``plane_predicted_shift_acc`` (empty without)."""
+    """``rows`` (:func:`ranking_frame`) with ``plane_er``, its interval (``plane_er_interval``) and
+    ``plane_predicted_shift_acc`` (empty without)."""
     by_model = {r.model: r for r in board.rows if r.has_plane_er}
     return rows.assign(
         plane_er=pd.array([by_model[m].plane_er if m in by_model else None for m in rows["model"]], dtype="Float64"),
+        plane_er_interval=[_interval_text(by_model[m].plane_er_ci.low, by_model[m].plane_er_ci.high)
+                           if m in by_model and by_model[m].has_plane_er_ci else "" for m in rows["model"]],
         plane_predicted_shift_acc=pd.array([by_model[m].plane_predicted_shift_acc if m in by_model else None
                                             for m in rows["model"]], dtype="Float64"))

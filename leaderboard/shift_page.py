@@ -37,6 +37,9 @@ _RANKING_CONFIG = {
                                                help="An accuracy of 0 or 1 was clipped before transforming."),
     "plane_er": st.column_config.NumberColumn("plane ER (pp)", format="%+.2f",
                                               help="Shift accuracy minus the plane fit over every reference."),
+    "plane_er_interval": st.column_config.TextColumn("plane ER interval",
+                                                     help="Bootstrap interval of the plane ER (accuracies redrawn, "
+                                                          "baseline models resampled, the plane refitted)."),
 }
 
 
@@ -161,7 +164,7 @@ def _plane_columns(columns: list[str], rows: pd.DataFrame) -> list[str]:
     if "plane_er" not in rows:
         return columns
     at = columns.index("er_interval") + 1
-    return [*columns[:at], "plane_er", *columns[at:]]
+    return [*columns[:at], "plane_er", "plane_er_interval", *columns[at:]]
 
 
 def _plane(board: pb.Leaderboard, plane: dict[str, Any], transform: str, key: str) -> None:

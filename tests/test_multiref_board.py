@@ -20,8 +20,10 @@ from typer.testing import CliRunner
 from shiftboard import testsets as ts
 from shiftboard.cli.app import app
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound
+from shiftboard.domain.multiref import bootstrap_plane_er
 from shiftboard.domain.plane_board import plane_board
 from shiftboard.domain.robustness import LeaderboardSettings, shift_leaderboard
+from shiftboard.services.gateway import aggregates
 from shiftboard.v1 import shiftboard_pb2 as pb
 from shiftboard.wire import vocab
 from tests import helpers
@@ -125,6 +127,18 @@ def test_plane_fit_against_two_references(gateway, tmp_path, monkeypatch):
         assert rows[model].plane_predicted_shift_acc == pytest.approx(predicted, abs=1e-9)
         assert rows[model].plane_er == pytest.approx(100 * (acc["mr-shift"][model] - predicted), abs=1e-6)
     assert any("no plane ER for 1 model(s)" in n and late in n for n in board.notes)
+    # The plane ER's interval: the domain's bootstrap (tests/test_plane_bootstrap.py) on these accuracies, in
+    # the board's order, with its sample counts, baseline and seed.
+    order = [r for r in board.rows if r.model != late]
+    accs = np.array([[acc["mr-ref"][r.model], acc["mr-ref2"][r.model]] for r in order])
+    n_ref2 = gateway.client.get_testset("mr-ref2").spec.num_samples
+    ci, _ = bootstrap_plane_er(accs, np.array([acc["mr-shift"][r.model] for r in order]),
+                               np.array([[r.n_ref, n_ref2] for r in order]), np.array([r.n_shift for r in order]),
+                               np.array([r.baseline for r in order]), "logit", resamples=50, seed=aggregates.SEED)
+    for r, (low, high) in zip(order, ci, strict=True):
+        assert r.has_plane_er_ci and (r.plane_er_ci.low, r.plane_er_ci.high) == pytest.approx((low, high), abs=1e-9)
+        assert low <= r.plane_er <= high
+    assert not rows[late].has_plane_er_ci
     # A shift with one reference has no plane.
     assert not gateway.client.leaderboard(shift="mr-other", resamples=0).HasField("plane")
 
@@ -139,6 +153,9 @@ def test_plane_fit_against_two_references(gateway, tmp_path, monkeypatch):
     by_model = {r["model"]: r for r in view["rows"]}
     assert by_model[late]["plane_er"] is None and by_model[late]["plane_predicted_shift_acc"] is None
     assert by_model["mr-m0:1"]["plane_er"] == pytest.approx(round(rows["mr-m0:1"].plane_er, 4))
+    assert by_model["mr-m0:1"]["plane_er_ci"] == pytest.approx([rows["mr-m0:1"].plane_er_ci.low,
+                                                               rows["mr-m0:1"].plane_er_ci.high], abs=1e-6)
+    assert by_model[late]["plane_er_ci"] is None
     out = CliRunner().invoke(app, ["leaderboard", "--shift", "mr-shift", "--resamples", "50"],
                              env={**env, "COLUMNS": "250"})
     assert out.exit_code == 0, out.output

@@ -79,6 +79,10 @@ def _add_plane(out: pb.Leaderboard, plane: PlaneBoard) -> None:
         er, predicted = plane.er.get(row.model), plane.predicted.get(row.model)
         if er is not None and predicted is not None and math.isfinite(er) and math.isfinite(predicted):
             row.has_plane_er, row.plane_er, row.plane_predicted_shift_acc = True, er, predicted
+            ci = plane.er_ci.get(row.model)
+            if ci is not None:
+                row.has_plane_er_ci = True
+                row.plane_er_ci.CopyFrom(interval(ci))
     out.notes.extend(plane.notes)
 
 

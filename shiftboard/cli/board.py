@@ -79,7 +79,9 @@ def leaderboard(
                      "" if r["er"] is None else ("≈" if r.get("estimated") else "") + f"{r['er']:+.2f}",
                      "" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]", "tied" if r["tied"] else ""]
             if plane is not None:
-                cells.insert(8, "" if r["plane_er"] is None else f"{r['plane_er']:+.2f}")
+                pci = r.get("plane_er_ci")
+                cells.insert(8, "" if r["plane_er"] is None else f"{r['plane_er']:+.2f}"
+                             + ("" if pci is None else f" [{pci[0]:+.2f}, {pci[1]:+.2f}]"))
             table.add_row(*cells)
         console.print(table)
         sources = sorted({(r["source"], r["version"]) for r in board["rows"] if r["imported"]})

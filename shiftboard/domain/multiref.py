@@ -18,6 +18,14 @@ everywhere in shiftboard, is
 Accuracies are clipped into [eps, 1 − eps] before T as :func:`~.baseline.clip_accuracy` does. The fit
 needs more models than coefficients (n > k + 1) and reference accuracies that are not collinear;
 otherwise :class:`PlaneFit` has ``ok=False`` and a reason.
+
+**Intervals** (:func:`bootstrap_plane_er`): each resample redraws every model's accuracy on every
+reference and on the shift as an independent ``Binomial(n, acc) / n`` and the baseline models with
+replacement, refits the plane and recomputes every model's plane ER; percentile intervals over the
+resamples whose plane is determined. This is the single fit's accuracy-only bootstrap
+(:func:`~.bootstrap.bootstrap_er_binomial`) with k references: it needs no per-sample data, and it
+leaves out the correlation between a model's results on the same samples, so the tie marks of the
+single board are not repeated for the plane.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from numpy.typing import ArrayLike, NDArray
 from .baseline import TRANSFORMS, Transform, clip_accuracy, forward, inverse
 from .errors import InvalidArgument
 
-__all__ = ["PlaneFit", "fit_plane", "plane_effective_robustness"]
+__all__ = ["PlaneFit", "bootstrap_plane_er", "fit_plane", "plane_effective_robustness"]
 
 Floats = NDArray[np.float64]
 
@@ -139,3 +147,49 @@ def plane_effective_robustness(fit: PlaneFit, ref_accs: np.ndarray, shift_acc: n
     a = _ref_accs(ref_accs)
     s = _shift_acc(shift_acc, a.shape[0])
     return 100.0 * (s - fit.predict(a))
+
+
+def bootstrap_plane_er(ref_accs: np.ndarray, shift_acc: np.ndarray, n_ref: ArrayLike, n_shift: ArrayLike,
+                       baseline: ArrayLike, transform: str = "logit", *, resamples: int = 1000,
+                       confidence: float = 0.95, seed: int | np.random.Generator = 0) -> tuple[Floats, int]:
+    """Percentile intervals of every model's plane ER (points), [models, 2], and the resamples used.
+
+    ``ref_accs`` [models, references] and ``shift_acc`` [models] as for :func:`fit_plane`, for every model
+    to be given an interval; ``n_ref`` the sample counts ([models, references], or one per reference),
+    ``n_shift`` one per model (or one); ``baseline`` flags the models of the fit. See the module docstring.
+    Rows are NaN when no resample determined a plane.
+    """
+    t = _transform(transform)
+    a = _ref_accs(ref_accs)
+    models, k = a.shape
+    s = _shift_acc(shift_acc, models)
+    nr = np.broadcast_to(np.asarray(n_ref, dtype=np.int64), (models, k))
+    ns = np.broadcast_to(np.asarray(n_shift, dtype=np.int64), (models,))
+    base = np.flatnonzero(np.asarray(baseline, dtype=bool))
+    if (nr < 1).any() or (ns < 1).any():
+        raise InvalidArgument("n_ref and n_shift must be sample counts >= 1")
+    if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
+        raise InvalidArgument(f"resamples must be an int >= 1, got {resamples!r}")
+    if not 0 < confidence < 1:
+        raise InvalidArgument(f"confidence must lie in (0, 1), got {confidence}")
+    out = np.full((models, 2), np.nan)
+    if base.size <= k + 1:
+        return out, 0
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    draws = np.full((models, resamples), np.nan)
+    for r in range(resamples):
+        acc_r = rng.binomial(nr, a) / nr
+        acc_s = rng.binomial(ns, s) / ns
+        x = forward(t, np.clip(acc_r, 0.5 / nr, 1 - 0.5 / nr))
+        y = forward(t, np.clip(acc_s, 0.5 / ns, 1 - 0.5 / ns))
+        pick = rng.choice(base, size=base.size, replace=True)
+        design = np.column_stack([np.ones(base.size), x[pick]])
+        if np.linalg.matrix_rank(design) < k + 1:
+            continue
+        beta, *_ = np.linalg.lstsq(design, y[pick], rcond=None)
+        draws[:, r] = 100.0 * (acc_s - inverse(t, beta[0] + x @ beta[1:]))
+    kept = np.isfinite(draws).all(axis=0)
+    if kept.any():
+        alpha = 1.0 - confidence
+        out = np.quantile(draws[:, kept], [alpha / 2, 1 - alpha / 2], axis=1).T
+    return np.asarray(out, dtype=np.float64), int(kept.sum())

@@ -5,7 +5,9 @@ its baseline trend is a plane, ``T(shift acc) = b + sum_i a_i T(acc on reference
 squares (:func:`~.multiref.fit_plane`) over the same baseline models and on the same transform as the
 single-reference fit of :func:`~.robustness.shift_leaderboard`; a model's plane ER is its shift accuracy
 minus the plane's prediction, in percentage points. A model without an accuracy on every reference is
-neither in the plane fit nor given a plane ER; the board's notes say how many.
+neither in the plane fit nor given a plane ER; the board's notes say how many. With the board's
+bootstrap (``settings.resamples``) every plane ER gets an interval (:func:`~.multiref.bootstrap_plane_er`:
+accuracies redrawn binomially, baseline models resampled, the plane refitted).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import InvalidArgument
-from .multiref import PlaneFit, fit_plane, plane_effective_robustness
+from .multiref import PlaneFit, bootstrap_plane_er, fit_plane, plane_effective_robustness
 from .robustness import ShiftLeaderboard
 
 __all__ = ["PlaneBoard", "plane_board"]
@@ -28,13 +30,15 @@ class PlaneBoard:
 
     ``references``: the primary reference first, then the extra ones; ``predicted`` maps a model to the
     plane's predicted shift accuracy (a fraction), ``er`` to its plane ER (percentage points); both are
-    empty without a fit.
+    empty without a fit. ``er_ci`` maps a model to the interval of its plane ER (empty without a
+    bootstrap).
     """
 
     references: tuple[str, ...]
     fit: PlaneFit
     predicted: Mapping[str, float] = field(default_factory=dict)
     er: Mapping[str, float] = field(default_factory=dict)
+    er_ci: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
 
 
@@ -80,6 +84,16 @@ def plane_board(board: ShiftLeaderboard, references: Sequence[str], extra_accs: 
     predicted = np.asarray(fit.predict(accs), dtype=np.float64)
     er = plane_effective_robustness(fit, accs, shift)
     names = [r.model for r in rows]
+    er_ci: dict[str, tuple[float, float]] = {}
+    cfg = board.settings
+    if cfg.resamples and extra_samples is not None:
+        counts = np.array([[r.n_ref, *extra_samples] for r in rows], dtype=np.int64)
+        ci, used = bootstrap_plane_er(accs, shift, counts, n_shift, base, transform, resamples=cfg.resamples,
+                                      confidence=cfg.confidence, seed=cfg.seed)
+        er_ci = {m: (float(lo), float(hi)) for m, (lo, hi) in zip(names, ci, strict=True) if np.isfinite(lo)}
+        if used < cfg.resamples:
+            notes.append(f"plane ER intervals from {used} of {cfg.resamples} resamples (the others drew a "
+                         "baseline whose reference accuracies determine no plane)")
     return PlaneBoard(references=refs, fit=fit, notes=tuple(notes),
                       predicted={m: float(p) for m, p in zip(names, predicted, strict=True)},
-                      er={m: float(e) for m, e in zip(names, er, strict=True)})
+                      er={m: float(e) for m, e in zip(names, er, strict=True)}, er_ci=er_ci)

@@ -157,6 +157,7 @@ def leaderboard_view(board: pb.Leaderboard) -> dict[str, Any]:
             "url": r.url if r.imported else None, "testbed_type": r.testbed_type or None,
             "plane_predicted_shift_acc": round(r.plane_predicted_shift_acc, 6) if r.has_plane_er else None,
             "plane_er": round(r.plane_er, 4) if r.has_plane_er else None,
+            "plane_er_ci": _ci(r.plane_er_ci) if r.has_plane_er_ci else None,
         } for r in board.rows],
     }
     out["plane"] = plane_view(board.plane) if board.HasField("plane") else None

@@ -710,7 +710,7 @@ class Interval(_message.Message):
     def __init__(self, low: _Optional[float] = ..., high: _Optional[float] = ...) -> None: ...
 
 class LeaderboardRow(_message.Message):
-    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags", "imported", "source", "version", "url", "testbed_type", "diff_ci", "has_diff_ci", "plane_predicted_shift_acc", "plane_er", "has_plane_er", "estimated")
+    __slots__ = ("model", "category", "baseline", "ref_acc", "ref_ci", "n_ref", "shift_acc", "shift_ci", "n_shift", "has_er", "predicted_shift_acc", "er", "er_ci", "has_er_ci", "tied", "rank", "clipped", "tags", "imported", "source", "version", "url", "testbed_type", "diff_ci", "has_diff_ci", "plane_predicted_shift_acc", "plane_er", "has_plane_er", "plane_er_ci", "has_plane_er_ci", "estimated")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -739,6 +739,8 @@ class LeaderboardRow(_message.Message):
     PLANE_PREDICTED_SHIFT_ACC_FIELD_NUMBER: _ClassVar[int]
     PLANE_ER_FIELD_NUMBER: _ClassVar[int]
     HAS_PLANE_ER_FIELD_NUMBER: _ClassVar[int]
+    PLANE_ER_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_PLANE_ER_CI_FIELD_NUMBER: _ClassVar[int]
     ESTIMATED_FIELD_NUMBER: _ClassVar[int]
     model: str
     category: str
@@ -768,8 +770,10 @@ class LeaderboardRow(_message.Message):
     plane_predicted_shift_acc: float
     plane_er: float
     has_plane_er: bool
+    plane_er_ci: Interval
+    has_plane_er_ci: bool
     estimated: bool
-    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., testbed_type: _Optional[str] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ..., plane_predicted_shift_acc: _Optional[float] = ..., plane_er: _Optional[float] = ..., has_plane_er: _Optional[bool] = ..., estimated: _Optional[bool] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., ref_acc: _Optional[float] = ..., ref_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_ref: _Optional[int] = ..., shift_acc: _Optional[float] = ..., shift_ci: _Optional[_Union[Interval, _Mapping]] = ..., n_shift: _Optional[int] = ..., has_er: _Optional[bool] = ..., predicted_shift_acc: _Optional[float] = ..., er: _Optional[float] = ..., er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_er_ci: _Optional[bool] = ..., tied: _Optional[bool] = ..., rank: _Optional[int] = ..., clipped: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ..., imported: _Optional[bool] = ..., source: _Optional[str] = ..., version: _Optional[str] = ..., url: _Optional[str] = ..., testbed_type: _Optional[str] = ..., diff_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_diff_ci: _Optional[bool] = ..., plane_predicted_shift_acc: _Optional[float] = ..., plane_er: _Optional[float] = ..., has_plane_er: _Optional[bool] = ..., plane_er_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_plane_er_ci: _Optional[bool] = ..., estimated: _Optional[bool] = ...) -> None: ...
 
 class BaselineFit(_message.Message):
     __slots__ = ("ok", "reason", "transform", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "grid", "predicted", "band_low", "band_high", "clipped", "excluded")
