@@ -17,7 +17,7 @@ from shiftboard.wire.analysis import calibration_view, matrix_view
 
 CALIBRATION_COLUMNS = ["model", "category", "baseline", "samples", "accuracy", "mean_confidence", "ece", "ece_low",
                        "ece_high", "ref_accuracy", "ref_ece", "ref_ece_low", "ref_ece_high", "predicted_ece",
-                       "ece_beyond_trend"]
+                       "ece_beyond_trend", "beyond_low", "beyond_high"]
 
 
 def labelled(testsets: Iterable[pb.TestSet]) -> list[str]:
@@ -34,8 +34,10 @@ def calibration_frame(message: pb.Calibration) -> pd.DataFrame:
     for r in calibration_view(message)["rows"]:
         low, high = r["ece_ci"]
         ref_low, ref_high = r["ref_ece_ci"] or (None, None)
+        beyond_low, beyond_high = r["ece_beyond_trend_ci"] or (None, None)
         rows.append({**{k: r[k] for k in CALIBRATION_COLUMNS if k in r}, "ece_low": low, "ece_high": high,
-                     "ref_ece_low": ref_low, "ref_ece_high": ref_high})
+                     "ref_ece_low": ref_low, "ref_ece_high": ref_high, "beyond_low": beyond_low,
+                     "beyond_high": beyond_high})
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS).astype(
         {c: "float64" for c in CALIBRATION_COLUMNS[4:]})
 

@@ -22,9 +22,12 @@ _CONFIG = {
     "ece_beyond_trend": st.column_config.NumberColumn(
         "beyond trend (pp)", format="%+.2f", help="ECE on the shift minus the trend's value at its reference ECE "
         "(positive: worse calibrated than the baseline models predict)."),
+    "beyond_low": st.column_config.NumberColumn("beyond, low (pp)", format="%+.2f",
+                                                help="Paired bootstrap interval of the ECE beyond the trend."),
+    "beyond_high": st.column_config.NumberColumn("beyond, high (pp)", format="%+.2f"),
 }
 _PERCENT = ("accuracy", "mean_confidence", "ece", "ece_low", "ece_high", "ref_accuracy", "ref_ece", "ref_ece_low",
-            "ref_ece_high", "predicted_ece", "ece_beyond_trend")
+            "ref_ece_high", "predicted_ece", "ece_beyond_trend", "beyond_low", "beyond_high")
 
 
 def render() -> None:
@@ -73,9 +76,12 @@ def _scatter(message: pb.Calibration, frame: pd.DataFrame, trend: dict[str, Any]
                                                     testset=message.testset, reference=message.reference),
                         width="stretch", key="ece-scatter")
     if trend is not None and trend["ok"]:
+        slope_ci = trend.get("slope_ci")
         side.markdown(f"**Baseline trend** ({trend['n_baseline']} models): ECE on the shift = "
                       f"{trend['slope']:.3f} · ECE on the reference {trend['intercept']:+.4f} "
-                      f"(R² {trend['r2']:.3f}).")
+                      f"(R² {trend['r2']:.3f}"
+                      + (f"; slope 95% interval [{slope_ci[0]:.3f}, {slope_ci[1]:.3f}]" if slope_ci else "")
+                      + ").")
     elif trend is not None:
         side.warning(str(trend["reason"]), icon=":material/warning:")
     side.caption("Each point is a model: its ECE on the reference (x) and on the shift (y). The dashed line "

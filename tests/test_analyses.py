@@ -18,6 +18,7 @@ from sklearn.metrics import cohen_kappa_score
 from typer.testing import CliRunner
 
 from shiftboard.cli.app import app
+from shiftboard.domain.analyses import calibrated, trend_intervals
 from shiftboard.domain.errors import FailedPrecondition, NotFound
 from shiftboard.v1 import shiftboard_pb2 as pb
 from tests.test_leaderboard_app import FEW, MODELS, NOISE, REF, populate
@@ -99,6 +100,15 @@ def test_calibration_matches_an_independent_computation(gateway, evaluated):
     for row in calibration.rows:
         beyond = expected_shift[row.model] - (slope * expected_ref[row.model] + intercept)
         assert row.has_trend and row.ece_beyond_trend == pytest.approx(beyond, abs=1e-9)
+    # Their intervals: the domain's paired bootstrap (tests/test_per_sample_maths.py checks it against a loop)
+    # on the rows read back, each set's samples resampled alike for every model.
+    draws = {t: np.stack([calibrated(*rows(gateway, r.model, t), resamples=100, key=t).draws
+                          for r in calibration.rows]) for t in (REF, NOISE)}
+    intervals = trend_intervals(draws[REF], draws[NOISE], np.array([r.baseline for r in calibration.rows]))
+    assert trend.has_ci and (trend.slope_ci.low, trend.slope_ci.high) == pytest.approx(intervals.slope_ci, abs=1e-9)
+    for row, (low, high) in zip(calibration.rows, intervals.beyond_ci, strict=True):
+        assert row.has_ece_beyond_trend_ci
+        assert (row.ece_beyond_trend_ci.low, row.ece_beyond_trend_ci.high) == pytest.approx((low, high), abs=1e-9)
 
     # On a reference: no reference ECE, no trend.
     on_ref = gateway.client.calibration(REF, resamples=20)
@@ -203,9 +213,13 @@ def test_cli_json_and_tables(gateway, evaluated):
         assert shown["ref_ece"] == pytest.approx(row.ref_ece, abs=1e-6)
         assert len(shown["ref_ece_ci"]) == 2 and len(shown["bins"]) == 15
         assert shown["ece_beyond_trend"] == pytest.approx(row.ece_beyond_trend, abs=1e-6)
+        assert shown["ece_beyond_trend_ci"] == pytest.approx([row.ece_beyond_trend_ci.low,
+                                                              row.ece_beyond_trend_ci.high], abs=1e-6)
     assert view["trend"]["ok"] and view["trend"]["n_baseline"] == 4
-    out = runner.invoke(app, ["calibration", "--testset", NOISE, "--resamples", "20"], env=env)
+    assert view["trend"]["slope_ci"] == pytest.approx([reply.trend.slope_ci.low, reply.trend.slope_ci.high], abs=1e-6)
+    out = runner.invoke(app, ["calibration", "--testset", NOISE, "--resamples", "20"], env={**env, "COLUMNS": "200"})
     assert out.exit_code == 0 and "ui-m4:1" in out.output and "ECE" in out.output
+    assert "slope 95% CI [" in out.output and "beyond trend pp [95% CI]" in out.output
 
     out = runner.invoke(app, ["consistency", "ui-m3", "ui-m4:1", "--testset", NOISE, "--json"], env=env)
     assert out.exit_code == 0, out.output

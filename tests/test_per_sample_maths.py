@@ -22,6 +22,7 @@ from shiftboard.domain.agreement import (
     estimate_shift_accuracy,
     fit_agreement_line,
 )
+from shiftboard.domain.analyses import calibrated, trend_intervals
 from shiftboard.domain.baseline import fit_baseline
 from shiftboard.domain.calibration import N_BINS, ece, ece_interval, reliability
 from shiftboard.domain.consistency import error_consistency, kappa_matrix, unique_solves
@@ -285,6 +286,40 @@ def test_ece_interval_is_the_bootstrap_over_the_shared_resamples() -> None:
     assert low < ece(conf, correct) < high
     assert ece_interval(conf, correct, resamples=100, level=0.9, seed=3, key="ref") == (low, high)
     assert ece_interval(conf, correct, resamples=100, level=0.9, seed=4, key="ref") != (low, high)
+
+
+def test_trend_intervals_equal_a_loop_over_resamples() -> None:
+    """ECE beyond the trend, by hand: per resample, each model's ECE on the resampled samples of both sets
+    (the loop of ``_ece_by_hand``), the same baseline picks, and numpy's polyfit."""
+    models, resamples = 6, 40
+    sets = {key: [_overconfident(300, seed=40 + 10 * i + m) for m in range(models)]
+            for i, key in enumerate(("ref", "shift"))}
+    draws = {key: np.stack([np.asarray(calibrated(c, k, resamples=resamples, key=key).draws) for c, k in sets[key]])
+             for key in sets}
+    baseline = np.array([True, True, True, True, False, False])
+    got = trend_intervals(draws["ref"], draws["shift"], baseline, level=0.9, seed=5)
+    by_hand = {key: np.empty((models, resamples)) for key in sets}
+    for key in sets:
+        for r, w in enumerate(resample_weights(key, 300, 0, resamples)):
+            picks = np.repeat(np.arange(300), w.astype(int))
+            for m, (c, k) in enumerate(sets[key]):
+                by_hand[key][m, r] = _ece_by_hand(c[picks], k[picks], N_BINS)[0]
+    np.testing.assert_allclose(draws["ref"], by_hand["ref"], atol=1e-12)
+    rng = np.random.default_rng(5)
+    beyond, slopes = [], []
+    for r in range(resamples):
+        pick = rng.choice(np.flatnonzero(baseline), size=4, replace=True)
+        slope, intercept = np.polyfit(by_hand["ref"][pick, r], by_hand["shift"][pick, r], 1)
+        slopes.append(slope)
+        beyond.append(by_hand["shift"][:, r] - (slope * by_hand["ref"][:, r] + intercept))
+    assert got.used == resamples
+    np.testing.assert_allclose(got.beyond_ci, np.quantile(np.array(beyond).T, [0.05, 0.95], axis=1).T, atol=1e-9)
+    assert got.slope_ci == pytest.approx(tuple(np.quantile(slopes, [0.05, 0.95])), abs=1e-9)
+    # a model without a reference ECE gets no interval; too few baseline models give none at all
+    draws["ref"][5] = np.nan
+    assert np.isnan(trend_intervals(draws["ref"], draws["shift"], baseline).beyond_ci[5]).all()
+    none = trend_intervals(draws["ref"], draws["shift"], np.array([True, True] + [False] * 4))
+    assert none.used == 0 and np.isnan(none.beyond_ci).all()
 
 
 def test_calibration_bad_input() -> None:

@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from shiftboard.adapters.duckdb.per_sample import confidence_matrix, correctness_matrix
-from shiftboard.domain.analyses import Calibrated, baseline_models, calibrated, calibration_trend
+from shiftboard.domain.analyses import Calibrated, baseline_models, calibrated, calibration_trend, trend_intervals
 from shiftboard.domain.calibration import N_BINS
 from shiftboard.domain.consistency import error_consistency, kappa_matrix, unique_solves
 from shiftboard.domain.errors import FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted
@@ -179,14 +179,20 @@ class AnalysisRpcs:
             ref_acc = correct.mean(axis=1)
         baseline = baseline_models(categories, ref_acc, frozenset(self.settings.baseline_categories.split(",")),
                                    self.settings.min_reference_accuracy)
-        trend = beyond = None
+        trend = beyond = intervals = None
         if reference is not None:
             ref_ece = np.array([np.nan if r is None else r.ece for r in ref], dtype=np.float64)
             trend, beyond = calibration_trend(ref_ece, np.array([s.ece for s in shift]), baseline)
             if not trend.ok:
                 notes.append(trend.reason)
+            else:
+                missing = np.full(resamples, np.nan)
+                intervals = trend_intervals(
+                    np.stack([missing if r is None or r.draws is None else r.draws for r in ref]),
+                    np.stack([missing if s.draws is None else s.draws for s in shift]), baseline)
         return analysis.calibration_message(spec.name, reference.spec.name if reference else "", N_BINS, resamples,
-                                            names, categories, list(baseline), shift, ref, trend, beyond, notes)
+                                            names, categories, list(baseline), shift, ref, trend, beyond, notes,
+                                            intervals)
 
     def GetConsistency(self, request: pb.GetConsistencyRequest, context: grpc.ServicerContext) -> pb.Consistency:
         """Error consistency (Cohen's kappa of correctness) of two models on one labelled test set."""

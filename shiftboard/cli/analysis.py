@@ -58,16 +58,19 @@ def calibration(
                   highlight=False)
     trend = view["trend"]
     if trend and trend["ok"]:
+        slope_ci = trend["slope_ci"]
         console.print(f"baseline trend over {trend['n_baseline']} models: ECE on the shift = {trend['slope']:.3f} "
-                      f"x ECE on the reference {trend['intercept']:+.4f}, R² {trend['r2']:.3f}", highlight=False)
+                      f"x ECE on the reference {trend['intercept']:+.4f}, R² {trend['r2']:.3f}"
+                      + (f", slope 95% CI [{slope_ci[0]:.3f}, {slope_ci[1]:.3f}]" if slope_ci else ""),
+                      highlight=False)
     for note in view["notes"]:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     table = Table(Column("model", no_wrap=True), "base", "acc %", "ECE % [95% CI]", "ref ECE % [95% CI]",
-                  "beyond trend pp")
+                  "beyond trend pp [95% CI]")
     for r in view["rows"]:
         table.add_row(r["model"], "yes" if r["baseline"] else "", _pct(r["accuracy"]),
                       f"{_pct(r['ece'])} {_ci(r['ece_ci'])}", f"{_pct(r['ref_ece'])} {_ci(r['ref_ece_ci'])}".strip(),
-                      _pct(r["ece_beyond_trend"], signed=True))
+                      f"{_pct(r['ece_beyond_trend'], signed=True)} {_ci(r['ece_beyond_trend_ci'])}".strip())
     console.print(table)
 
 

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from .errors import InvalidArgument
 from .resampling import chunk_sizes, resample_weights
 
-__all__ = ["N_BINS", "ece", "ece_interval", "reliability"]
+__all__ = ["N_BINS", "ece", "ece_draws", "ece_interval", "reliability"]
 
 Floats = NDArray[np.float64]
 
@@ -90,17 +90,28 @@ def reliability(confidence: np.ndarray, correct: np.ndarray,
 
 def ece_interval(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, resamples: int = 200,
                  level: float = 0.95, seed: int = 0, *, key: str = "samples") -> tuple[float, float]:
-    """Percentile bootstrap interval of :func:`ece` over samples, at confidence ``level``.
+    """Percentile bootstrap interval of :func:`ece` over samples, at confidence ``level``
+    (the quantiles of :func:`ece_draws`)."""
+    if not 0 < level < 1:
+        raise InvalidArgument(f"level must lie in (0, 1), got {level}")
+    values = ece_draws(confidence, correct, n_bins, resamples, seed, key=key)
+    alpha = 1.0 - level
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return float(low), float(high)
+
+
+def ece_draws(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS, resamples: int = 200,
+              seed: int = 0, *, key: str = "samples") -> Floats:
+    """:func:`ece` in each of ``resamples`` bootstrap resamples over samples.
 
     Each resample draws n samples with replacement (the shared weights of the sample list ``key``
-    under ``seed``: :func:`~.resampling.resample_weights`), re-sorts nothing (the samples are sorted
-    once; a resample keeps that order) and recomputes the ECE with the same binning.
+    under ``seed``: :func:`~.resampling.resample_weights`, so resample r is the same draw of samples for
+    every model on the list), re-sorts nothing (the samples are sorted once; a resample keeps that
+    order) and recomputes the ECE with the same binning.
     """
     conf, right = _inputs(confidence, correct, n_bins)
     if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
         raise InvalidArgument(f"resamples must be an int >= 1, got {resamples!r}")
-    if not 0 < level < 1:
-        raise InvalidArgument(f"level must lie in (0, 1), got {level}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise InvalidArgument(f"seed must be an int >= 0, got {seed!r}")
     n = conf.size
@@ -114,6 +125,4 @@ def ece_interval(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BI
             picks = np.repeat(np.arange(n), w.astype(np.int64))
             values[start + row] = _ece_sorted(conf[picks], right[picks], n_bins)
         start += chunk
-    alpha = 1.0 - level
-    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-    return float(low), float(high)
+    return values

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from shiftboard.domain.analyses import Calibrated, Trend
+from shiftboard.domain.analyses import Calibrated, Trend, TrendIntervals
 from shiftboard.domain.consistency import Consistency
 from shiftboard.v1 import shiftboard_pb2 as pb
 
@@ -25,8 +25,9 @@ def _bins(c: Calibrated) -> list[pb.ReliabilityBin]:
 def calibration_message(testset: str, reference: str, bins: int, resamples: int, models: Sequence[str],
                         categories: Sequence[str], baseline: Sequence[bool], shift: Sequence[Calibrated],
                         ref: Sequence[Calibrated | None], trend: Trend | None, beyond: np.ndarray | None,
-                        notes: Sequence[str]) -> pb.Calibration:
-    """The Calibration message: one row per model (``ref[i]`` None: no reference ECE)."""
+                        notes: Sequence[str], intervals: TrendIntervals | None = None) -> pb.Calibration:
+    """The Calibration message: one row per model (``ref[i]`` None: no reference ECE); ``intervals``: the
+    trend's bootstrap (None: none)."""
     out = pb.Calibration(testset=testset, reference=reference, bins=bins, resamples=resamples, notes=list(notes))
     for i, model in enumerate(models):
         s = shift[i]
@@ -43,11 +44,20 @@ def calibration_message(testset: str, reference: str, bins: int, resamples: int,
                 row.has_trend = True
                 row.ece_beyond_trend = float(beyond[i])
                 row.predicted_ece = s.ece - float(beyond[i])
+                if intervals is not None and np.isfinite(intervals.beyond_ci[i]).all():
+                    row.has_ece_beyond_trend_ci = True
+                    row.ece_beyond_trend_ci.CopyFrom(pb.Interval(low=float(intervals.beyond_ci[i, 0]),
+                                                                 high=float(intervals.beyond_ci[i, 1])))
     if trend is not None:
         ok = trend.ok
         out.trend.CopyFrom(pb.CalibrationTrend(ok=ok, reason=trend.reason, n=trend.n,
                                                slope=trend.slope if ok else 0.0,
                                                intercept=trend.intercept if ok else 0.0, r2=trend.r2 if ok else 0.0))
+        if ok and intervals is not None and intervals.used:
+            out.trend.has_ci = True
+            out.trend.slope_ci.CopyFrom(pb.Interval(low=intervals.slope_ci[0], high=intervals.slope_ci[1]))
+            out.trend.intercept_ci.CopyFrom(pb.Interval(low=intervals.intercept_ci[0],
+                                                        high=intervals.intercept_ci[1]))
     return out
 
 
@@ -97,12 +107,15 @@ def calibration_view(c: pb.Calibration) -> dict[str, Any]:
             "ref_bins": _bin_views(r.ref_bins) if r.has_ref else None,
             "predicted_ece": _num(r.predicted_ece) if r.has_trend else None,
             "ece_beyond_trend": _num(r.ece_beyond_trend) if r.has_trend else None,
+            "ece_beyond_trend_ci": _pair(r.ece_beyond_trend_ci) if r.has_ece_beyond_trend_ci else None,
         })
     trend = None
     if c.HasField("trend"):
         t = c.trend
         trend = {"ok": t.ok, "reason": t.reason, "n_baseline": t.n, "slope": _num(t.slope) if t.ok else None,
-                 "intercept": _num(t.intercept) if t.ok else None, "r2": _num(t.r2) if t.ok else None}
+                 "intercept": _num(t.intercept) if t.ok else None, "r2": _num(t.r2) if t.ok else None,
+                 "slope_ci": _pair(t.slope_ci) if t.has_ci else None,
+                 "intercept_ci": _pair(t.intercept_ci) if t.has_ci else None}
     return {"testset": c.testset, "reference": c.reference or None, "bins": c.bins, "resamples": c.resamples,
             "rows": rows, "trend": trend, "notes": list(c.notes)}
 

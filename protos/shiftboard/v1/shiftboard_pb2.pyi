@@ -1080,7 +1080,7 @@ class ReliabilityBin(_message.Message):
     def __init__(self, confidence: _Optional[float] = ..., accuracy: _Optional[float] = ..., count: _Optional[int] = ...) -> None: ...
 
 class CalibrationRow(_message.Message):
-    __slots__ = ("model", "category", "baseline", "samples", "accuracy", "mean_confidence", "ece", "ece_ci", "bins", "has_ref", "ref_samples", "ref_accuracy", "ref_ece", "ref_ece_ci", "ref_bins", "has_trend", "predicted_ece", "ece_beyond_trend")
+    __slots__ = ("model", "category", "baseline", "samples", "accuracy", "mean_confidence", "ece", "ece_ci", "bins", "has_ref", "ref_samples", "ref_accuracy", "ref_ece", "ref_ece_ci", "ref_bins", "has_trend", "predicted_ece", "ece_beyond_trend", "ece_beyond_trend_ci", "has_ece_beyond_trend_ci")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     BASELINE_FIELD_NUMBER: _ClassVar[int]
@@ -1099,6 +1099,8 @@ class CalibrationRow(_message.Message):
     HAS_TREND_FIELD_NUMBER: _ClassVar[int]
     PREDICTED_ECE_FIELD_NUMBER: _ClassVar[int]
     ECE_BEYOND_TREND_FIELD_NUMBER: _ClassVar[int]
+    ECE_BEYOND_TREND_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_ECE_BEYOND_TREND_CI_FIELD_NUMBER: _ClassVar[int]
     model: str
     category: str
     baseline: bool
@@ -1117,23 +1119,31 @@ class CalibrationRow(_message.Message):
     has_trend: bool
     predicted_ece: float
     ece_beyond_trend: float
-    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., samples: _Optional[int] = ..., accuracy: _Optional[float] = ..., mean_confidence: _Optional[float] = ..., ece: _Optional[float] = ..., ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_ref: _Optional[bool] = ..., ref_samples: _Optional[int] = ..., ref_accuracy: _Optional[float] = ..., ref_ece: _Optional[float] = ..., ref_ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., ref_bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_trend: _Optional[bool] = ..., predicted_ece: _Optional[float] = ..., ece_beyond_trend: _Optional[float] = ...) -> None: ...
+    ece_beyond_trend_ci: Interval
+    has_ece_beyond_trend_ci: bool
+    def __init__(self, model: _Optional[str] = ..., category: _Optional[str] = ..., baseline: _Optional[bool] = ..., samples: _Optional[int] = ..., accuracy: _Optional[float] = ..., mean_confidence: _Optional[float] = ..., ece: _Optional[float] = ..., ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_ref: _Optional[bool] = ..., ref_samples: _Optional[int] = ..., ref_accuracy: _Optional[float] = ..., ref_ece: _Optional[float] = ..., ref_ece_ci: _Optional[_Union[Interval, _Mapping]] = ..., ref_bins: _Optional[_Iterable[_Union[ReliabilityBin, _Mapping]]] = ..., has_trend: _Optional[bool] = ..., predicted_ece: _Optional[float] = ..., ece_beyond_trend: _Optional[float] = ..., ece_beyond_trend_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_ece_beyond_trend_ci: _Optional[bool] = ...) -> None: ...
 
 class CalibrationTrend(_message.Message):
-    __slots__ = ("ok", "reason", "n", "slope", "intercept", "r2")
+    __slots__ = ("ok", "reason", "n", "slope", "intercept", "r2", "slope_ci", "intercept_ci", "has_ci")
     OK_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     N_FIELD_NUMBER: _ClassVar[int]
     SLOPE_FIELD_NUMBER: _ClassVar[int]
     INTERCEPT_FIELD_NUMBER: _ClassVar[int]
     R2_FIELD_NUMBER: _ClassVar[int]
+    SLOPE_CI_FIELD_NUMBER: _ClassVar[int]
+    INTERCEPT_CI_FIELD_NUMBER: _ClassVar[int]
+    HAS_CI_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     reason: str
     n: int
     slope: float
     intercept: float
     r2: float
-    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ...) -> None: ...
+    slope_ci: Interval
+    intercept_ci: Interval
+    has_ci: bool
+    def __init__(self, ok: _Optional[bool] = ..., reason: _Optional[str] = ..., n: _Optional[int] = ..., slope: _Optional[float] = ..., intercept: _Optional[float] = ..., r2: _Optional[float] = ..., slope_ci: _Optional[_Union[Interval, _Mapping]] = ..., intercept_ci: _Optional[_Union[Interval, _Mapping]] = ..., has_ci: _Optional[bool] = ...) -> None: ...
 
 class Calibration(_message.Message):
     __slots__ = ("testset", "reference", "bins", "resamples", "rows", "trend", "notes")
