@@ -102,7 +102,8 @@ def kappa_heatmap(long: pd.DataFrame, *, order: list[str] | None = None, row_hei
                                                                   domainMid=0, clamp=True),
                         legend=alt.Legend(orient="bottom", direction="horizontal", gradientLength=240)),
         tooltip=[alt.Tooltip("model_a:N", title="model"), alt.Tooltip("model_b:N", title="with"),
-                 alt.Tooltip("kappa:Q", format=".3f")])
+                 alt.Tooltip("kappa:Q", format=".3f"), alt.Tooltip("kappa_low:Q", title="95% CI low", format=".3f"),
+                 alt.Tooltip("kappa_high:Q", title="95% CI high", format=".3f")])
     if len(models) > MAX_LABELLED_MODELS:
         return rects.properties(height=alt.Step(row_height))
     text = base.mark_text(fontSize=12).encode(
@@ -112,13 +113,19 @@ def kappa_heatmap(long: pd.DataFrame, *, order: list[str] | None = None, row_hei
 
 
 def solves_bars(frame: pd.DataFrame, *, row_height: int = 30) -> Chart:
-    """Unique solves per model (``frame``: :func:`.analysis_data.solves_frame`), coloured by category."""
+    """Unique solves per model (``frame``: :func:`.analysis_data.solves_frame`), coloured by category, with
+    their bootstrap interval as a black rule."""
     data = frame.assign(role=["baseline" if b else "not baseline" for b in frame["baseline"]])
-    return alt.Chart(data).mark_bar(height=18, cornerRadius=2).encode(
-        x=alt.X("unique_solves:Q", title="unique solves (samples)"),
-        y=alt.Y("model:N", sort=list(data["model"]), title=None, axis=alt.Axis(labelLimit=240)),
+    y = alt.Y("model:N", sort=list(data["model"]), title=None, axis=alt.Axis(labelLimit=240))
+    rules = alt.Chart(data.dropna(subset=["solves_low", "solves_high"])).mark_rule(color="#222222").encode(
+        x="solves_low:Q", x2="solves_high:Q", y=y)
+    bars = alt.Chart(data).mark_bar(height=18, cornerRadius=2).encode(
+        x=alt.X("unique_solves:Q", title="unique solves (samples)"), y=y,
         color=alt.Color("category:N", scale=category_scale(data["category"]),
                         legend=alt.Legend(title="category", orient="bottom", direction="vertical")),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("category:N"), alt.Tooltip("role:N", title=""),
                  alt.Tooltip("unique_solves:Q", title="unique solves"),
-                 alt.Tooltip("accuracy:Q", format=".2%")]).properties(height=alt.Step(row_height))
+                 alt.Tooltip("solves_low:Q", title="95% CI low", format=".0f"),
+                 alt.Tooltip("solves_high:Q", title="95% CI high", format=".0f"),
+                 alt.Tooltip("accuracy:Q", format=".2%")])
+    return alt.layer(bars, rules).properties(height=alt.Step(row_height))

@@ -73,12 +73,15 @@ def reliability_frame(message: pb.Calibration, model: str) -> pd.DataFrame:
 
 
 def kappa_long(message: pb.ConsistencyMatrix) -> pd.DataFrame:
-    """One row per ordered pair of models: kappa (NaN where undefined)."""
+    """One row per ordered pair of models: kappa and its interval (NaN where undefined or not computed)."""
     view = matrix_view(message)
     order = view["order"]
-    rows = [{"model_a": a, "model_b": b, "kappa": view["kappa"][i][j]}
+    ci = view["kappa_ci"]
+    rows = [{"model_a": a, "model_b": b, "kappa": view["kappa"][i][j],
+             "kappa_low": ci[i][j][0] if ci else None, "kappa_high": ci[i][j][1] if ci else None}
             for i, a in enumerate(order) for j, b in enumerate(order)]
-    return pd.DataFrame(rows, columns=["model_a", "model_b", "kappa"]).astype({"kappa": "float64"})
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "kappa", "kappa_low", "kappa_high"]).astype(
+        {"kappa": "float64", "kappa_low": "float64", "kappa_high": "float64"})
 
 
 def kappa_table(message: pb.ConsistencyMatrix) -> pd.DataFrame:
@@ -90,8 +93,11 @@ def kappa_table(message: pb.ConsistencyMatrix) -> pd.DataFrame:
 
 
 def solves_frame(message: pb.ConsistencyMatrix) -> pd.DataFrame:
-    """Per model: category, baseline flag, accuracy and unique solves, most unique solves first."""
-    frame = pd.DataFrame(matrix_view(message)["models"],
-                         columns=["model", "category", "baseline", "accuracy", "unique_solves"])
+    """Per model: category, baseline flag, accuracy and unique solves with their interval (``solves_low``,
+    ``solves_high``), most unique solves first."""
+    models = [{**m, "solves_low": (m["unique_solves_ci"] or [None, None])[0],
+               "solves_high": (m["unique_solves_ci"] or [None, None])[1]} for m in matrix_view(message)["models"]]
+    frame = pd.DataFrame(models, columns=["model", "category", "baseline", "accuracy", "unique_solves", "solves_low",
+                                          "solves_high"]).astype({"solves_low": "float64", "solves_high": "float64"})
     return frame.sort_values(["unique_solves", "model"], ascending=[False, True], kind="stable",
                              ignore_index=True)

@@ -344,10 +344,12 @@ class Client:
             model_a=model_a, model_b=model_b, testset=testset, resamples=resamples))
 
     @_translate
-    def consistency_matrix(self, testset: str, models: list[str] | None = None) -> pb.ConsistencyMatrix:
-        """Kappa of every pair of models on ``testset`` (or of ``models``), and their unique solves."""
+    def consistency_matrix(self, testset: str, models: list[str] | None = None,
+                           resamples: int = 0) -> pb.ConsistencyMatrix:
+        """Kappa of every pair of models on ``testset`` (or of ``models``), and their unique solves, with
+        bootstrap intervals (``resamples``; 0: the gateway's default)."""
         return self._call(self._stub.GetConsistencyMatrix,
-                          pb.GetConsistencyMatrixRequest(testset=testset, models=models or []))
+                          pb.GetConsistencyMatrixRequest(testset=testset, models=models or [], resamples=resamples))
 
     def add_testset(self, spec: pb.TestSetSpec, shard_files: list[Path],
                     on_progress: Progress | None = None) -> pb.TestSet:

@@ -239,6 +239,13 @@ def test_cli_json_and_tables(gateway, evaluated):
     assert [m["unique_solves"] for m in view["models"]] == list(matrix.unique_solves)
     assert all(len(row) == len(NAMES) for row in view["kappa"])
     assert view["kappa"][3][4] == pytest.approx(matrix.kappa[3 * 5 + 4], abs=1e-6)
+    # The matrix's intervals: each pair's is the pair RPC's (the same resamples of the same samples, computed
+    # another way), and each unique-solve count lies in its own.
+    pair = gateway.client.consistency(NAMES[3], NAMES[4], NOISE)
+    assert view["kappa_ci"][3][4] == pytest.approx([pair.kappa_ci.low, pair.kappa_ci.high], abs=1e-6)
+    assert view["resamples"] == 200
+    for m in view["models"]:
+        assert m["unique_solves_ci"][0] <= m["unique_solves"] <= m["unique_solves_ci"][1]
     out = runner.invoke(app, ["consistency", "--testset", NOISE, "--matrix"], env=env)
     assert out.exit_code == 0 and "unique solves" in out.output
     out = runner.invoke(app, ["consistency", "ui-m3", "ui-m4", "--testset", NOISE, "--matrix", "--json"], env=env)

@@ -25,7 +25,7 @@ from shiftboard.domain.agreement import (
 from shiftboard.domain.analyses import calibrated, trend_intervals
 from shiftboard.domain.baseline import fit_baseline
 from shiftboard.domain.calibration import N_BINS, ece, ece_interval, reliability
-from shiftboard.domain.consistency import error_consistency, kappa_matrix, unique_solves
+from shiftboard.domain.consistency import error_consistency, kappa_matrix, matrix_intervals, unique_solves
 from shiftboard.domain.errors import InvalidArgument
 from shiftboard.domain.multiref import fit_plane, plane_effective_robustness
 from shiftboard.domain.resampling import resample_weights
@@ -382,6 +382,30 @@ def test_kappa_is_nan_with_a_note_when_chance_explains_everything() -> None:
     assert np.isnan(c.kappa_ci).all()
     matrix = kappa_matrix(np.stack([always, always, np.arange(30) % 2 == 0]))
     assert np.isnan(matrix[0, 1]) and np.isnan(matrix[0, 0]) and matrix[2, 2] == 1.0
+
+
+def test_matrix_intervals_equal_resampling_the_samples() -> None:
+    """Each resample by hand: the samples repeated as the shared weights draw them, then the pair function's
+    kappa and unique_solves on the repeated samples; percentiles over the resamples."""
+    rng = np.random.default_rng(31)
+    truth = rng.random(500)
+    correct = np.stack([truth < p + rng.normal(0, 0.1, 500) for p in (0.4, 0.5, 0.6, 0.7, 0.8)])
+    baseline = np.array([True, True, True, False, False])
+    shown = [0, 2, 3, 4]
+    got = matrix_intervals(correct, baseline, shown, resamples=50, key="set", level=0.9)
+    kappas, solves = [], []
+    for w in resample_weights("set", 500, 0, 50):
+        picks = np.repeat(np.arange(500), w.astype(int))
+        c = correct[:, picks]
+        kappas.append([[error_consistency(c[i], c[j], resamples=0).kappa for j in shown] for i in shown])
+        solves.append(unique_solves(c, baseline))
+    assert got.kappa_ci is not None
+    np.testing.assert_allclose(got.kappa_ci, np.moveaxis(np.nanquantile(kappas, [0.05, 0.95], axis=0), 0, -1),
+                               atol=1e-9)
+    np.testing.assert_allclose(got.solves_ci, np.quantile(np.array(solves), [0.05, 0.95], axis=0).T, atol=1e-9)
+    point = unique_solves(correct, baseline)
+    assert ((got.solves_ci[:, 0] <= point) & (point <= got.solves_ci[:, 1])).all()
+    assert matrix_intervals(correct, baseline, shown, resamples=5, key="set", kappa=False).kappa_ci is None
 
 
 def test_unique_solves_equals_a_loop() -> None:

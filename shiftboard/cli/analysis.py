@@ -82,14 +82,14 @@ def consistency(
     testset: str = typer.Option(..., "--testset", "-t", help="A labelled test set the models were evaluated on."),
     matrix: bool = typer.Option(False, "--matrix", help="The kappa of every pair of models, and their unique "
                                 "solves (samples no baseline model gets right)."),
-    resamples: int = typer.Option(0, "--resamples", help="Bootstrap resamples of the kappa interval (0: 200)."),
+    resamples: int = typer.Option(0, "--resamples", help="Bootstrap resamples of the intervals (0: 200)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (stable keys)."),
 ) -> None:
     """Error consistency: Cohen's kappa of two models' correctness beyond what their accuracies predict."""
     names = list(models or [])
     if matrix:
         with client_for(ctx) as client:
-            _matrix(matrix_view(client.consistency_matrix(testset, names)), as_json)
+            _matrix(matrix_view(client.consistency_matrix(testset, names, _resamples(resamples))), as_json)
         return
     if len(names) != 2:
         raise InvalidArgument(f"give two models (MODEL_A MODEL_B), not {len(names)}; or --matrix for every pair")
@@ -122,9 +122,13 @@ def _matrix(view: dict, as_json: bool) -> None:
     for i, row in enumerate(view["kappa"]):
         table.add_row(f"{i + 1} {order[i]}", *("" if k is None else f"{k:.2f}" for k in row))
     console.print(table)
-    solves = Table(Column("model", no_wrap=True), "category", "baseline", "acc %", "unique solves",
+    if view["kappa_ci"] is not None:
+        console.print(f"95% intervals of each kappa ({view['resamples']} bootstrap resamples): --json, `kappa_ci`",
+                      highlight=False)
+    solves = Table(Column("model", no_wrap=True), "category", "baseline", "acc %", "unique solves [95% CI]",
                    title="unique solves: samples a model gets right that no (other) baseline model does")
     for m in view["models"]:
+        ci = m["unique_solves_ci"]
         solves.add_row(m["model"], m["category"], "yes" if m["baseline"] else "", _pct(m["accuracy"]),
-                       f"{m['unique_solves']:,}")
+                       f"{m['unique_solves']:,}" + ("" if ci is None else f" [{ci[0]:,.0f}, {ci[1]:,.0f}]"))
     console.print(solves)

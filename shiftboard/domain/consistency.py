@@ -20,6 +20,12 @@ in Error Consistency", recommend), both models resampled alike with the shared r
 
 **Unique solves** (:func:`unique_solves`): per model, the samples it gets right that no baseline model
 (other than itself) gets right.
+
+**Intervals of the matrix** (:func:`matrix_intervals`): the same bootstrap over samples, every model
+resampled alike, gives every pair's κ interval (with the identity c_both_wrong = 1 − p_a − p_b +
+c_both_right, one weighted product per resample: O(models² · samples) multiply-adds each) and each
+model's unique-solve count its interval (the count of its unique samples in the resample: which samples
+are unique solves is a property of the samples, so resampling them moves only how often each is drawn).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from numpy.typing import ArrayLike, NDArray
 from .errors import InvalidArgument
 from .resampling import chunk_sizes, resample_weights
 
-__all__ = ["Consistency", "error_consistency", "kappa_matrix", "unique_solves"]
+__all__ = ["Consistency", "MatrixIntervals", "error_consistency", "kappa_matrix", "matrix_intervals",
+           "unique_solves"]
 
 Floats = NDArray[np.float64]
 
@@ -146,6 +153,66 @@ def unique_solves(correct: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     if base.dtype != np.bool_ or base.shape != (c.shape[0],):
         raise InvalidArgument(f"baseline must be a boolean mask with one entry per model ({c.shape[0]}), "
                               f"got {base.dtype} of shape {base.shape}")
+    return np.count_nonzero(_unique_mask(c, base), axis=1).astype(np.int64)
+
+
+def _unique_mask(c: NDArray[np.bool_], base: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """[models, samples]: the samples each model solves that no baseline model other than itself does."""
     right_by_baseline = c[base].sum(axis=0, dtype=np.int64)
     others = right_by_baseline[None, :] - (c & base[:, None])
-    return np.count_nonzero(c & (others == 0), axis=1).astype(np.int64)
+    return c & (others == 0)
+
+
+@dataclass(frozen=True)
+class MatrixIntervals:
+    """Percentile intervals: ``kappa_ci`` [models, models, 2] of the shown models (NaN where κ is undefined
+    in every resample; None when not asked for), ``solves_ci`` [models, 2] of every model's unique solves."""
+
+    kappa_ci: Floats | None
+    solves_ci: Floats
+
+
+def matrix_intervals(correct: np.ndarray, baseline: np.ndarray, shown: NDArray[np.intp] | list[int], *,
+                     resamples: int, key: str, seed: int = 0, level: float = 0.95,
+                     kappa: bool = True) -> MatrixIntervals:
+    """The bootstrap of the module docstring over every model of ``correct`` ([models, samples]);
+    ``shown``: the rows of the κ matrix (indices into ``correct``); ``kappa`` false leaves its intervals
+    out (``kappa_ci`` None)."""
+    c = _flags("correct", correct, 2)
+    base = np.asarray(baseline, dtype=bool)
+    if base.shape != (c.shape[0],):
+        raise InvalidArgument(f"baseline must have one entry per model ({c.shape[0]}), got shape {base.shape}")
+    if isinstance(resamples, bool) or not isinstance(resamples, int | np.integer) or resamples < 1:
+        raise InvalidArgument(f"resamples must be an int >= 1, got {resamples!r}")
+    if not 0 < level < 1:
+        raise InvalidArgument(f"level must lie in (0, 1), got {level}")
+    n = c.shape[1]
+    rows = np.asarray(shown, dtype=np.intp)
+    unique = _unique_mask(c, base).astype(np.float32)
+    flags = c[rows].astype(np.float32)
+    m = rows.size
+    solves = np.empty((c.shape[0], resamples), dtype=np.float64)
+    kappas = np.empty((resamples, m, m), dtype=np.float64) if kappa else None
+    start = 0
+    for chunk in chunk_sizes(resamples, n):
+        w = resample_weights(key, n, start, start + chunk, seed=int(seed))
+        solves[:, start:start + chunk] = (unique @ w.T).astype(np.float64)
+        if kappas is not None:
+            acc = (w @ flags.T).astype(np.float64) / n  # [chunk, m]
+            for j in range(chunk):
+                both_right = ((flags * w[j]) @ flags.T).astype(np.float64) / n
+                a = acc[j]
+                observed = 1.0 - a[:, None] - a[None, :] + 2.0 * both_right
+                expected = np.outer(a, a) + np.outer(1.0 - a, 1.0 - a)
+                kappas[start + j] = _kappa(observed, expected)
+        start += chunk
+    alpha = 1.0 - level
+    q = [alpha / 2, 1 - alpha / 2]
+    solves_ci = np.quantile(solves, q, axis=1).T
+    kappa_ci = None
+    if kappas is not None:
+        kappa_ci = np.full((m, m, 2), np.nan)
+        defined = np.isfinite(kappas).any(axis=0)
+        if defined.any():
+            kappa_ci[defined] = np.nanquantile(kappas[:, defined], q, axis=0).T
+    return MatrixIntervals(kappa_ci=kappa_ci, solves_ci=np.asarray(solves_ci, dtype=np.float64))

@@ -69,11 +69,21 @@ def consistency_message(model_a: str, model_b: str, testset: str, c: Consistency
 
 def matrix_message(testset: str, samples: int, models: Sequence[str], categories: Sequence[str],
                    baseline: Sequence[bool], accuracy: np.ndarray, kappa: np.ndarray, solves: np.ndarray,
-                   notes: Sequence[str]) -> pb.ConsistencyMatrix:
-    return pb.ConsistencyMatrix(testset=testset, samples=samples, models=list(models), categories=list(categories),
-                                baseline=list(baseline), accuracy=[float(a) for a in accuracy],
-                                kappa=[float(k) for k in np.asarray(kappa, dtype=np.float64).ravel()],
-                                unique_solves=[int(n) for n in solves], notes=list(notes))
+                   notes: Sequence[str], resamples: int = 0, kappa_ci: np.ndarray | None = None,
+                   solves_ci: np.ndarray | None = None) -> pb.ConsistencyMatrix:
+    """The ConsistencyMatrix message; ``kappa_ci`` [models, models, 2] and ``solves_ci`` [models, 2] the
+    bootstrap's intervals (None: none)."""
+    out = pb.ConsistencyMatrix(testset=testset, samples=samples, models=list(models), categories=list(categories),
+                               baseline=list(baseline), accuracy=[float(a) for a in accuracy],
+                               kappa=[float(k) for k in np.asarray(kappa, dtype=np.float64).ravel()],
+                               unique_solves=[int(n) for n in solves], notes=list(notes), resamples=resamples)
+    if kappa_ci is not None:
+        out.kappa_low.extend(float(v) for v in kappa_ci[..., 0].ravel())
+        out.kappa_high.extend(float(v) for v in kappa_ci[..., 1].ravel())
+    if solves_ci is not None:
+        out.unique_solves_low.extend(float(v) for v in solves_ci[:, 0])
+        out.unique_solves_high.extend(float(v) for v in solves_ci[:, 1])
+    return out
 
 
 # ---------------------------------------------------------------------------- views
@@ -128,12 +138,19 @@ def consistency_view(c: pb.Consistency) -> dict[str, Any]:
 
 
 def matrix_view(m: pb.ConsistencyMatrix) -> dict[str, Any]:
-    """JSON-ready: ``models``, ``kappa`` as a list of rows, and per model its category, baseline flag,
-    accuracy and ``unique_solves``."""
+    """JSON-ready: ``models``, ``kappa`` as a list of rows (``kappa_ci``: [low, high] per entry, None
+    without intervals), and per model its category, baseline flag, accuracy, ``unique_solves`` and
+    ``unique_solves_ci``."""
     n = len(m.models)
     kappa = [[_num(m.kappa[i * n + j]) for j in range(n)] for i in range(n)]
+    has_ci = len(m.kappa_low) == n * n
+    kappa_ci = [[[_num(m.kappa_low[i * n + j]), _num(m.kappa_high[i * n + j])] for j in range(n)]
+                for i in range(n)] if has_ci else None
+    solves_ci = len(m.unique_solves_low) == n
     models = [{"model": name, "category": m.categories[i], "baseline": m.baseline[i],
-               "accuracy": _num(m.accuracy[i]), "unique_solves": m.unique_solves[i]}
+               "accuracy": _num(m.accuracy[i]), "unique_solves": m.unique_solves[i],
+               "unique_solves_ci": [_num(m.unique_solves_low[i], 1), _num(m.unique_solves_high[i], 1)]
+               if solves_ci else None}
               for i, name in enumerate(m.models)]
     return {"testset": m.testset, "samples": m.samples, "models": models, "order": list(m.models), "kappa": kappa,
-            "notes": list(m.notes)}
+            "kappa_ci": kappa_ci, "resamples": m.resamples, "notes": list(m.notes)}

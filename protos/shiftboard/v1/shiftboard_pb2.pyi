@@ -1202,15 +1202,17 @@ class Consistency(_message.Message):
     def __init__(self, model_a: _Optional[str] = ..., model_b: _Optional[str] = ..., testset: _Optional[str] = ..., samples: _Optional[int] = ..., acc_a: _Optional[float] = ..., acc_b: _Optional[float] = ..., observed: _Optional[float] = ..., expected: _Optional[float] = ..., kappa: _Optional[float] = ..., kappa_ci: _Optional[_Union[Interval, _Mapping]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class GetConsistencyMatrixRequest(_message.Message):
-    __slots__ = ("testset", "models")
+    __slots__ = ("testset", "models", "resamples")
     TESTSET_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
     testset: str
     models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, testset: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ...) -> None: ...
+    resamples: int
+    def __init__(self, testset: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., resamples: _Optional[int] = ...) -> None: ...
 
 class ConsistencyMatrix(_message.Message):
-    __slots__ = ("testset", "samples", "models", "categories", "baseline", "accuracy", "kappa", "unique_solves", "notes")
+    __slots__ = ("testset", "samples", "models", "categories", "baseline", "accuracy", "kappa", "unique_solves", "notes", "resamples", "kappa_low", "kappa_high", "unique_solves_low", "unique_solves_high")
     TESTSET_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
@@ -1220,6 +1222,11 @@ class ConsistencyMatrix(_message.Message):
     KAPPA_FIELD_NUMBER: _ClassVar[int]
     UNIQUE_SOLVES_FIELD_NUMBER: _ClassVar[int]
     NOTES_FIELD_NUMBER: _ClassVar[int]
+    RESAMPLES_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_LOW_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_HIGH_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_SOLVES_LOW_FIELD_NUMBER: _ClassVar[int]
+    UNIQUE_SOLVES_HIGH_FIELD_NUMBER: _ClassVar[int]
     testset: str
     samples: int
     models: _containers.RepeatedScalarFieldContainer[str]
@@ -1229,4 +1236,9 @@ class ConsistencyMatrix(_message.Message):
     kappa: _containers.RepeatedScalarFieldContainer[float]
     unique_solves: _containers.RepeatedScalarFieldContainer[int]
     notes: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, testset: _Optional[str] = ..., samples: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., baseline: _Optional[_Iterable[bool]] = ..., accuracy: _Optional[_Iterable[float]] = ..., kappa: _Optional[_Iterable[float]] = ..., unique_solves: _Optional[_Iterable[int]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
+    resamples: int
+    kappa_low: _containers.RepeatedScalarFieldContainer[float]
+    kappa_high: _containers.RepeatedScalarFieldContainer[float]
+    unique_solves_low: _containers.RepeatedScalarFieldContainer[float]
+    unique_solves_high: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, testset: _Optional[str] = ..., samples: _Optional[int] = ..., models: _Optional[_Iterable[str]] = ..., categories: _Optional[_Iterable[str]] = ..., baseline: _Optional[_Iterable[bool]] = ..., accuracy: _Optional[_Iterable[float]] = ..., kappa: _Optional[_Iterable[float]] = ..., unique_solves: _Optional[_Iterable[int]] = ..., notes: _Optional[_Iterable[str]] = ..., resamples: _Optional[int] = ..., kappa_low: _Optional[_Iterable[float]] = ..., kappa_high: _Optional[_Iterable[float]] = ..., unique_solves_low: _Optional[_Iterable[float]] = ..., unique_solves_high: _Optional[_Iterable[float]] = ...) -> None: ...
