@@ -28,7 +28,7 @@ import concurrent.futures as cf
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,7 +161,7 @@ class InferencePipeline:
 
     # ---------------------------------------------------------------- public
 
-    def run(self, shards: Sequence[pb.Shard], fetch: Fetch) -> Iterator[ShardResult]:
+    def run(self, shards: Sequence[pb.Shard], fetch: Fetch) -> Generator[ShardResult, None, None]:
         """Infer ``shards`` in order, yielding each one's predictions as soon as it is complete."""
         if not shards:
             return

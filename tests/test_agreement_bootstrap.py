@@ -8,6 +8,8 @@ the weighted matrix products of the module but the weights and the estimator.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy.special import expit, logit
@@ -91,7 +93,8 @@ def test_more_samples_give_narrower_intervals():
 def test_bad_input_is_named():
     top1_ref, top1_shift, correct = models(50, 50)
     base = np.ones(7, dtype=bool)
-    kwargs = dict(method="aline-d", transform="logit", er=np.zeros(7), resamples=10, ref_key="r", shift_key="s")
+    kwargs: dict[str, Any] = dict(method="aline-d", transform="logit", er=np.zeros(7), resamples=10, ref_key="r",
+                                  shift_key="s")
     with pytest.raises(InvalidArgument, match="same 7 models"):
         bootstrap_estimates(top1_ref, top1_shift[:6], correct, base, **kwargs)
     with pytest.raises(InvalidArgument, match="at least 3 models"):

@@ -102,7 +102,7 @@ def test_calibration_matches_an_independent_computation(gateway, evaluated):
         assert row.has_trend and row.ece_beyond_trend == pytest.approx(beyond, abs=1e-9)
     # Their intervals: the domain's paired bootstrap (tests/test_per_sample_maths.py checks it against a loop)
     # on the rows read back, each set's samples resampled alike for every model.
-    draws = {t: np.stack([calibrated(*rows(gateway, r.model, t), resamples=100, key=t).draws
+    draws = {t: np.stack([np.asarray(calibrated(*rows(gateway, r.model, t), resamples=100, key=t).draws)
                           for r in calibration.rows]) for t in (REF, NOISE)}
     intervals = trend_intervals(draws[REF], draws[NOISE], np.array([r.baseline for r in calibration.rows]))
     assert trend.has_ci and (trend.slope_ci.low, trend.slope_ci.high) == pytest.approx(intervals.slope_ci, abs=1e-9)

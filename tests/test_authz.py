@@ -510,10 +510,12 @@ def test_worker_path_and_delete_unloads_from_triton(triton, tmp_path, caplog):  
 
 def test_worker_runs_with_the_evaluator_token_only(tmp_path):
     """The stack starts the worker with the evaluator token as SHIFTBOARD_TOKEN and no admin token."""
+    from pydantic import SecretStr
+
     from shiftboard.services.stack.specs import worker_spec
     from shiftboard.settings import Settings
 
-    settings = Settings(state_dir=str(tmp_path), admin_token="sbt_admin-secret")
+    settings = Settings(state_dir=str(tmp_path), admin_token=SecretStr("sbt_admin-secret"))
     env = worker_spec(settings, {**settings.as_env(), "SHIFTBOARD_TOKEN": "sbt_admin-secret"}).env
     evaluator = credentials.evaluator_token(settings)
     assert evaluator and env["SHIFTBOARD_TOKEN"] == evaluator

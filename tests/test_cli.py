@@ -62,6 +62,7 @@ def test_model_submit_list_show(cli, tmp_path, gateway):
     assert "cli-linear" in cli("model", "show", "cli-linear").output
     # The bytes are in the object store, readable by any S3 client with the generated credentials.
     creds = credentials.s3_credentials(gateway.settings)
+    assert creds is not None
     s3 = Minio(gateway.settings.s3_target, access_key=creds.access_key, secret_key=creds.secret_key,
                secure=False)
     key = stored["artifact_uri"].split("/", 3)[3]

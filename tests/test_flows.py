@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -439,7 +440,8 @@ def test_worker_runs_submitted_evaluations(gateway, triton, prefect_api, prefect
     good = helpers.torchscript_model(tmp_path / "good.pt", seed=7)
     bright = tmp_path / "bright.pt"
     torch.jit.script(RaisesOnBrightImages()).save(str(bright))
-    meta = {"format": pb.MODEL_FORMAT_TORCHSCRIPT, "num_classes": 10, "category": pb.MODEL_CATEGORY_STANDARD}
+    meta: dict[str, Any] = {"format": pb.MODEL_FORMAT_TORCHSCRIPT, "num_classes": 10,
+                            "category": pb.MODEL_CATEGORY_STANDARD}
     good_model = client.submit_model(good, pb.ModelMetadata(
         name="worker-good", version="1", input=pb.InputSpec(channels=1, height=8, width=8), **meta))
     client.submit_model(bright, pb.ModelMetadata(

@@ -177,7 +177,7 @@ def test_overview_heatmap_table_filters_progress_downloads(evaluated, app_env):
     assert heatmaps, "no ER heatmap"
     assert "ER (pp)" in json.dumps(heatmaps[0])
 
-    labels = [b.label for b in at.get("download_button")]
+    labels = [b.label for b in at.get("download_button")]  # type: ignore[union-attr]  # elements, never blocks
     # unfinished and all evaluations, ER matrix, ER pairs, models, test sets
     assert labels.count("CSV") == labels.count("Parquet") == 6
     progress = {m.label: m.value for m in at.metric}
@@ -304,8 +304,9 @@ def test_model_page_robustness_classes_and_hardest_samples(evaluated, app_env):
     images = at.get("image")
     assert len(images) == len(hardest) == 12
     first = hardest.iloc[0]
-    assert images[0].captions == [f"#{first['sample']}: {first['label_name']} → {first['predicted']} "
-                                  f"({first['confidence'] / 100:.0%})"]  # the table shows percentages
+    captions = images[0].captions  # type: ignore[union-attr]  # an element, never a block
+    assert captions == [f"#{first['sample']}: {first['label_name']} → {first['predicted']} "
+                        f"({first['confidence'] / 100:.0%})"]  # the table shows percentages
     accuracy = table(at, "testset", "accuracy")
     shown = accuracy.set_index("testset").loc[NOISE, "accuracy"]
     assert shown == pytest.approx(100 * evaluated[NOISE]["ui-m4:1"])

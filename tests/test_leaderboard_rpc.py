@@ -214,7 +214,9 @@ def test_exact_sub_list_reference_accuracy_and_forgery(gateway, tmp_path):
     s = score(logits, shard_labels)
     preds = pb.Predictions(sample=list(range(shard.num_samples)), top1=s.top1.tolist(), top5=s.top5.ravel().tolist(),
                            confidence=s.confidence.tolist())
-    honest = restricted_top1(logits, subset_index(SUBLIST, 10))
+    index = subset_index(SUBLIST, 10)
+    assert index is not None
+    honest = restricted_top1(logits, index)
     in_top5 = np.isin(s.top5, SUBLIST).any(axis=1)
     assert in_top5.any()  # samples outside the sub-list whose top-5 fixes the restricted top-1
     forged = honest.copy()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from shiftboard.settings import SECTIONS, Settings, SettingsError, env_example, env_name, secret_fields
@@ -71,7 +72,8 @@ def test_bad_arguments_and_replace_are_checked_too():
 
 
 def test_secrets_are_masked():
-    s = Settings(state_dir="/tmp/x", s3_secret_key="supersecretvalue", admin_token="sbt_abcdefghijkl")
+    s = Settings(state_dir="/tmp/x", s3_secret_key=SecretStr("supersecretvalue"),
+                 admin_token=SecretStr("sbt_abcdefghijkl"))
     shown = {name: value for name, value, _ in s.describe()}
     assert "supersecretvalue" not in shown["SHIFTBOARD_S3_SECRET_KEY"]
     assert "abcdefghijkl" not in shown["SHIFTBOARD_ADMIN_TOKEN"]
@@ -89,7 +91,7 @@ def test_secrets_never_show_in_repr_str_or_json():
 
 
 def test_as_env_hands_every_value_to_a_child_process():
-    s = Settings(state_dir="/tmp/x", admin_token="sbt_admin-secret", triton_tls=False, probe_timeout_s=2.5)
+    s = Settings(state_dir="/tmp/x", admin_token=SecretStr("sbt_admin-secret"), triton_tls=False, probe_timeout_s=2.5)
     env = s.as_env()
     assert env["SHIFTBOARD_ADMIN_TOKEN"] == "sbt_admin-secret" and env["SHIFTBOARD_TRITON_TLS"] == "false"
     assert Settings.from_env(env) == s
