@@ -103,3 +103,17 @@ def test_bad_input_is_named():
         bootstrap_estimates(top1_ref, top1_shift, correct, base, **(kwargs | {"resamples": 0}))
     with pytest.raises(InvalidArgument, match="unknown method"):
         bootstrap_estimates(top1_ref, top1_shift, correct, base, **(kwargs | {"method": "aline-x"}))
+
+
+def test_a_large_board_bounds_its_resamples():
+    from shiftboard.services.gateway.estimated_board import (
+        ESTIMATE_BOOTSTRAP_BUDGET,
+        MIN_ESTIMATE_RESAMPLES,
+        bounded_resamples,
+    )
+
+    assert bounded_resamples(1000, 34, 1440, 1440) == 1000  # the demo: 561 pairs, well within
+    reduced = bounded_resamples(1000, 200, 50_000, 50_000)  # 19,900 pairs on ImageNet-sized sets
+    assert reduced == MIN_ESTIMATE_RESAMPLES
+    middle = bounded_resamples(1000, 100, 10_000, 10_000)
+    assert MIN_ESTIMATE_RESAMPLES < middle < 1000 and middle * 4950 * 20_000 <= ESTIMATE_BOOTSTRAP_BUDGET
