@@ -452,6 +452,11 @@ def test_resamples_and_request_sizes_are_capped(gateway, testset):
     with pytest.raises(ResourceExhausted, match=f"at most {MAX_RESAMPLES}"):  # before anything is read
         anonymous.leaderboard(shift=testset.spec.name, resamples=10**9)
     assert time.monotonic() - start < 2
+    for ask in (lambda: anonymous.calibration(testset.spec.name, 10**9),
+                lambda: anonymous.consistency("m", "n", testset.spec.name, 10**9),
+                lambda: anonymous.consistency_matrix(testset.spec.name, resamples=10**9)):
+        with pytest.raises(ResourceExhausted, match=f"at most {MAX_RESAMPLES}"):
+            ask()
     with pytest.raises(ResourceExhausted, match="at most 1000"):
         Client(gateway.target, credentials.admin_token(gateway.settings)).request_evaluations(
             [pb.EvaluationKey(model="m", version="1", testset="t")] * 1001)

@@ -35,7 +35,7 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.conftest import GatewayHandle, serving_gateway
 from tests.stack_fixtures import RunningStack, started_stack
-from tests.test_end_to_end import Slow, add_testset, save, wait_for
+from tests.test_end_to_end import Slow, add_testset, marked, save, wait_for
 from tests.test_end_to_end import metadata as e2e_metadata
 from tests.test_evaluations import torch_predictions
 from tests.test_gateway import metadata, prepared, spec_of
@@ -53,8 +53,17 @@ def cli(handle: GatewayHandle, *args: str, token: str | None = None):
 
 @pytest.fixture
 def own_gateway(object_store: Settings, tmp_path: Path) -> Iterator[GatewayHandle]:
-    """A gateway of its own, with a bucket of its own, whose uploads expire after 5 s (its janitor looks every
-    2.5 s)."""
+    """A gateway of its own, with a bucket of its own, whose uploads expire after 60 s: far more than a test
+    set of these tests takes to upload, even on a loaded machine whose object store is slow to take the first
+    object of a new bucket (5 s was seen to be too little)."""
+    with serving_gateway(object_store.replace(upload_url_ttl_s=60), tmp_path / "gw",
+                         f"deletes-{uuid.uuid4().hex[:12]}") as handle:
+        yield handle
+
+
+@pytest.fixture
+def expiring_gateway(object_store: Settings, tmp_path: Path) -> Iterator[GatewayHandle]:
+    """The same, with uploads that expire after 5 s (its janitor looks every 2.5 s)."""
     with serving_gateway(object_store.replace(upload_url_ttl_s=5), tmp_path / "gw",
                          f"deletes-{uuid.uuid4().hex[:12]}") as handle:
         yield handle
@@ -198,8 +207,8 @@ def test_a_failed_upload_leaves_nothing(own_gateway, tmp_path):
     assert gw.server.catalog.get_upload(upload.upload_id) is None
 
 
-def test_an_expired_upload_is_swept_by_the_janitor(own_gateway, tmp_path):
-    gw = own_gateway
+def test_an_expired_upload_is_swept_by_the_janitor(expiring_gateway, tmp_path):
+    gw = expiring_gateway
     p = prepared(tmp_path, 128)
     upload = gw.client.create_upload("del-expiring", 1)
     with httpx.Client() as http:
@@ -237,11 +246,14 @@ def test_deleting_mid_run_cancels_the_flow_run(slow_stack, tmp_path):
     settings = slow_stack.settings
     with Client.from_settings(settings) as client:
         images, labels = helpers.digits()
-        add_testset(client, tmp_path / "a", "del-run-a", images, labels, 60, kind=pb.TEST_SET_KIND_REFERENCE)
+        add_testset(client, tmp_path / "a", "del-run-a", marked(images), labels, 60,  # the slow model: slow here
+                    kind=pb.TEST_SET_KIND_REFERENCE)
         client.submit_model(save(Slow(), tmp_path / "slow.pt", 5), e2e_metadata("del-slow"))
 
         def running(model: str, testset: str) -> pb.Evaluation | None:
             found = client.list_evaluations(model=model, testset=testset)
+            assert not found or found[0].status != pb.EVALUATION_STATUS_SUCCEEDED, f"{model} on {testset} ended " \
+                "before it could be deleted mid-run"
             if found and found[0].status == pb.EVALUATION_STATUS_RUNNING and found[0].shards_done >= 1:
                 return found[0]
             return None
@@ -255,7 +267,8 @@ def test_deleting_mid_run_cancels_the_flow_run(slow_stack, tmp_path):
         assert not client.list_evaluations(testset="del-run-a")
 
         # The model deleted mid-run (its only pair: the new test set's).
-        add_testset(client, tmp_path / "b", "del-run-b", images, labels, 60, kind=pb.TEST_SET_KIND_REFERENCE)
+        add_testset(client, tmp_path / "b", "del-run-b", marked(images), labels, 60,
+                    kind=pb.TEST_SET_KIND_REFERENCE)
         wait_for(lambda: running("del-slow", "del-run-b") is not None, "the second evaluation to commit a shard")
         second = running("del-slow", "del-run-b")
         assert second is not None and second.flow_run_id != evaluation.flow_run_id

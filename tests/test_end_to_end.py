@@ -57,7 +57,7 @@ class Slow(torch.nn.Module):
     """A linear model that burns ~0.1-0.3 s per batch of marked images (:func:`marked`), so an evaluation
     on them lasts long enough to be killed, and runs at full speed on every other test set of the shared
     stack (the demo's among them): a run takes its test sets one after the other, and the slow one would
-    otherwise wait behind all of them."""
+    otherwise wait behind all of them. tests/test_deletes.py and tests/test_stuck_runs.py mark their sets too."""
 
     def __init__(self) -> None:
         super().__init__()

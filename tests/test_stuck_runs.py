@@ -35,7 +35,7 @@ from shiftboard.v1 import shiftboard_pb2 as pb
 from tests import helpers
 from tests.conftest import GatewayHandle, serving_gateway
 from tests.stack_fixtures import RunningStack, started_stack
-from tests.test_end_to_end import Slow, add_testset, all_done, save, wait_for
+from tests.test_end_to_end import Slow, add_testset, all_done, marked, save, wait_for
 from tests.test_end_to_end import metadata as e2e_metadata
 from tests.test_evaluations import torch_predictions
 from tests.test_gateway import metadata, prepared, spec_of
@@ -210,11 +210,13 @@ def test_killed_worker_pair_finishes_by_itself(slow_stack, tmp_path):
     settings = slow_stack.settings
     with Client.from_settings(settings) as client:
         images, labels = helpers.digits()
-        add_testset(client, tmp_path / "big", "stuck-big", images, labels, 60, kind=pb.TEST_SET_KIND_REFERENCE)
+        add_testset(client, tmp_path / "big", "stuck-big", marked(images), labels, 60,  # slow on these only
+                    kind=pb.TEST_SET_KIND_REFERENCE)
         client.submit_model(save(Slow(), tmp_path / "slow.pt", 5), e2e_metadata("stuck-slow"))
 
         def progressed() -> bool:
             [e] = client.list_evaluations(model="stuck-slow", testset="stuck-big")
+            assert e.status != pb.EVALUATION_STATUS_SUCCEEDED, "the slow evaluation ended before it could be killed"
             return e.status == pb.EVALUATION_STATUS_RUNNING and e.shards_done >= 2
 
         wait_for(progressed, "the slow evaluation to commit two shards")

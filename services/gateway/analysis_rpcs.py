@@ -150,8 +150,8 @@ class AnalysisRpcs:
 
     def GetCalibration(self, request: pb.GetCalibrationRequest, context: grpc.ServicerContext) -> pb.Calibration:
         """ECE, its interval and reliability bins per model; for a shift, on its reference too, and the trend."""
-        spec = self._labelled(request.testset, "calibration").spec
         resamples = self._resamples(request.resamples)
+        spec = self._labelled(request.testset, "calibration").spec
         done = self._succeeded(spec.name)
         names = sorted(done)
         notes: list[str] = []
@@ -200,9 +200,9 @@ class AnalysisRpcs:
 
     def GetConsistency(self, request: pb.GetConsistencyRequest, context: grpc.ServicerContext) -> pb.Consistency:
         """Error consistency (Cohen's kappa of correctness) of two models on one labelled test set."""
+        resamples = self._resamples(request.resamples)
         names = [self._model(request.model_a), self._model(request.model_b)]
         spec = self._labelled(request.testset, "error consistency").spec
-        resamples = self._resamples(request.resamples)
         done = self._succeeded(spec.name)
         self._evaluated(names, done, spec.name)
         correct = self._correct(spec, names, done)
@@ -212,6 +212,7 @@ class AnalysisRpcs:
     def GetConsistencyMatrix(self, request: pb.GetConsistencyMatrixRequest,
                              context: grpc.ServicerContext) -> pb.ConsistencyMatrix:
         """Kappa of every pair of the models, and each one's unique solves against the baseline models."""
+        resamples = self._resamples(request.resamples)
         spec = self._labelled(request.testset, "error consistency").spec
         done = self._succeeded(spec.name)
         wanted = list(dict.fromkeys(self._model(m) for m in request.models))
@@ -224,7 +225,6 @@ class AnalysisRpcs:
         correct = self._correct(spec, everyone, done)
         categories = self._categories(everyone)
         baseline = self._baseline(spec, everyone, categories, correct, self._reference(spec))
-        resamples = self._resamples(request.resamples)
         solves = unique_solves(correct, baseline)
         at = [everyone.index(n) for n in shown]
         notes = []
