@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from .agreement import METHODS, MIN_MODELS
 from .baseline import Transform, check_transform, clip_accuracy, forward, inverse
+from .bootstrap import ols_rows
 from .errors import InvalidArgument
 from .ranking import paired_ties
 from .resampling import chunk_sizes, resample_weights
@@ -78,17 +79,6 @@ def _pair_counts(top1: NDArray[np.int64], pairs: tuple[NDArray[np.intp], NDArray
 def _probit(values: Floats, n: int) -> Floats:
     clipped = np.clip(values, 0.5 / n, 1.0 - 0.5 / n)
     return forward("probit", clipped)
-
-
-def _column_fit(x: Floats, y: Floats) -> tuple[Floats, Floats]:
-    """Least squares of each column of ``y`` on the same column of ``x`` ([rows, resamples]); NaN slope
-    where a column of ``x`` has no spread."""
-    dx = x - x.mean(axis=0)
-    sxx = np.einsum("ij,ij->j", dx, dx)
-    flat = sxx <= 1e-12 * np.maximum(1.0, np.einsum("ij,ij->j", x, x))
-    slope = np.einsum("ij,ij->j", dx, y - y.mean(axis=0)) / np.where(flat, 1.0, sxx)
-    slope[flat] = np.nan
-    return slope, y.mean(axis=0) - slope * x.mean(axis=0)
 
 
 def _check(top1_ref: np.ndarray, top1_shift: np.ndarray, correct_ref: np.ndarray,
@@ -150,7 +140,7 @@ def bootstrap_estimates(top1_ref: np.ndarray, top1_shift: np.ndarray, correct_re
         acc_ref = (correct @ w_ref.T).astype(np.float64) / n_ref  # [models, chunk]
         g_ref = _probit(_pair_counts(ref, pairs, w_ref) / n_ref, n_ref)  # [pairs, chunk]
         g_shift = _probit(_pair_counts(shift, pairs, w_shift) / n_shift, n_shift)
-        slope, intercept = _column_fit(g_ref, g_shift)
+        slope, intercept = ols_rows(g_ref.T, g_shift.T)
         z_acc = _probit(acc_ref, n_ref)
         if method == "aline-s":
             z = slope * z_acc + intercept
@@ -161,7 +151,7 @@ def bootstrap_estimates(top1_ref: np.ndarray, top1_shift: np.ndarray, correct_re
         if base.sum() >= 3:
             x = forward(t, clip_accuracy(acc_ref.ravel(), n_ref)[0]).reshape(acc_ref.shape)
             y = forward(t, clip_accuracy(np.nan_to_num(est, nan=0.5).ravel(), n_shift)[0]).reshape(est.shape)
-            a, b = _column_fit(x[base], y[base])
+            a, b = ols_rows(x[base].T, y[base].T)
             ers[:, start:start + chunk] = 100.0 * (est - inverse(t, a * x + b))
         start += chunk
     kept = np.isfinite(estimates).all(axis=0)

@@ -52,7 +52,7 @@ from .resampling import (
     sample_list_key,
 )
 
-__all__ = ["WEIGHTS_METHOD", "ERInterval", "FitBand", "bootstrap_er", "bootstrap_er_binomial",
+__all__ = ["WEIGHTS_METHOD", "ERInterval", "FitBand", "bootstrap_er", "bootstrap_er_binomial", "ols_rows",
            "bootstrap_er_counts", "bootstrap_fit", "reference_grid", "resample_weights", "resampled_correct",
            "sample_list_key"]
 
@@ -114,7 +114,7 @@ def _quantiles(values: Floats, confidence: float, axis: int) -> tuple[Floats, Fl
     return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
 
 
-def _ols_rows(x: Floats, y: Floats) -> tuple[Floats, Floats]:
+def ols_rows(x: Floats, y: Floats) -> tuple[Floats, Floats]:
     """Least squares of y on x along the last axis; NaN where x has no spread."""
     dx = x - x.mean(axis=-1, keepdims=True)
     sxx = np.einsum("...i,...i->...", dx, dx)
@@ -155,8 +155,8 @@ def bootstrap_fit(ref_acc: ArrayLike, shift_acc: ArrayLike, transform: str = "lo
         raise FitUnavailable(f"not enough baseline models ({x_acc.size})")
     x, y = forward(t, x_acc), forward(t, y_acc)
     picks = _rng(seed).integers(0, x.size, size=(resamples, x.size))
-    slopes, intercepts = _ols_rows(x[picks], y[picks])
-    slope_full, intercept_full = _ols_rows(x[None, :], y[None, :])
+    slopes, intercepts = ols_rows(x[picks], y[picks])
+    slope_full, intercept_full = ols_rows(x[None, :], y[None, :])
     if np.isnan(slope_full[0]):
         raise FitUnavailable(f"the {x.size} baseline models have the same reference accuracy")
     keep = ~np.isnan(slopes)
@@ -197,7 +197,7 @@ def _er_from_accuracies(acc_ref: Floats, acc_shift: Floats, eps_ref: Floats, eps
     picks = rng.integers(0, base.size, size=(chunk, base.size))
     x = np.take_along_axis(z_ref[base].T, picks, axis=1)
     y = np.take_along_axis(z_shift.T, picks, axis=1)
-    slope, intercept = _ols_rows(x, y)
+    slope, intercept = ols_rows(x, y)
     return 100.0 * (acc_shift - inverse(t, slope[None, :] * z_ref + intercept[None, :]))
 
 
